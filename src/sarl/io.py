@@ -1,0 +1,168 @@
+"""Reading tables of rows (JSONL, Parquet, CSV) with errors that name the file, line and key, and an
+append-only JSONL writer that survives crashes (each row is flushed and fsynced; a torn last line
+from a crash is dropped on resume)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """Bad input data; the message names the file, row or key and what was expected."""
+
+
+def read_rows(path: str | Path) -> list[dict[str, Any]]:
+    """Rows of a ``.jsonl``/``.json``/``.parquet``/``.csv`` file (``.gz`` allowed for JSONL)."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file")
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; expected a .jsonl, .parquet or .csv file")
+    name = p.name.lower()
+    if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+        rows = _read_jsonl(p)
+    elif name.endswith(".json"):
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{p}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise DataError(f"{p}: expected a JSON list of objects")
+        rows = data
+    elif name.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.read_table(p).to_pylist()
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise DataError(f"{p}: not a readable Parquet file ({exc})") from None
+    elif name.endswith(".csv"):
+        with open(p, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        raise DataError(f"{p}: unknown file type; expected .jsonl, .json, .parquet or .csv")
+    if not rows:
+        raise DataError(f"{p}: the file has no rows")
+    return rows
+
+
+def _read_jsonl(p: Path) -> list[dict[str, Any]]:
+    import gzip
+
+    opener = gzip.open if p.name.lower().endswith(".gz") else open
+    rows = []
+    with opener(p, "rt", encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{p}:{lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{p}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            rows.append(row)
+    return rows
+
+
+def get_key(row: dict[str, Any], key: str) -> Any:
+    """``row[key]``, where a dotted key reaches into nested objects (``reward_model.ground_truth``)."""
+    if key in row:
+        return row[key]
+    cur: Any = row
+    for part in key.split("."):
+        if not isinstance(cur, dict) or part not in cur:
+            raise KeyError(key)
+        cur = cur[part]
+    return cur
+
+
+def require_keys(rows: list[dict[str, Any]], keys: Iterable[str], source: str) -> None:
+    """Raise a :class:`DataError` naming the first row that lacks one of ``keys`` and listing the
+    keys it does have."""
+    for i, row in enumerate(rows, 1):
+        for k in keys:
+            try:
+                get_key(row, k)
+            except KeyError:
+                raise DataError(
+                    f"{source}: row {i} has no column {k!r}; available: {', '.join(sorted(row))}"
+                ) from None
+
+
+def count_complete_lines(path: Path) -> int:
+    """Number of complete, valid JSON lines at the start of ``path``; truncates a torn tail in place."""
+    if not path.exists():
+        return 0
+    good = 0
+    keep = 0
+    with open(path, "rb") as fh:
+        data = fh.read()
+    pos = 0
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        if end < 0:
+            break  # no newline: a torn write
+        line = data[pos:end]
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            break
+        good += 1
+        pos = end + 1
+        keep = pos
+    if keep < len(data):
+        with open(path, "r+b") as fh:
+            fh.truncate(keep)
+    return good
+
+
+class JsonlAppender:
+    """Append rows to a JSONL file, flushing and fsyncing after each batch."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        for r in rows:
+            self._fh.write(json.dumps(r, ensure_ascii=False, default=_json_default) + "\n")
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        self._fh.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _json_default(o):
+    try:
+        import numpy as np
+
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+    except ImportError:  # pragma: no cover
+        pass
+    return str(o)
+
+
+def write_json_atomic(path: str | Path, obj: Any) -> None:
+    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
+    os.replace(tmp, p)

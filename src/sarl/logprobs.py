@@ -1,0 +1,182 @@
+"""The one place that runs a model forward to get token log-probs of answers given contexts.
+
+Scoring, SAR, evaluation, the policy/reference/null-context passes of training and the TRL plug-in all
+call :func:`answer_logprobs`.
+
+How a batch is built (and why padding cannot change a result):
+- Examples are sorted by total length and cut into buckets whose padded size stays under a token budget,
+  so little compute goes to padding; results are scattered back to the input order.
+- Each row is ``context + answer``, **left**-padded, so every answer ends at the last position. The
+  attention mask hides the pads and ``position_ids = cumsum(mask) - 1`` gives every real token the
+  position it would have alone, so a padded row computes what the unpadded row computes (up to float
+  summation order: batched and one-by-one agree within 1e-4 on the default model).
+- Only the last ``max_answer_len + 1`` positions go through the LM head (``logits_to_keep``), so context
+  tokens never pay for the vocabulary projection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+STATS = ("entropy", "self_certainty")
+
+
+@dataclass
+class AnswerLogprobs:
+    """Per-token results, right-padded to the longest answer.
+
+    Shapes: ``logp``, ``mask`` and each of ``stats`` are ``[N, T]`` with ``T = max answer length``.
+    ``mask`` is 1 on real answer tokens. ``stats`` holds the per-token extras that need the full
+    distribution (``entropy`` = H(p); ``self_certainty`` = KL(U || p)) when asked for.
+    """
+
+    logp: torch.Tensor
+    mask: torch.Tensor
+    stats: dict[str, torch.Tensor]
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        return self.mask.sum(-1)
+
+
+def plan_batches(lengths: Sequence[int], answer_lengths: Sequence[int], max_batch_tokens: int,
+                 max_logit_tokens: int) -> list[list[int]]:
+    """Length bucketing: indices sorted by total length (longest first) and cut greedily so that
+    ``rows x longest row <= max_batch_tokens`` and ``rows x (longest answer + 1) <= max_logit_tokens``.
+    A single over-budget example still gets a batch of its own."""
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    cur_len = cur_ans = 0
+    for i in order:
+        new_len = max(cur_len, lengths[i])
+        new_ans = max(cur_ans, answer_lengths[i] + 1)
+        n = len(cur) + 1
+        if cur and (n * new_len > max_batch_tokens or n * new_ans > max_logit_tokens):
+            batches.append(cur)
+            cur, new_len, new_ans = [], lengths[i], answer_lengths[i] + 1
+        cur.append(i)
+        cur_len, cur_ans = new_len, new_ans
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _token_stats(logits: torch.Tensor, logp_all: torch.Tensor, names: Sequence[str]) -> dict[str, torch.Tensor]:
+    out = {}
+    if "entropy" in names:
+        out["entropy"] = -(logp_all.exp() * logp_all).sum(-1)
+    if "self_certainty" in names:
+        # KL(U || p) = sum_v (1/V) log((1/V) / p_v) = -log V - mean_v log p_v
+        vocab = logp_all.shape[-1]
+        out["self_certainty"] = -torch.log(torch.tensor(float(vocab))) - logp_all.mean(-1)
+    return out
+
+
+def answer_logprobs(
+    model,
+    contexts: Sequence[Sequence[int]],
+    answers: Sequence[Sequence[int]],
+    *,
+    pad_token_id: int = 0,
+    temperature: float = 1.0,
+    stats: Sequence[str] = (),
+    max_batch_tokens: int = 2048,
+    max_logit_tokens: int = 512,
+    grad: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> AnswerLogprobs:
+    """Log-probs of each answer's tokens given its context: ``log p(a_t | context, a_<t)``.
+
+    Args:
+        model: a Hugging Face causal LM (anything accepting ``input_ids``, ``attention_mask``,
+            ``position_ids`` and ``logits_to_keep``).
+        contexts, answers: token-id lists, one pair per example. Contexts must be non-empty (the first
+            answer token needs something to condition on); answers may be empty (all-zero mask row).
+        temperature: logits are divided by it before the softmax (use the sampling temperature when
+            these log-probs enter a policy-gradient ratio).
+        stats: extra per-token quantities from the full distribution, any of ``STATS``. They cost a
+            softmax-sized pass over ``[tokens, vocab]``, already materialised for the log-probs.
+        max_batch_tokens: padded tokens per forward (rows x longest row). On CPU, small batches that
+            stay in cache are fastest (2048 measured best on 2 cores; 8192 was 2x slower).
+        max_logit_tokens: rows x (longest answer + 1) per forward; bounds the ``[B, K, V]`` logits.
+        grad: keep the graph (for policy updates); otherwise runs under ``torch.no_grad``.
+        progress: called as ``progress(n_examples_done, n_answer_tokens_done)`` after each batch.
+
+    Returns:
+        :class:`AnswerLogprobs` in the input order.
+    """
+    if len(contexts) != len(answers):
+        raise ValueError(f"{len(contexts)} contexts but {len(answers)} answers")
+    unknown = set(stats) - set(STATS)
+    if unknown:
+        raise ValueError(f"unknown stats {sorted(unknown)}; expected any of {STATS}")
+    for i, ctx in enumerate(contexts):
+        if len(ctx) == 0:
+            raise ValueError(f"context {i} is empty; the first answer token needs a context")
+    n = len(answers)
+    device = next(model.parameters()).device
+    ans_lens = [len(a) for a in answers]
+    tot_lens = [len(c) + len(a) for c, a in zip(contexts, answers)]
+    t_max = max(ans_lens, default=0)
+    rows_logp: list[torch.Tensor | None] = [None] * n
+    rows_stats: dict[str, list[torch.Tensor | None]] = {k: [None] * n for k in stats}
+
+    ctx_mgr = torch.enable_grad() if grad else torch.no_grad()
+    with ctx_mgr:
+        for batch in plan_batches(tot_lens, ans_lens, max_batch_tokens, max_logit_tokens):
+            width = max(tot_lens[i] for i in batch)
+            k = max(ans_lens[i] for i in batch)
+            ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
+            attn = torch.zeros((len(batch), width), dtype=torch.long)
+            for r, i in enumerate(batch):
+                seq = list(contexts[i]) + list(answers[i])
+                ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+                attn[r, width - len(seq):] = 1
+            pos = (attn.cumsum(-1) - 1).clamp(min=0)
+            if k == 0:  # nothing to score in this batch
+                for i in batch:
+                    rows_logp[i] = torch.zeros(0, device=device)
+                    for name in stats:
+                        rows_stats[name][i] = torch.zeros(0, device=device)
+                continue
+            ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
+            out = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=k + 1,
+                        use_cache=False)
+            logits = out.logits[:, :-1, :].float()  # [B, k, V]: position j predicts token width-k+j
+            if temperature != 1.0:
+                logits = logits / temperature
+            targets = ids[:, width - k:]  # [B, k]
+            if stats:
+                logp_all = torch.log_softmax(logits, dim=-1)
+                logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, k]
+                extra = _token_stats(logits, logp_all, stats)
+                del logp_all
+            else:  # cheaper than log_softmax: no [B, k, V] output tensor is written
+                logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+                extra = {}
+            del logits
+            for r, i in enumerate(batch):
+                a = ans_lens[i]
+                rows_logp[i] = logp[r, k - a:]  # the answer is right-aligned in the window
+                for name in stats:
+                    rows_stats[name][i] = extra[name][r, k - a:]
+            if progress is not None:
+                progress(len(batch), sum(ans_lens[i] for i in batch))
+
+    def pad(rows: list[torch.Tensor | None]) -> torch.Tensor:
+        out = torch.zeros((n, t_max), device=device, dtype=torch.float32)
+        if grad:  # keep the graph: build by concatenation instead of in-place writes
+            padded = [torch.cat([r, r.new_zeros(t_max - r.shape[0])]) for r in rows]  # type: ignore[union-attr]
+            return torch.stack(padded) if padded else out
+        for i, r in enumerate(rows):
+            out[i, : r.shape[0]] = r  # type: ignore[union-attr]
+        return out
+
+    mask = torch.zeros((n, t_max), device=device, dtype=torch.float32)
+    for i, a in enumerate(ans_lens):
+        mask[i, :a] = 1.0
+    return AnswerLogprobs(logp=pad(rows_logp), mask=mask, stats={k: pad(v) for k, v in rows_stats.items()})

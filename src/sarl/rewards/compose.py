@@ -1,0 +1,102 @@
+"""Composing rewards: weights per reward and the reference's weight schedule.
+
+    R = w_correctness * correctness + alpha(progress) * sum_{k != correctness} w_k * r_k
+
+``progress`` = step / total_steps in [0, 1]. This is the reference's ``reward_types`` /
+``reward_factors`` with ``trainer.alpha_scheduler``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from sarl.rewards.registry import REWARDS, RewardInputs, canonical_name
+
+SCHEDULE_TYPES = ("constant", "linear")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The weight schedule of every non-correctness reward (the reference's ``alpha_scheduler``)."""
+
+    type: str = "constant"
+    """``constant`` (alpha = 1) or ``linear``."""
+    peak_pos: float = 0.5
+    """Progress (0-1) where a linear schedule peaks at alpha = 1."""
+    bottom: float = 0.0
+    """Alpha at progress 0 (when ``increase``) and at progress 1 (when ``decrease``)."""
+    increase: bool = False
+    """Linear ramp from ``bottom`` up to 1 before ``peak_pos`` (else alpha = 1 there)."""
+    decrease: bool = False
+    """Linear ramp from 1 down to ``bottom`` after ``peak_pos`` (else alpha = 1 there)."""
+
+    def __post_init__(self):
+        if self.type not in SCHEDULE_TYPES:
+            raise ValueError(f"schedule.type must be one of {SCHEDULE_TYPES}, got {self.type!r}")
+        if not 0.0 < self.peak_pos < 1.0 and self.type == "linear":
+            raise ValueError(f"schedule.peak_pos must be in (0, 1), got {self.peak_pos}")
+
+    def alpha(self, progress: float) -> float:
+        """alpha(x): constant → 1. linear → ``bottom + (1-bottom) x/peak`` for x <= peak if increase,
+        ``1 - (1-bottom)(x-peak)/(1-peak)`` for x > peak if decrease, else 1."""
+        if self.type == "constant":
+            return 1.0
+        x, p, b = float(progress), self.peak_pos, self.bottom
+        if x <= p:
+            return b + (1 - b) * x / p if self.increase else 1.0
+        return 1 - (1 - b) * (x - p) / (1 - p) if self.decrease else 1.0
+
+
+@dataclass
+class RewardOutput:
+    total: torch.Tensor  # [N] float32
+    components: dict[str, torch.Tensor]  # unweighted value of each reward, [N]
+    alpha: float
+
+
+@dataclass
+class RewardComposer:
+    """Weighted sum of registered rewards. ``weights`` maps user names (aliases allowed) to weights;
+    ``options`` maps reward names to option dicts (e.g. ``{"sar": {"use_log": True}}``)."""
+
+    weights: dict[str, float]
+    options: dict[str, dict] = field(default_factory=dict)
+    schedule: Schedule = field(default_factory=Schedule)
+
+    def __post_init__(self):
+        if not self.weights:
+            raise ValueError("no rewards chosen; give at least one, e.g. {'correctness': 1.0, 'sar': 0.2}")
+        self.weights = {canonical_name(k): float(v) for k, v in self.weights.items()}
+        opts = {}
+        for k, v in self.options.items():
+            name = canonical_name(k)
+            opts[name] = REWARDS[name].make_options(v)
+        self._opts = opts
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Inputs the chosen rewards need (so callers skip passes nobody uses)."""
+        out: set[str] = set()
+        for name in self.weights:
+            needs = set(REWARDS[name].needs)
+            opt = self._opts.get(name)
+            if name == "sar" and opt is not None and not opt.needs_null_context:
+                needs.discard("logp_a")
+            out |= needs
+        return frozenset(out)
+
+    def __call__(self, inputs: RewardInputs, progress: float = 0.0) -> RewardOutput:
+        alpha = self.schedule.alpha(progress)
+        n = len(inputs)
+        total = torch.zeros(n, dtype=torch.float64)
+        comps: dict[str, torch.Tensor] = {}
+        # correctness first: other rewards (ER, kimi, cosine) reuse its values
+        for name in sorted(self.weights, key=lambda k: k != "correctness"):
+            spec = REWARDS[name]
+            val = spec(inputs, self._opts.get(name)).to(torch.float64)
+            comps[name] = val.float()
+            scale = 1.0 if name == "correctness" else alpha
+            total += self.weights[name] * scale * val
+        return RewardOutput(total=total.float(), components=comps, alpha=alpha)

@@ -1,0 +1,135 @@
+"""The reward registry, keyed by the names users type, and the inputs every reward reads.
+
+Every reward is a function ``fn(inputs: RewardInputs, **options) -> Tensor[N]`` registered with the
+inputs it needs, so a caller (the training loop, ``sarl score``) runs the expensive passes (the
+null-context forward, full-vocabulary statistics, grading) only when a chosen reward needs them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+# What a reward may need from the caller; the training loop maps each to a stage.
+NEEDS = frozenset({"golds", "correct", "lengths", "groups", "logp_qa", "logp_a", "entropy", "self_certainty",
+                   "max_response_length"})
+
+
+@dataclass
+class RewardInputs:
+    """Everything a reward may read, for N responses. Tensors are ``[N]`` unless noted.
+
+    ``logp_qa``/``logp_a``/``response_mask``/``token_entropy``/``token_self_certainty`` are ``[N, T]``
+    per-token values from :func:`sarl.logprobs.answer_logprobs` (``logp_a`` with the null prompt).
+    ``lengths`` are response lengths in tokens; ``group_ids`` say which responses share a prompt.
+    """
+
+    responses: list[str]
+    golds: list[str | None] | None = None
+    data_sources: list[str] | None = None
+    correct: torch.Tensor | None = None
+    lengths: torch.Tensor | None = None
+    group_ids: torch.Tensor | None = None
+    logp_qa: torch.Tensor | None = None
+    logp_a: torch.Tensor | None = None
+    response_mask: torch.Tensor | None = None
+    token_entropy: torch.Tensor | None = None
+    token_self_certainty: torch.Tensor | None = None
+    max_response_length: int | None = None
+    cache: dict = field(default_factory=dict)  # values one reward computes and another reuses (e.g. SAR parts)
+
+    def __len__(self) -> int:
+        return len(self.responses)
+
+    def require(self, reward: str, *names: str) -> None:
+        missing = [n for n in names if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"reward {reward!r} needs {', '.join(missing)}, which the caller did not provide")
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    needs: frozenset[str]
+    group: bool  # computed over the rollouts of one prompt
+    options: type | None  # a dataclass of the reward's options (None: no options)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def doc(self) -> str:
+        return (self.fn.__doc__ or "").strip()
+
+    def make_options(self, values: dict | None):
+        values = dict(values or {})
+        if self.options is None:
+            if values:
+                raise ValueError(f"reward {self.name!r} takes no options; got {sorted(values)}")
+            return None
+        allowed = {f.name for f in dataclasses.fields(self.options)}
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ValueError(f"reward {self.name!r} has no option(s) {unknown}; allowed: {sorted(allowed)}")
+        return self.options(**values)
+
+    def __call__(self, inputs: RewardInputs, options=None) -> torch.Tensor:
+        if options is None or isinstance(options, dict):
+            options = self.make_options(options)
+        out = self.fn(inputs, options) if self.options is not None else self.fn(inputs)
+        return out.to(torch.float32)
+
+
+REWARDS: dict[str, RewardSpec] = {}
+ALIASES: dict[str, str] = {}
+
+
+def register(name: str, *, needs: set[str] | frozenset[str], group: bool = False, options: type | None = None,
+             aliases: tuple[str, ...] = ()):
+    """Decorator: register a reward under ``name`` (and reference-compatible ``aliases``)."""
+    bad = set(needs) - NEEDS
+    if bad:
+        raise ValueError(f"reward {name!r}: unknown needs {sorted(bad)}; expected a subset of {sorted(NEEDS)}")
+
+    def deco(fn):
+        for key in (name, *aliases):
+            if key in REWARDS or key in ALIASES:
+                raise ValueError(f"reward name {key!r} is registered twice")
+        REWARDS[name] = RewardSpec(name, fn, frozenset(needs), group, options, tuple(aliases))
+        for a in aliases:
+            ALIASES[a] = name
+        return fn
+
+    return deco
+
+
+def canonical_name(name: str) -> str:
+    """Map a user's reward name (or a reference alias such as ``ppl_qa``) to its registry key."""
+    key = ALIASES.get(name, name)
+    if key not in REWARDS:
+        valid = sorted(REWARDS) + sorted(f"{a} (= {t})" for a, t in ALIASES.items())
+        raise KeyError(f"unknown reward {name!r}; valid names: {', '.join(valid)}")
+    return key
+
+
+def get_reward(name: str) -> RewardSpec:
+    return REWARDS[canonical_name(name)]
+
+
+def group_index(group_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Map arbitrary group ids ``[N]`` to dense indices 0..G-1; returns (index ``[N]``, G)."""
+    uniq, inv = torch.unique(group_ids, return_inverse=True)
+    return inv, int(uniq.numel())
+
+
+def group_mean(values: torch.Tensor, index: torch.Tensor, n_groups: int,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-row mean of ``values`` over its group (optionally only over rows with ``weight`` 1). ``[N]``.
+
+    Groups with no weighted rows get 0."""
+    w = torch.ones_like(values) if weight is None else weight.to(values.dtype)
+    sums = torch.zeros(n_groups, dtype=values.dtype).index_add(0, index, values * w)
+    counts = torch.zeros(n_groups, dtype=values.dtype).index_add(0, index, w)
+    return (sums / counts.clamp(min=1))[index]

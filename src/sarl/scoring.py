@@ -1,0 +1,190 @@
+"""Scoring question/answer pairs with SAR: the model-forward layer over :mod:`sarl.rewards.self_aligned`,
+and ``sarl score`` (file in, JSONL out, incremental and resumable)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sarl.io import DataError, JsonlAppender, count_complete_lines, get_key, read_rows, require_keys
+from sarl.logprobs import answer_logprobs
+from sarl.models import LoadedModel
+from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode, render_null_prompt, render_prompt
+from sarl.rewards.self_aligned import SARConfig, sar_from_ppl, self_aligned_reward
+
+DEFAULT_MAX_ANSWER_TOKENS = 4096  # the reference's max_response_length
+
+
+@dataclass
+class SARScorer:
+    """Computes ppl(a|q), ppl(a) and SAR for (question, answer) text pairs with one model.
+
+    Answer edge cases: an empty or whitespace-only answer is not scored (``status="empty"``, SAR 0,
+    both perplexities 1). An answer longer than ``max_answer_tokens`` (or than the model's context
+    window minus the prompt) is cut to fit and scored on the kept prefix (``status="truncated"``).
+    """
+
+    lm: LoadedModel
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+    instruction: str | None = None
+    sar: SARConfig = SARConfig()
+    max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS
+    max_batch_tokens: int = 2048
+
+    def __post_init__(self):
+        tok = self.lm.tokenizer
+        self._null_ids = encode(tok, render_null_prompt(tok, self.system_prompt))
+        self._max_pos = int(getattr(self.lm.model.config, "max_position_embeddings", 0) or 0) or None
+
+    def encode_pairs(self, questions: Sequence[str], answers: Sequence[str]):
+        tok = self.lm.tokenizer
+        ctx, ans, status = [], [], []
+        for q, a in zip(questions, answers):
+            c = encode(tok, render_prompt(tok, q, self.system_prompt, self.instruction))
+            if not a or not a.strip():
+                ids, st = [], "empty"
+            else:
+                ids, st = encode(tok, a), "ok"
+                limit = self.max_answer_tokens
+                if self._max_pos is not None:
+                    limit = min(limit, self._max_pos - max(len(c), len(self._null_ids)))
+                if len(ids) > limit:
+                    ids, st = ids[: max(limit, 0)], "truncated"
+            ctx.append(c)
+            ans.append(ids)
+            status.append(st)
+        return ctx, ans, status
+
+    def score(self, questions: Sequence[str], answers: Sequence[str],
+              progress: Callable[[int, int], None] | None = None,
+              variants: dict[str, SARConfig] | None = None) -> list[dict[str, Any]]:
+        """One dict per pair: ``ppl_qa``, ``ppl_a``, ``sar``, ``answer_tokens``, ``status`` (and
+        ``sar_<name>`` for each extra SAR variant; all variants share the two forward passes)."""
+        if len(questions) != len(answers):
+            raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
+        ctx, ans, status = self.encode_pairs(questions, answers)
+        pad = self.lm.tokenizer.pad_token_id
+        kw = dict(pad_token_id=pad, max_batch_tokens=self.max_batch_tokens)
+        qa = answer_logprobs(self.lm.model, ctx, ans, **kw)
+        # progress is reported once per answer token, after its second (null-context) pass
+        null = answer_logprobs(self.lm.model, [self._null_ids] * len(ans), ans, progress=progress, **kw)
+        parts = self_aligned_reward(qa.logp.cpu(), null.logp.cpu(), qa.mask.cpu(), self.sar)
+        extra = {name: sar_from_ppl(parts["ppl_qa"], parts["ppl_a"], cfg, parts["empty"])
+                 for name, cfg in (variants or {}).items()}
+        rows = []
+        for i in range(len(ans)):
+            row = {
+                "ppl_qa": float(parts["ppl_qa"][i]),
+                "ppl_a": float(parts["ppl_a"][i]),
+                "sar": float(parts["sar"][i]),
+                "answer_tokens": len(ans[i]),
+                "status": status[i],
+            }
+            for name, vals in extra.items():
+                row[f"sar_{name}"] = float(vals[i])
+            for k in ("ppl_qa", "ppl_a", "sar"):
+                assert math.isfinite(row[k]), f"non-finite {k} for row {i}"
+            rows.append(row)
+        return rows
+
+
+def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Means over scored rows (empty answers excluded from the perplexity means) and edge-case counts."""
+    n = len(rows)
+    scored = [r for r in rows if r.get("status") != "empty"]
+    out: dict[str, Any] = {
+        "rows": n,
+        "empty": sum(r.get("status") == "empty" for r in rows),
+        "truncated": sum(r.get("status") == "truncated" for r in rows),
+    }
+    for k in ("sar", "ppl_qa", "ppl_a", "answer_tokens"):
+        vals = [float(r[k]) for r in scored if k in r]
+        out[f"mean_{k}"] = sum(vals) / len(vals) if vals else float("nan")
+    if any("correct" in r for r in rows):
+        graded = [r for r in rows if "correct" in r]
+        out["accuracy"] = sum(bool(r["correct"]) for r in graded) / len(graded)
+    return out
+
+
+def score_file(
+    scorer: SARScorer,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    question_key: str = "question",
+    answer_key: str = "answer",
+    gold_key: str | None = None,
+    chunk_size: int = 32,
+    on_progress: Callable[[int, int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score every row of ``input_path`` and append it to ``output_path`` (JSONL) with ``ppl_qa``,
+    ``ppl_a``, ``sar``, ``answer_tokens``, ``status`` and, when ``gold_key`` is given, ``correct``.
+
+    Resumable: rows already in the output are skipped (a torn last line is dropped first). The first
+    rows of an existing output must match the input's questions, else nothing is written.
+    ``on_progress(rows_done, rows_total, answer_tokens_done)`` is called as work proceeds.
+    Returns :func:`summarize` over the whole output plus ``tokens_per_s`` of this run.
+    """
+    from sarl.grading import grade
+
+    src = str(input_path)
+    rows = read_rows(input_path)
+    keys = [question_key, answer_key] + ([gold_key] if gold_key else [])
+    require_keys(rows, keys, src)
+    for i, row in enumerate(rows, 1):
+        for k in (question_key, answer_key):
+            v = get_key(row, k)
+            if v is not None and not isinstance(v, str):
+                raise DataError(f"{src}: row {i} column {k!r} must be text, got {type(v).__name__}")
+
+    out = Path(output_path)
+    done = count_complete_lines(out)
+    if done > len(rows):
+        raise DataError(f"{out} already holds {done} rows but {src} has only {len(rows)}; use another -o")
+    if done:
+        prior = read_rows(out)
+        for i in range(done):
+            if prior[i].get(question_key) != get_key(rows[i], question_key):
+                raise DataError(
+                    f"{out}: row {i + 1} was scored from a different input than {src}; "
+                    "use another -o (nothing was overwritten)"
+                )
+    tokens = 0
+    t0 = time.perf_counter()
+    if on_progress:
+        on_progress(done, len(rows), 0)
+    with JsonlAppender(out) as writer:
+        for start in range(done, len(rows), chunk_size):
+            chunk = rows[start : start + chunk_size]
+            qs = [get_key(r, question_key) or "" for r in chunk]
+            ans = [get_key(r, answer_key) or "" for r in chunk]
+
+            def prog(n, t, _start=start):
+                nonlocal tokens
+                tokens += t
+                if on_progress:
+                    on_progress(_start, len(rows), tokens)
+
+            scored = scorer.score(qs, ans, progress=prog)
+            out_rows = []
+            for r, s, a in zip(chunk, scored, ans):
+                row = {**r, **s}
+                if gold_key:
+                    g = grade(a, str(get_key(r, gold_key)), r.get("data_source"))
+                    row["correct"] = bool(g.correct)
+                    row["extracted_answer"] = g.extracted
+                out_rows.append(row)
+            writer.write(out_rows)
+            if on_progress:
+                on_progress(start + len(chunk), len(rows), tokens)
+    elapsed = time.perf_counter() - t0
+    summary = summarize(read_rows(out) if out.exists() and out.stat().st_size else [])
+    summary["resumed_from"] = done
+    summary["tokens_scored"] = tokens
+    summary["tokens_per_s"] = tokens / elapsed if elapsed > 0 and tokens else 0.0
+    return summary
+

