@@ -19,7 +19,7 @@ from sarl.rewards.self_aligned import SARConfig
 
 VARIANTS = {
     "gold": "concise gold solution",
-    "redundant": "gold with filler between steps (~2x length)",
+    "redundant": "gold with filler sentences between steps (>= 2x characters)",
     "wrong_final": "gold steps, wrong final number",
     "partial": "first half of the steps + wrong number",
     "irrelevant": "another problem's gold solution",
@@ -185,7 +185,7 @@ def plot(res: AnalysisResult, path: Path, model_name: str) -> None:
     axes[1].axvline(0.5, color="k", lw=0.5, ls="--")
     axes[1].set_xlim(0, 1)
     axes[1].set_title("P(SAR(a) > SAR(b))")
-    axes[1].legend(loc="lower right")
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     fig.suptitle(f"SAR answer-quality analysis — {model_name}, {res.n} GSM8K problems")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
