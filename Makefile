@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/sarl analyze --limit 40 -o runs/analyze
+	$(VENV)/bin/sarl analyze --limit 30 -o runs/analyze
 
 test: $(STAMP)
 	$(PY) -m pytest -q
