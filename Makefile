@@ -20,7 +20,11 @@ $(STAMP): pyproject.toml Makefile
 run: $(STAMP)
 	$(VENV)/bin/sarl analyze --limit 30 -o runs/analyze
 
+# The report test renders HTML in headless Chromium; install it where we can (root + apt-get).
 test: $(STAMP)
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+		echo "note: chromium is not installed; the report-rendering test will be skipped"
 	$(PY) -m pytest -q
 
 bench: $(STAMP)

@@ -13,13 +13,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 console = Console(stderr=True)
-out_console = Console()
+# Wide enough for the comparison tables when output goes to a file or a pipe (rich assumes 80 there).
+out_console = Console(width=None if sys.stdout.isatty() else 160)
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+def _add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g = p.add_argument_group("model")
-    g.add_argument("--model", default=None,
-                   help="built-in name (default: smollm2-135m), a local Hugging Face folder, or a hub id")
+    help_ = "built-in name (default: smollm2-135m), a local Hugging Face folder, or a hub id"
+    if multi:
+        g.add_argument("--model", action="append", default=None,
+                       help=help_ + "; repeat to compare several models (the first is the reference)")
+    else:
+        g.add_argument("--model", default=None, help=help_)
     g.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
     g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
@@ -211,8 +216,109 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------------- eval
+def cmd_eval(args) -> int:
+    from sarl.data import load_dataset
+    from sarl.evaluate import EvalSettings, evaluate_model, write_summary
+    from sarl.rollout import GenerationConfig, make_backend
+
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    if not datasets:
+        raise ValueError("--datasets is empty; e.g. --datasets gsm8k,math500")
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                           n=args.n, seed=args.seed, batch_size=args.batch_size)
+    settings = EvalSettings(datasets=datasets, limit=args.limit, size=args.size, data_seed=args.data_seed,
+                            instruction=args.instruction, system_prompt=args.system_prompt, gen=gen)
+    # load (and so validate) every dataset before any model work
+    problems = {ds: load_dataset(ds, limit=args.limit, seed=args.data_seed, size=args.size) for ds in datasets}
+    models = args.model or [None]
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    results = {}
+    for m in models:
+        margs = argparse.Namespace(**{**vars(args), "model": m})
+        lm = _load(margs)
+        backend = make_backend(lm, args.backend, model_path=m)
+        with _progress() as prog:
+            t0 = time.perf_counter()
+
+            def factory(desc, total):
+                task = prog.add_task(desc, total=total, rate="")
+
+                def update(done, tot, tokens):
+                    dt = time.perf_counter() - t0
+                    prog.update(task, completed=done, total=tot,
+                                rate=f"{tokens / dt:.0f} tok/s" if tokens and dt > 0 else "")
+                return update
+
+            results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, factory, problems)
+        del lm, backend
+    reference = args.reference or (results and next(iter(results)))
+    summary = write_summary(out, results, settings, reference)
+    from sarl.evaluate import comparison_markdown
+
+    table = Table(title=f"sarl eval → {out} (reference: {reference})")
+    for c in ("dataset", "model", "n", "accuracy", "hit@n", "mean len", "correct len", "truncated", "Δacc", "Δlen", "AES"):
+        table.add_column(c, justify="left" if c in ("dataset", "model") else "right")
+
+    def f(v, pct=False, signed=False):
+        if v is None:
+            return "–"
+        return (f"{v * 100:+.1f}%" if signed else f"{v * 100:.1f}%") if pct else (f"{v:+.3f}" if signed else f"{v:.1f}")
+
+    for r in summary["comparison"]:
+        table.add_row(r["dataset"], r["model"], str(r["problems"]), f(r["accuracy"], True), f(r["hit@n"], True),
+                      f(r["mean_length"]), f(r["mean_correct_length"]), f(r["truncation_rate"], True),
+                      f(r["delta_acc"], True, True), f(r["delta_len"], True, True), f(r["aes"], signed=True))
+    out_console.print(table)
+    out_console.print(f"wrote {out / 'summary.json'}, {out / 'compare.md'}, {out / 'plots'}/")
+    _ = comparison_markdown  # the same table is in compare.md
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ report
+def cmd_report(args) -> int:
+    from sarl.report import build_report
+
+    paths = build_report(args.run_dirs, args.output, reference=args.reference)
+    out_console.print(f"wrote {paths['md']} and {paths['html']}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------------- data
+def cmd_data_list(args) -> int:
+    from sarl.data import list_datasets
+
+    table = Table(title="built-in datasets (also: a local .jsonl/.parquet path)")
+    for c in ("name", "size", "grader", "source", "licence", "description"):
+        table.add_column(c)
+    for d in list_datasets():
+        table.add_row(d["name"], str(d["size"]), str(d.get("grader", "")), str(d["source"]), str(d["licence"]),
+                      str(d["description"]))
+    out_console.print(table)
+    return 0
+
+
+def cmd_data_show(args) -> int:
+    import json as _json
+
+    from sarl.data import load_dataset, render_problem_prompt
+    from sarl.models import load_tokenizer
+
+    problems = load_dataset(args.name, limit=args.n, seed=args.seed)
+    tok = load_tokenizer(args.model) if args.prompt else None
+    for p in problems:
+        row = p.to_dict()
+        if tok is not None:
+            row["prompt"] = render_problem_prompt(tok, p, instruction=args.instruction)
+        out_console.print_json(_json.dumps(row, ensure_ascii=False, default=str))
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
+    from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+
     p = argparse.ArgumentParser(prog="sarl", description="Self-aligned reward (SAR) for concise LLM reasoners.")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -237,6 +343,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(a)
     _add_sar_args(a)
     a.set_defaults(func=cmd_analyze)
+
+    e = sub.add_parser("eval", help="accuracy and response length of one or more models on benchmarks")
+    e.add_argument("--datasets", default="gsm8k", help="comma-separated dataset names or file paths (see `sarl data list`)")
+    e.add_argument("--limit", type=int, default=None, help="first N problems of each dataset")
+    e.add_argument("--size", type=int, default=None, help="size of generated (reasoning-gym) datasets")
+    e.add_argument("--data-seed", type=int, default=0, help="seed of generated datasets")
+    e.add_argument("-o", "--output", type=Path, default=Path("runs/eval"), help="output folder (resumed if it exists)")
+    e.add_argument("--reference", default=None, help="model the comparison is relative to (default: the first)")
+    e.add_argument("--instruction", default="noformat", help="noformat (reference default), format, none")
+    e.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT, help="default: the reference system prompt")
+    e.add_argument("--max-new-tokens", type=int, default=512)
+    e.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    e.add_argument("--top-p", type=float, default=1.0)
+    e.add_argument("-n", "--n", type=int, default=1, help="samples per problem (hit@n); needs --temperature > 0")
+    e.add_argument("--seed", type=int, default=0, help="sampling seed")
+    e.add_argument("--batch-size", type=int, default=32, help="sequences decoded together")
+    e.add_argument("--backend", default="auto", help="auto (vLLM on a GPU when installed), transformers, vllm")
+    _add_model_args(e, multi=True)
+    e.set_defaults(func=cmd_eval)
+
+    r = sub.add_parser("report", help="Markdown + self-contained HTML report from eval/analyze folders")
+    r.add_argument("run_dirs", type=Path, nargs="+")
+    r.add_argument("-o", "--output", type=Path, default=Path("runs/report"))
+    r.add_argument("--reference", default=None)
+    r.set_defaults(func=cmd_report)
+
+    dp = sub.add_parser("data", help="built-in datasets")
+    dsub = dp.add_subparsers(dest="data_command", required=True)
+    dl = dsub.add_parser("list", help="list the built-in datasets")
+    dl.set_defaults(func=cmd_data_list)
+    dsh = dsub.add_parser("show", help="print the first problems of a dataset")
+    dsh.add_argument("name")
+    dsh.add_argument("-n", type=int, default=3)
+    dsh.add_argument("--seed", type=int, default=0)
+    dsh.add_argument("--prompt", action="store_true", help="also render the prompt with the model's chat template")
+    dsh.add_argument("--instruction", default="noformat")
+    dsh.add_argument("--model", default=None)
+    dsh.set_defaults(func=cmd_data_show)
     return p
 
 

@@ -1,0 +1,295 @@
+"""Benchmark evaluation: render → generate → grade → metrics, per model and dataset.
+
+Layout of an evaluation folder (``sarl eval ... -o OUT_DIR``)::
+
+    OUT_DIR/summary.json                      machine-readable: every model's metrics per dataset
+    OUT_DIR/compare.md, compare.json          Δacc, Δlen and AES against the reference model
+    OUT_DIR/plots/<dataset>.png               accuracy vs mean length, one point per model
+    OUT_DIR/<model_tag>/<dataset_tag>.samples.jsonl   one line per sample, written batch by batch
+    OUT_DIR/<model_tag>/metrics.json          that model's metrics per dataset
+
+A crashed run loses nothing already generated: re-running the same command skips the problems whose
+samples are all in ``samples.jsonl`` and generates the rest.
+
+Metrics per dataset (lengths in response tokens, the stop token not counted):
+- ``hit@1``: fraction of problems whose first sample is correct (the accuracy; greedy: the only sample);
+- ``hit@n``: fraction of problems with at least one correct sample among n;
+- ``mean_length``: mean response length over all samples;
+- ``mean_correct_length``: mean length over correct samples (NaN → null when none is correct);
+- ``truncation_rate``: fraction of samples that hit ``max_new_tokens``.
+
+AES (accuracy-efficiency score, as the SAR paper reports it) of model M against reference R:
+``Δlen = (L_R - L_M) / L_R`` (positive = shorter), ``Δacc = (A_M - A_R) / A_R`` (relative),
+``AES = Δlen + 5 · Δacc``. When ``A_R = 0`` the relative Δacc is undefined; sarl then uses the
+absolute difference ``A_M - A_R`` and marks the row.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sarl.data import Problem, load_dataset, render_problem_prompt
+from sarl.grading import grade
+from sarl.io import JsonlAppender, count_complete_lines, write_json_atomic
+from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode
+from sarl.rollout import GenerationConfig
+
+AES_ACC_WEIGHT = 5.0
+
+
+@dataclass
+class EvalSettings:
+    """Everything that decides what an evaluation generates (saved in ``summary.json``)."""
+
+    datasets: list[str]
+    limit: int | None = None
+    size: int | None = None  # for generated datasets (reasoning-gym)
+    data_seed: int = 0
+    instruction: str = "noformat"
+    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
+    gen: GenerationConfig = field(default_factory=GenerationConfig)
+
+
+def tag(name: str) -> str:
+    """A folder-safe tag for a model or dataset name (``org/model`` → ``org__model``)."""
+    t = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name).replace("/", "__")).strip("._")
+    return t or "model"
+
+
+def _sample_stats(rows: list[dict]) -> dict[str, Any]:
+    by_problem: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        by_problem.setdefault(r["id"], {})[r["sample"]] = r
+    problems = list(by_problem.values())
+    n_prob = len(problems)
+    lengths = [r["length"] for r in rows]
+    correct_lengths = [r["length"] for r in rows if r["correct"]]
+    out = {
+        "problems": n_prob,
+        "samples": len(rows),
+        "hit@1": sum(bool(p.get(0, {}).get("correct")) for p in problems) / n_prob if n_prob else None,
+        "hit@n": sum(any(s["correct"] for s in p.values()) for p in problems) / n_prob if n_prob else None,
+        "mean_length": sum(lengths) / len(lengths) if lengths else None,
+        "mean_correct_length": sum(correct_lengths) / len(correct_lengths) if correct_lengths else None,
+        "truncation_rate": sum(r["truncated"] for r in rows) / len(rows) if rows else None,
+    }
+    out["accuracy"] = out["hit@1"]
+    return out
+
+
+def read_samples(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    count_complete_lines(path)  # drop a torn last line left by a crash
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems: Sequence[Problem],
+                     settings: EvalSettings, out_path: Path,
+                     progress: Callable[[int, int, int], None] | None = None) -> dict[str, Any]:
+    """Generate, grade and append samples for the problems not yet in ``out_path``; return metrics.
+
+    ``progress(problems_done, problems_total, tokens_generated)``."""
+    cfg = settings.gen
+    existing = read_samples(out_path)
+    have: dict[str, set[int]] = {}
+    for r in existing:
+        have.setdefault(r["id"], set()).add(r["sample"])
+    complete = {pid for pid, s in have.items() if len(s) >= cfg.n}
+    # a problem with only some of its samples (an edited file, or an earlier run with a smaller n) is
+    # regenerated whole
+    prior = [r for r in existing if r["id"] in complete]
+    todo = [(i, p) for i, p in enumerate(problems) if p.id not in complete]
+    wanted = {p.id for p in problems}
+    done = len(wanted & complete)
+    tokens = 0
+    if progress:
+        progress(done, len(problems), 0)
+    if todo:
+        if len(prior) != len(existing):  # rewrite without the partial problems before appending
+            tmp = out_path.with_suffix(".tmp")
+            with JsonlAppender(tmp) as w:
+                w.write(prior)
+            tmp.replace(out_path)
+        prompts_text = [render_problem_prompt(tokenizer, p, instruction=settings.instruction,
+                                              system=settings.system_prompt) for _, p in todo]
+        prompt_ids = [encode(tokenizer, t) for t in prompts_text]
+        # generate in slices so every slice is written before the next starts
+        slice_size = max(1, cfg.batch_size // cfg.n) * 4
+        with JsonlAppender(out_path) as writer:
+            for s in range(0, len(todo), slice_size):
+                part = todo[s : s + slice_size]
+                ids = prompt_ids[s : s + slice_size]
+
+                def gen_progress(n, t, _s=s):
+                    nonlocal tokens
+                    tokens += t
+                    if progress:
+                        progress(done, len(problems), tokens)
+
+                outs = backend.generate(ids, cfg, keys=[i for i, _ in part], progress=gen_progress)
+                rows = []
+                for (i, p), prompt, samples in zip(part, prompts_text[s : s + slice_size], outs):
+                    for k, smp in enumerate(samples):
+                        g = grade(smp.text, p.answer, problem=p)
+                        n_tok = smp.num_tokens - (1 if smp.finish_reason == "stop" else 0)
+                        rows.append({
+                            "id": p.id, "sample": k, "data_source": p.data_source, "dataset": dataset,
+                            "model": model_name, "prompt": prompt, "response": smp.text,
+                            "extracted": g.extracted, "gold": p.answer, "correct": bool(g.correct),
+                            "length": n_tok, "truncated": smp.truncated, "finish_reason": smp.finish_reason,
+                        })
+                writer.write(rows)
+                done += len(part)
+                if progress:
+                    progress(done, len(problems), tokens)
+    rows = [r for r in read_samples(out_path) if r["id"] in wanted]
+    return _sample_stats(rows)
+
+
+def evaluate_model(lm, backend, model_name: str, settings: EvalSettings, out_dir: Path,
+                   progress_factory: Callable[[str, int], Callable[[int, int, int], None]] | None = None,
+                   problems_by_dataset: dict[str, list[Problem]] | None = None) -> dict[str, dict]:
+    """Evaluate one model on every dataset of ``settings``; writes ``<model_tag>/metrics.json``."""
+    mdir = out_dir / tag(model_name)
+    mdir.mkdir(parents=True, exist_ok=True)
+    metrics: dict[str, dict] = {}
+    for ds in settings.datasets:
+        problems = (problems_by_dataset or {}).get(ds) or load_dataset(
+            ds, limit=settings.limit, seed=settings.data_seed, size=settings.size)
+        prog = progress_factory(f"{model_name} · {ds}", len(problems)) if progress_factory else None
+        t0 = time.perf_counter()
+        m = evaluate_dataset(backend, lm.tokenizer, model_name, ds, problems, settings,
+                             mdir / f"{tag(ds)}.samples.jsonl", progress=prog)
+        m["seconds_this_run"] = time.perf_counter() - t0
+        metrics[ds] = m
+        write_json_atomic(mdir / "metrics.json", metrics)
+    return metrics
+
+
+# ------------------------------------------------------------------------------ comparison and summary
+def aes(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, Any]:
+    """Δacc (relative), Δlen (relative, positive = shorter) and AES = Δlen + 5·Δacc against ``ref``."""
+    a_r, a_m = ref.get("accuracy"), cur.get("accuracy")
+    l_r, l_m = ref.get("mean_length"), cur.get("mean_length")
+    if a_r is None or a_m is None or not l_r or l_m is None:
+        return {"delta_acc": None, "delta_len": None, "aes": None, "acc_delta_absolute": False}
+    absolute = a_r == 0
+    d_acc = (a_m - a_r) if absolute else (a_m - a_r) / a_r
+    d_len = (l_r - l_m) / l_r
+    return {"delta_acc": d_acc, "delta_len": d_len, "aes": d_len + AES_ACC_WEIGHT * d_acc,
+            "acc_delta_absolute": absolute}
+
+
+def comparison(summary: dict[str, Any], reference: str | None = None) -> list[dict[str, Any]]:
+    """Rows (dataset, model, accuracy, hit@n, mean length, Δacc, Δlen, AES) for every model and dataset,
+    relative to ``reference`` (default: the first model)."""
+    models = list(summary["models"])
+    if not models:
+        return []
+    ref = reference or models[0]
+    if ref not in summary["models"]:
+        raise KeyError(f"reference model {ref!r} is not in this evaluation; models: {', '.join(models)}")
+    rows = []
+    datasets: list[str] = []
+    for m in models:
+        for ds in summary["models"][m]:
+            if ds not in datasets:
+                datasets.append(ds)
+    for ds in datasets:
+        base = summary["models"][ref].get(ds)
+        for m in models:
+            cur = summary["models"][m].get(ds)
+            if cur is None:
+                continue
+            row = {"dataset": ds, "model": m, "reference": ref, **{k: cur.get(k) for k in (
+                "problems", "samples", "accuracy", "hit@n", "mean_length", "mean_correct_length", "truncation_rate")}}
+            row.update(aes(base, cur) if base else {"delta_acc": None, "delta_len": None, "aes": None})
+            rows.append(row)
+    return rows
+
+
+def _fmt(v: Any, pct: bool = False, signed: bool = False) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, float):
+        if pct:
+            return f"{v * 100:+.1f}%" if signed else f"{v * 100:.1f}%"
+        return f"{v:+.3f}" if signed else f"{v:.1f}"
+    return str(v)
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_no results_\n"
+    ref = rows[0]["reference"]
+    lines = [f"Reference model: `{ref}`. Δlen = (L_ref − L)/L_ref (positive = shorter); Δacc relative to the "
+             "reference's accuracy (absolute, marked *, when that is 0); AES = Δlen + 5·Δacc.", "",
+             "| dataset | model | problems | accuracy | hit@n | mean length | correct length | truncated | Δacc | Δlen | AES |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        star = "*" if r.get("acc_delta_absolute") else ""
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {r['problems']} | {_fmt(r['accuracy'], pct=True)} | "
+            f"{_fmt(r['hit@n'], pct=True)} | {_fmt(r['mean_length'])} | {_fmt(r['mean_correct_length'])} | "
+            f"{_fmt(r['truncation_rate'], pct=True)} | {_fmt(r['delta_acc'], pct=True, signed=True)}{star} | "
+            f"{_fmt(r['delta_len'], pct=True, signed=True)} | {_fmt(r['aes'], signed=True)} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_length(summary: dict[str, Any], out_dir: Path) -> list[Path]:
+    """One PNG per dataset: accuracy (hit@1) against mean response length, a point per model."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    datasets = sorted({ds for m in summary["models"].values() for ds in m})
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for ds in datasets:
+        fig, ax = plt.subplots(figsize=(5.5, 4))
+        for model, per in summary["models"].items():
+            m = per.get(ds)
+            if not m or m.get("accuracy") is None or m.get("mean_length") is None:
+                continue
+            ax.scatter(m["mean_length"], m["accuracy"] * 100, s=50)
+            label = Path(model).name if "/" in model and Path(model).exists() else model
+            ax.annotate(label, (m["mean_length"], m["accuracy"] * 100), textcoords="offset points",
+                        xytext=(5, 5), fontsize=8)
+        ax.set_xlabel("mean response length (tokens)")
+        ax.set_ylabel("accuracy (hit@1, %)")
+        ax.set_title(f"{ds}: accuracy vs length")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        p = out_dir / f"{tag(ds)}.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        paths.append(p)
+    return paths
+
+
+def write_summary(out_dir: Path, results: dict[str, dict], settings: EvalSettings,
+                  reference: str | None = None) -> dict[str, Any]:
+    """Merge ``results`` ({model: {dataset: metrics}}) into ``summary.json`` and rewrite the comparison
+    and plots."""
+    path = out_dir / "summary.json"
+    summary = json.loads(path.read_text()) if path.exists() else {"models": {}}
+    for model, per in results.items():
+        summary["models"].setdefault(model, {}).update(per)
+    summary["settings"] = {**asdict(settings), "gen": asdict(settings.gen)}
+    rows = comparison(summary, reference)
+    summary["comparison"] = rows
+    write_json_atomic(path, summary)
+    write_json_atomic(out_dir / "compare.json", rows)
+    (out_dir / "compare.md").write_text(comparison_markdown(rows), encoding="utf-8")
+    plot_accuracy_vs_length(summary, out_dir / "plots")
+    return summary

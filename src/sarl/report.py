@@ -1,0 +1,117 @@
+"""``sarl report RUN_DIRS...``: one Markdown file and one self-contained HTML page (plots inlined as
+base64 PNG, no scripts, no network) from evaluation folders (``summary.json``) and analysis folders
+(``analysis.json``)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from sarl.evaluate import comparison, comparison_markdown, plot_accuracy_vs_length
+from sarl.io import DataError
+
+
+def collect(run_dirs: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Merge the evaluation summaries of ``run_dirs`` (a model seen in two folders is named
+    ``<folder>/<model>``) and gather analysis results."""
+    merged: dict[str, Any] = {"models": {}}
+    analyses = []
+    for d in run_dirs:
+        if not d.is_dir():
+            raise DataError(f"{d}: not a folder; expected an output folder of `sarl eval` or `sarl analyze`")
+        found = False
+        summ = d / "summary.json"
+        if summ.exists():
+            found = True
+            try:
+                data = json.loads(summ.read_text())
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{summ}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+            if not isinstance(data.get("models"), dict):
+                raise DataError(f"{summ}: no 'models' object; is this a `sarl eval` summary?")
+            for model, per in data["models"].items():
+                name = model if model not in merged["models"] else f"{d.name}/{model}"
+                merged["models"][name] = per
+        an = d / "analysis.json"
+        if an.exists():
+            found = True
+            analyses.append({"dir": str(d), "png": d / "analysis.png", **json.loads(an.read_text())})
+        if not found:
+            raise DataError(f"{d}: holds neither summary.json (sarl eval) nor analysis.json (sarl analyze)")
+    return merged, analyses
+
+
+def _md_to_html_table(md: str) -> str:
+    """The small subset of Markdown the report uses: paragraphs and pipe tables."""
+    out, table = [], []
+
+    def flush():
+        if not table:
+            return
+        head, *body = [r for r in table if not re.fullmatch(r"\|[-:| ]+\|", r)]
+        cells = lambda r: [c.strip() for c in r.strip("|").split("|")]  # noqa: E731
+        out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells(head))
+                   + "</tr></thead><tbody>" + "".join(
+                       "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>" for r in body)
+                   + "</tbody></table>")
+        table.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        flush()
+        if line.startswith("#"):
+            level = len(line) - len(line.lstrip("#"))
+            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+        elif line.strip():
+            out.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+    flush()
+    return "\n".join(out)
+
+
+def _img(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-width:100%}figure{margin:1em 0}"""
+
+
+def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None) -> dict[str, Path]:
+    """Write ``report.md``, ``report.html`` and the plots into ``out_dir``."""
+    summary, analyses = collect(run_dirs)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md = ["# sarl report", "", "Runs: " + ", ".join(f"`{d}`" for d in run_dirs), ""]
+    body_html = []
+    plots: list[Path] = []
+    if summary["models"]:
+        rows = comparison(summary, reference)
+        table = comparison_markdown(rows)
+        plots = plot_accuracy_vs_length(summary, out_dir / "plots")
+        md += ["## Accuracy and length", "", table]
+        md += [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
+        body_html.append("<h2>Accuracy and length</h2>" + _md_to_html_table(table))
+        body_html += [_img(p, f"{p.stem}: accuracy vs length") for p in plots]
+    for a in analyses:
+        from sarl.analyze import AnalysisResult, markdown_table
+
+        res = AnalysisResult(n=a["n"], means=a["means"], win_rates=a["win_rates"], rows=[])
+        t = markdown_table(res, a.get("model", "?"))
+        md += [t.replace("# SAR", "## SAR", 1), ""]
+        body_html.append(_md_to_html_table(t.replace("# SAR", "## SAR", 1)))
+        if a["png"].exists():
+            body_html.append(_img(a["png"], f"SAR analysis ({a['dir']})"))
+    md_path, html_path = out_dir / "report.md", out_dir / "report.html"
+    md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sarl report</title><style>{CSS}</style>"
+            f"</head><body><h1>sarl report</h1><p>Runs: {html.escape(', '.join(map(str, run_dirs)))}</p>"
+            + "\n".join(body_html) + "</body></html>\n")
+    html_path.write_text(page, encoding="utf-8")
+    return {"md": md_path, "html": html_path}

@@ -1,0 +1,178 @@
+"""Batched generation with transformers models, on any device.
+
+A small decode loop instead of ``model.generate`` because it gives three things ``generate`` does not:
+- per-sequence random generators, so a sample depends only on (seed, prompt key, sample index), not on
+  batch composition (resumed and uninterrupted runs agree);
+- finished sequences leave the batch (their KV-cache rows are dropped), so a batch costs what its
+  live sequences cost, not what its longest sequence costs;
+- a prompt is prefilled once and its cache repeated for its n samples.
+
+Prompts are sorted by length into batches (little left padding); position ids come from the attention
+mask, so left padding does not shift positions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+
+from sarl.rollout.base import Backend, GenerationConfig, GenerationStats, ProgressFn, Sample
+
+
+def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Mask (to -inf) tokens outside top-k / the top-p nucleus. ``[B, V]`` → ``[B, V]`` (a new tensor)."""
+    out = logits.clone()
+    if top_k and top_k < out.shape[-1]:
+        kth = torch.topk(out, top_k, dim=-1).values[:, -1:]
+        out[out < kth] = float("-inf")
+    if top_p < 1.0:
+        sorted_logits, idx = torch.sort(out, descending=True, dim=-1)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # drop a token when the mass before it already reaches top_p (the first token always stays)
+        drop = probs.cumsum(-1) - probs >= top_p
+        sorted_logits[drop] = float("-inf")
+        out = torch.full_like(out, float("-inf")).scatter(-1, idx, sorted_logits)
+    return out
+
+
+def cache_kwarg(model) -> str:
+    """The name of the KV-cache argument of ``model.forward``: ``cache`` in recent transformers 5.x,
+    ``past_key_values`` before (and deprecated after)."""
+    import inspect
+
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def sample_seed(seed: int, key: int, sample_index: int) -> int:
+    """The seed of one sequence's generator (a fixed mix; stable across runs and machines)."""
+    return (seed * 1_000_003 + key * 7_919 + sample_index * 104_729) % (2**63 - 1)
+
+
+class HFBackend(Backend):
+    """Generation with a Hugging Face causal LM and its tokenizer."""
+
+    name = "transformers"
+
+    def __init__(self, model, tokenizer, stop_token_ids: Sequence[int] | None = None):
+        self.model = model
+        self.tokenizer = tokenizer
+        stops = set(stop_token_ids or [])
+        if not stops:
+            for tid in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+                if isinstance(tid, int):
+                    stops.add(tid)
+                elif isinstance(tid, list | tuple):
+                    stops.update(tid)
+        if not stops:
+            raise ValueError("no stop token: the tokenizer has no eos_token_id; pass stop_token_ids")
+        self.stop_ids = stops
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops)
+        self.last_stats = GenerationStats()
+        self._cache_kw = cache_kwarg(model)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def generate(self, prompt_ids, cfg: GenerationConfig, keys=None, progress: ProgressFn | None = None):
+        if keys is None:
+            keys = list(range(len(prompt_ids)))
+        if len(keys) != len(prompt_ids):
+            raise ValueError(f"{len(prompt_ids)} prompts but {len(keys)} keys")
+        for i, p in enumerate(prompt_ids):
+            if len(p) == 0:
+                raise ValueError(f"prompt {i} is empty")
+        results: list[list[Sample] | None] = [None] * len(prompt_ids)
+        per_batch = max(1, cfg.batch_size // cfg.n)
+        order = sorted(range(len(prompt_ids)), key=lambda i: (-len(prompt_ids[i]), i))
+        t0 = time.perf_counter()
+        total_tokens = 0
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(order), per_batch):
+                idx = order[start : start + per_batch]
+                samples = self._generate_batch([prompt_ids[i] for i in idx], [keys[i] for i in idx], cfg)
+                n_tok = 0
+                for j, i in enumerate(idx):
+                    results[i] = samples[j]
+                    n_tok += sum(s.num_tokens for s in samples[j])
+                total_tokens += n_tok
+                if progress is not None:
+                    progress(len(idx), n_tok)
+        finally:
+            self.model.train(was_training)
+        self.last_stats = GenerationStats(prompts=len(prompt_ids), generated_tokens=total_tokens,
+                                          seconds=time.perf_counter() - t0)
+        return results  # type: ignore[return-value]
+
+    @torch.no_grad()
+    def _generate_batch(self, prompts: list[Sequence[int]], keys: list[int], cfg: GenerationConfig) -> list[list[Sample]]:
+        from transformers import DynamicCache
+
+        dev = self.device
+        n = cfg.n
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(prompts), width), dtype=torch.long)
+        for r, p in enumerate(prompts):
+            ids[r, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
+            attn[r, width - len(p):] = 1
+        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        ids, attn, pos = ids.to(dev), attn.to(dev), pos.to(dev)
+        cache = DynamicCache()
+        ckw = {self._cache_kw: cache}
+        out = self.model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True, logits_to_keep=1,
+                         **ckw)
+        logits = out.logits[:, -1, :].float()
+        if n > 1:  # one prefill per prompt, then n copies of its cache
+            cache.batch_repeat_interleave(n)
+            logits = logits.repeat_interleave(n, dim=0)
+            attn = attn.repeat_interleave(n, dim=0)
+            pos = pos.repeat_interleave(n, dim=0)
+        rows = len(prompts) * n
+        gens = None
+        if not cfg.greedy:
+            gens = []
+            for k in keys:
+                for s in range(n):
+                    g = torch.Generator(device="cpu")
+                    g.manual_seed(sample_seed(cfg.seed, k, s))
+                    gens.append(g)
+        tokens: list[list[int]] = [[] for _ in range(rows)]
+        finish = ["length"] * rows
+        live = list(range(rows))  # row ids still decoding, in cache order
+        next_pos = pos[:, -1] + 1
+        stop = torch.tensor(sorted(self.stop_ids), device=dev)
+        for step in range(cfg.max_new_tokens):
+            if cfg.greedy:
+                nxt = logits.argmax(-1)
+            else:
+                filt = _filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p)
+                probs = torch.softmax(filt, dim=-1).cpu()
+                nxt = torch.stack([torch.multinomial(probs[j], 1, generator=gens[r]).squeeze(0)  # type: ignore[index]
+                                   for j, r in enumerate(live)]).to(dev)
+            done = torch.isin(nxt, stop)
+            for j, r in enumerate(live):
+                tokens[r].append(int(nxt[j]))
+                if done[j]:
+                    finish[r] = "stop"
+            if step == cfg.max_new_tokens - 1:
+                break
+            if bool(done.any()):
+                keep = (~done).nonzero().squeeze(-1)
+                if keep.numel() == 0:
+                    break
+                cache.batch_select_indices(keep)
+                live = [live[int(j)] for j in keep]
+                nxt, attn, next_pos = nxt[keep], attn[keep], next_pos[keep]
+            attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
+            out = self.model(input_ids=nxt.unsqueeze(-1), attention_mask=attn, position_ids=next_pos.unsqueeze(-1),
+                             use_cache=True, **ckw)
+            logits = out.logits[:, -1, :].float()
+            next_pos = next_pos + 1
+        dec = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
+        samples = [Sample(token_ids=t, text=d, finish_reason=f) for t, d, f in zip(tokens, dec, finish)]
+        return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]

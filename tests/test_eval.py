@@ -1,0 +1,114 @@
+"""`sarl eval`, the comparison/AES maths, resume after a crash, and `sarl report`."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+
+from sarl.cli import main
+from sarl.evaluate import _sample_stats, aes, comparison
+
+
+def test_metrics_by_hand():
+    rows = [
+        {"id": "a", "sample": 0, "correct": True, "length": 10, "truncated": False},
+        {"id": "a", "sample": 1, "correct": False, "length": 30, "truncated": True},
+        {"id": "b", "sample": 0, "correct": False, "length": 20, "truncated": False},
+        {"id": "b", "sample": 1, "correct": True, "length": 40, "truncated": False},
+    ]
+    m = _sample_stats(rows)
+    assert m["hit@1"] == 0.5 and m["hit@n"] == 1.0
+    assert m["mean_length"] == 25 and m["mean_correct_length"] == 25 and m["truncation_rate"] == 0.25
+
+
+def test_aes_by_hand():
+    ref = {"accuracy": 0.5, "mean_length": 200.0}
+    cur = {"accuracy": 0.55, "mean_length": 140.0}
+    r = aes(ref, cur)
+    assert r["delta_len"] == pytest.approx(0.3) and r["delta_acc"] == pytest.approx(0.1)
+    assert r["aes"] == pytest.approx(0.3 + 5 * 0.1)
+    zero = aes({"accuracy": 0.0, "mean_length": 100.0}, {"accuracy": 0.02, "mean_length": 100.0})
+    assert zero["acc_delta_absolute"] and zero["delta_acc"] == pytest.approx(0.02)
+    summ = {"models": {"A": {"d": ref}, "B": {"d": cur}}}
+    rows = comparison(summ, "A")
+    assert [r["model"] for r in rows] == ["A", "B"] and rows[1]["aes"] == pytest.approx(0.8)
+    with pytest.raises(KeyError, match="reference model 'C'"):
+        comparison(summ, "C")
+
+
+def test_unknown_dataset_lists_valid_names(tmp_path, capsys):
+    assert main(["eval", "--datasets", "gsm9k", "-o", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "gsm9k" in err and "gsm8k" in err and "math500" in err
+
+
+def test_malformed_local_file_names_file_and_line(tmp_path, capsys):
+    bad = tmp_path / "mine.jsonl"
+    bad.write_text('{"question": "1+1?", "answer": "2"}\n{oops\n')
+    assert main(["eval", "--datasets", str(bad), "-o", str(tmp_path / "o")]) == 2
+    assert "mine.jsonl:2" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_eval_two_models_resume_and_report(tmp_path, lm):
+    out = tmp_path / "ev"
+    local = str(tmp_path / "copy")
+    lm.model.save_pretrained(local)
+    lm.tokenizer.save_pretrained(local)
+    args = ["eval", "--model", "smollm2-135m", "--model", local, "--datasets", "gsm8k,chain_sum", "--limit", "3",
+            "--max-new-tokens", "8", "--batch-size", "2", "-o", str(out)]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["models"]) == {"smollm2-135m", local}
+    for per in summary["models"].values():
+        for ds in ("gsm8k", "chain_sum"):
+            m = per[ds]
+            assert m["problems"] == 3 and m["samples"] == 3
+            assert m["truncation_rate"] is not None and m["mean_length"] <= 8
+    # the copy generates exactly what the original does
+    rows = {m: [json.loads(x) for x in (out / d / "gsm8k.samples.jsonl").read_text().splitlines()]
+            for m, d in (("a", "smollm2-135m"), ("b", next(p.name for p in out.iterdir() if p.name.endswith("copy"))))}
+    assert [r["response"] for r in rows["a"]] == [r["response"] for r in rows["b"]]
+    cmp_rows = summary["comparison"]
+    assert all(r["delta_len"] == pytest.approx(0.0) for r in cmp_rows)
+    assert (out / "plots" / "gsm8k.png").exists() and "| gsm8k |" in (out / "compare.md").read_text()
+
+    # crash recovery: drop one problem's rows and tear the last line, as a kill would
+    path = out / "smollm2-135m" / "chain_sum.samples.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:1]) + "\n" + lines[1][:20])
+    assert main(args[:3] + args[5:]) == 0  # only the first model again
+    again = [json.loads(x) for x in path.read_text().splitlines()]
+    assert [r["id"] for r in again] == [json.loads(x)["id"] for x in lines[:1]] + [
+        json.loads(x)["id"] for x in lines[1:]]
+    assert [r["response"] for r in again] == [json.loads(x)["response"] for x in lines]
+
+    # report: markdown + self-contained HTML, opened in headless Chromium
+    rep = tmp_path / "rep"
+    assert main(["report", str(out), "-o", str(rep)]) == 0
+    page = (rep / "report.html").read_text()
+    assert "<table>" in page and "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
+    assert "| gsm8k |" in (rep / "report.md").read_text()
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make test installs it where apt-get is available)")
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'chrome'}", f"--screenshot={shot}", "--window-size=1200,1600",
+                    f"file://{rep / 'report.html'}"], check=True, timeout=120, capture_output=True)
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)[..., :3]
+    colored = int(((img.max(-1) - img.min(-1)) > 0.2).sum())  # only the plots' markers are coloured
+    dark = (img.mean(-1) < 0.5).mean()  # text, table rules and axes
+    assert dark > 0.005 and colored > 100, (dark, colored)
+
+
+def test_report_errors(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "none"), "-o", str(tmp_path / "r")]) == 2
+    assert "not a folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r")]) == 2
+    assert "neither summary.json" in capsys.readouterr().err
