@@ -315,6 +315,37 @@ def cmd_data_show(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------------- train
+def cmd_train(args) -> int:
+    from sarl.config import load_config
+    from sarl.train import train
+
+    recipe, overrides = args.recipe, list(args.overrides)
+    if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
+        recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
+    cfg = load_config(recipe, overrides)
+    t0 = time.perf_counter()
+    with _progress() as prog:
+        task = prog.add_task("training", total=cfg.trainer.total_steps, rate="")
+
+        def on_step(m):
+            comps = " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in m.items()
+                             if k.startswith("reward/") and k not in ("reward/mean", "reward/alpha") and v is not None)
+            sar = f" sar={m['sar/mean']:.3f}" if m.get("sar/mean") is not None else ""
+            kl = f" kl={m['kl/ref']:.4f}" if m.get("kl/ref") is not None else ""
+            val = f" val_acc={m['val/accuracy']:.3f}" if m.get("val/accuracy") is not None else ""
+            stages = " ".join(f"{k[5:]}={v:.1f}s" for k, v in m.items() if k.startswith("time/") and k != "time/step")
+            prog.console.print(
+                f"step {m['step']}: reward={m['reward/mean']:.3f} ({comps}) acc={m['accuracy']:.3f} "
+                f"len={m['response_length/mean']:.0f}{sar}{kl} entropy={m['actor/entropy']:.3f} "
+                f"clipfrac={m['actor/clipfrac']:.3f}{val} | {stages}")
+            prog.update(task, completed=m["step"], rate=f"{(time.perf_counter() - t0) / m['step']:.0f} s/step")
+
+        last = train(cfg, resume=args.resume, console=prog.console, on_step=on_step)
+    out_console.print(f"final model: {last['final_model']}  (metrics: {cfg.trainer.out_dir}/metrics.jsonl)")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from sarl.prompts import DEFAULT_SYSTEM_PROMPT
@@ -363,6 +394,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(e, multi=True)
     e.set_defaults(func=cmd_eval)
 
+    tr = sub.add_parser("train", help="RL training (GRPO / PPO) with SAR and baseline rewards")
+    tr.add_argument("recipe", nargs="?", default=None, help="a YAML recipe (configs/*.yaml, configs/cpu/*.yaml)")
+    tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rewards.weights.sar=0.3 trainer.total_steps=20")
+    tr.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    tr.set_defaults(func=cmd_train)
+
     r = sub.add_parser("report", help="Markdown + self-contained HTML report from eval/analyze folders")
     r.add_argument("run_dirs", type=Path, nargs="+")
     r.add_argument("-o", "--output", type=Path, default=Path("runs/report"))
@@ -391,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, ModelError, ValueError, KeyError) as exc:
+    except (DataError, ModelError, ValueError, KeyError, FileNotFoundError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         # plain print: no markup interpretation, no wrapping of paths
         print(f"sarl {args.command}: error: {msg}", file=sys.stderr)

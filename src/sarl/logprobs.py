@@ -109,11 +109,50 @@ def answer_logprobs(
     Returns:
         :class:`AnswerLogprobs` in the input order.
     """
-    if len(contexts) != len(answers):
-        raise ValueError(f"{len(contexts)} contexts but {len(answers)} answers")
     unknown = set(stats) - set(STATS)
     if unknown:
         raise ValueError(f"unknown stats {sorted(unknown)}; expected any of {STATS}")
+
+    def head(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        logits = logits.float()
+        if temperature != 1.0:
+            logits = logits / temperature
+        if stats:
+            logp_all = torch.log_softmax(logits, dim=-1)
+            out = {"logp": logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)}  # [B, k]
+            out.update(_token_stats(logits, logp_all, stats))
+            return out
+        # cheaper than log_softmax: no [B, k, V] output tensor is written
+        return {"logp": logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)}
+
+    out, mask = answer_forward(model, contexts, answers, head, ("logp", *stats), pad_token_id=pad_token_id,
+                               max_batch_tokens=max_batch_tokens, max_logit_tokens=max_logit_tokens, grad=grad,
+                               progress=progress)
+    return AnswerLogprobs(logp=out.pop("logp"), mask=mask, stats=out)
+
+
+def answer_forward(
+    model,
+    contexts: Sequence[Sequence[int]],
+    answers: Sequence[Sequence[int]],
+    head: Callable[[torch.Tensor, torch.Tensor], dict[str, torch.Tensor]],
+    names: Sequence[str],
+    *,
+    pad_token_id: int = 0,
+    max_batch_tokens: int = 2048,
+    max_logit_tokens: int = 512,
+    grad: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """The batching engine under :func:`answer_logprobs`, for any per-position head.
+
+    ``model(...).logits`` is taken at the ``k + 1`` last positions; ``head(outputs [B, k, ...],
+    targets [B, k])`` maps the ``k`` positions that predict the answer tokens to per-token values
+    ``{name: [B, k]}`` (the LM's log-probs, or a critic's values). Returns ``({name: [N, T]}, mask [N, T])``
+    right-padded to the longest answer, in input order.
+    """
+    if len(contexts) != len(answers):
+        raise ValueError(f"{len(contexts)} contexts but {len(answers)} answers")
     for i, ctx in enumerate(contexts):
         if len(ctx) == 0:
             raise ValueError(f"context {i} is empty; the first answer token needs a context")
@@ -122,14 +161,18 @@ def answer_logprobs(
     ans_lens = [len(a) for a in answers]
     tot_lens = [len(c) + len(a) for c, a in zip(contexts, answers)]
     t_max = max(ans_lens, default=0)
-    rows_logp: list[torch.Tensor | None] = [None] * n
-    rows_stats: dict[str, list[torch.Tensor | None]] = {k: [None] * n for k in stats}
+    rows: dict[str, list[torch.Tensor | None]] = {k: [None] * n for k in names}
 
     ctx_mgr = torch.enable_grad() if grad else torch.no_grad()
     with ctx_mgr:
         for batch in plan_batches(tot_lens, ans_lens, max_batch_tokens, max_logit_tokens):
             width = max(tot_lens[i] for i in batch)
             k = max(ans_lens[i] for i in batch)
+            if k == 0:  # nothing to score in this batch
+                for i in batch:
+                    for name in names:
+                        rows[name][i] = torch.zeros(0, device=device)
+                continue
             ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
             attn = torch.zeros((len(batch), width), dtype=torch.long)
             for r, i in enumerate(batch):
@@ -137,46 +180,29 @@ def answer_logprobs(
                 ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
                 attn[r, width - len(seq):] = 1
             pos = (attn.cumsum(-1) - 1).clamp(min=0)
-            if k == 0:  # nothing to score in this batch
-                for i in batch:
-                    rows_logp[i] = torch.zeros(0, device=device)
-                    for name in stats:
-                        rows_stats[name][i] = torch.zeros(0, device=device)
-                continue
             ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
             out = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=k + 1,
                         use_cache=False)
-            logits = out.logits[:, :-1, :].float()  # [B, k, V]: position j predicts token width-k+j
-            if temperature != 1.0:
-                logits = logits / temperature
-            targets = ids[:, width - k:]  # [B, k]
-            if stats:
-                logp_all = torch.log_softmax(logits, dim=-1)
-                logp = logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # [B, k]
-                extra = _token_stats(logits, logp_all, stats)
-                del logp_all
-            else:  # cheaper than log_softmax: no [B, k, V] output tensor is written
-                logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-                extra = {}
-            del logits
+            # position j of the window predicts token width-k+j
+            values = head(out.logits[:, :-1], ids[:, width - k:])
+            del out
             for r, i in enumerate(batch):
                 a = ans_lens[i]
-                rows_logp[i] = logp[r, k - a:]  # the answer is right-aligned in the window
-                for name in stats:
-                    rows_stats[name][i] = extra[name][r, k - a:]
+                for name in names:
+                    rows[name][i] = values[name][r, k - a:]  # the answer is right-aligned in the window
             if progress is not None:
                 progress(len(batch), sum(ans_lens[i] for i in batch))
 
-    def pad(rows: list[torch.Tensor | None]) -> torch.Tensor:
-        out = torch.zeros((n, t_max), device=device, dtype=torch.float32)
+    def pad(col: list[torch.Tensor | None]) -> torch.Tensor:
         if grad:  # keep the graph: build by concatenation instead of in-place writes
-            padded = [torch.cat([r, r.new_zeros(t_max - r.shape[0])]) for r in rows]  # type: ignore[union-attr]
-            return torch.stack(padded) if padded else out
-        for i, r in enumerate(rows):
+            padded = [torch.cat([r, r.new_zeros(t_max - r.shape[0])]) for r in col]  # type: ignore[union-attr]
+            return torch.stack(padded) if padded else torch.zeros((0, t_max), device=device)
+        out = torch.zeros((n, t_max), device=device, dtype=torch.float32)
+        for i, r in enumerate(col):
             out[i, : r.shape[0]] = r  # type: ignore[union-attr]
         return out
 
     mask = torch.zeros((n, t_max), device=device, dtype=torch.float32)
     for i, a in enumerate(ans_lens):
         mask[i, :a] = 1.0
-    return AnswerLogprobs(logp=pad(rows_logp), mask=mask, stats={k: pad(v) for k, v in rows_stats.items()})
+    return {name: pad(col) for name, col in rows.items()}, mask

@@ -218,6 +218,28 @@ def load_tokenizer(name_or_path: str | None = None):
     return tok
 
 
+TINY_RANDOM = "tiny-random"
+
+
+def tiny_random_model(seed: int = 0):
+    """A 2-layer, 64-wide Llama with random weights and the default model's tokenizer (for fast
+    end-to-end tests of training; it produces noise, not answers)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = load_tokenizer(None)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
+                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+                      tie_word_embeddings=True)
+    gen = torch.random.fork_rng()
+    with gen:
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(cfg)
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model, tok
+
+
 def load_model(
     name_or_path: str | None = None,
     *,
@@ -238,6 +260,10 @@ def load_model(
     set_threads(threads)
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
+    if name_or_path == TINY_RANDOM:
+        model, tok = tiny_random_model()
+        model.to(dev, dtype=torch_dtype).eval()
+        return LoadedModel(model=model, tokenizer=tok, name=TINY_RANDOM, device=dev)
     path = resolve_model_path(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)

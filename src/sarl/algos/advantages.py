@@ -1,0 +1,271 @@
+"""Advantage estimators (verl's ``core_algos`` semantics), registered by the names users type.
+
+Shapes: ``B`` sequences (rollouts), ``T`` response positions (right-padded).
+
+* ``token_rewards [B, T]``: the sequence reward on the last valid response token, 0 elsewhere
+  (any per-token reward, e.g. an in-reward KL penalty, may be added on other valid tokens).
+* ``response_mask [B, T]``: 1.0 on valid response tokens, 0.0 on padding (bool is accepted).
+* ``group_ids [B]`` (long): rollouts of the same prompt share an id (any values, not necessarily 0..G-1).
+* ``values [B, T]``: critic values ``V(s_t)`` (GAE only).
+
+Every registered estimator has the signature
+``fn(token_rewards, response_mask, *, group_ids=None, values=None, **options) -> (advantages, returns)``,
+both ``[B, T]``, zero outside the mask. Estimators run under ``torch.no_grad()`` (advantages and returns
+are targets, not functions of the parameters) and never modify their inputs.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sarl.algos import Registry
+
+ADV_ESTIMATORS = Registry("advantage estimator")
+
+
+def get_adv_estimator(name: str):
+    """The estimator registered as ``name``; unknown names raise ``KeyError`` listing the valid ones."""
+    return ADV_ESTIMATORS[name]
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+
+
+def _float_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return mask.to(dtype=like.dtype if like.is_floating_point() else torch.float32, device=like.device)
+
+
+def masked_sum(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    """``sum(values * mask)`` over ``dim`` (all dims when None). Positions with mask 0 are replaced by 0
+    first, so a NaN/inf there (e.g. a padded log-prob) cannot leak into the sum."""
+    mask = _float_mask(mask, values)
+    prod = torch.where(mask != 0, values * mask, torch.zeros((), dtype=mask.dtype, device=mask.device))
+    return prod.sum() if dim is None else prod.sum(dim=dim)
+
+
+def masked_mean(values: torch.Tensor, mask: torch.Tensor, dim=None) -> torch.Tensor:
+    """verl's ``masked_mean``: ``sum(values * mask) / (sum(mask) + 1e-8)`` over ``dim`` (all when None)."""
+    mask = _float_mask(mask, values)
+    denom = mask.sum() if dim is None else mask.sum(dim=dim)
+    return masked_sum(values, mask, dim) / (denom + 1e-8)
+
+
+def masked_var(values: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+    """Variance over all masked positions (scalar): ``masked_mean((v - masked_mean(v))^2)``, times the
+    Bessel factor ``n / (n - 1)`` when ``unbiased`` (n = sum(mask)).
+
+    verl raises for n <= 1; to stay free of host syncs we clamp ``n - 1`` at 1 instead, which gives
+    variance 0 for n = 1 (a single token has zero spread) and for n = 0."""
+    mask = _float_mask(mask, values)
+    mean = masked_mean(values, mask)
+    var = masked_mean((values - mean) ** 2, mask)
+    if unbiased:
+        n = mask.sum()
+        var = var * n / (n - 1).clamp(min=1.0)
+    return var
+
+
+def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
+    """verl's ``masked_whiten`` over the whole batch: ``(v - mean) * rsqrt(var + 1e-8)`` with the masked
+    mean and the unbiased masked variance; with ``shift_mean=False`` the mean is added back. ``[B, T]``
+    (values outside the mask are whitened too; callers multiply by the mask)."""
+    mean = masked_mean(values, mask)
+    var = masked_var(values, mask, unbiased=True)
+    white = (values - mean) * torch.rsqrt(var + 1e-8)
+    return white if shift_mean else white + mean
+
+
+def _group_stats(scores: torch.Tensor, group_ids: torch.Tensor):
+    """Per-row (group sum, group size, unbiased group variance) for ``scores [B]``; each ``[B]``.
+
+    Groups are found with ``torch.unique``; sums use ``index_add`` into a buffer of size B (there are at
+    most B groups). Variance is two-pass: ``sum((s - mean)^2) / (n - 1)``, 0 for singletons."""
+    if group_ids.shape != scores.shape:
+        raise ValueError(f"group_ids must be [B] like the scores {tuple(scores.shape)}, got {tuple(group_ids.shape)}")
+    _, inv = torch.unique(group_ids.to(scores.device), return_inverse=True)
+    b = scores.shape[0]
+    zeros = torch.zeros(b, dtype=scores.dtype, device=scores.device)
+    sums = zeros.index_add(0, inv, scores)
+    counts = zeros.index_add(0, inv, torch.ones_like(scores))
+    mean = (sums / counts.clamp(min=1.0))[inv]
+    sq = zeros.index_add(0, inv, (scores - mean) ** 2)
+    var = (sq / (counts - 1).clamp(min=1.0))[inv]
+    return sums[inv], counts[inv], var
+
+
+def _check_2d(name: str, x: torch.Tensor, like: torch.Tensor) -> None:
+    if x.shape != like.shape:
+        raise ValueError(f"{name} must be [B, T] = {tuple(like.shape)}, got {tuple(x.shape)}")
+
+
+# ------------------------------------------------------------------------------------------ group based
+
+
+@torch.no_grad()
+def grpo_scores(scores: torch.Tensor, group_ids: torch.Tensor, norm_adv_by_std: bool = True,
+                eps: float = 1e-6) -> torch.Tensor:
+    """GRPO advantage of each sequence score, ``[B] -> [B]``.
+
+    Per group g (rows sharing a ``group_ids`` value): ``mean_g = mean(s)``, ``std_g = torch.std(s)``
+    (unbiased, ddof = 1); a group of size 1 gets ``mean_g = 0, std_g = 1`` (verl)::
+
+        A_i = (s_i - mean_g) / (std_g + eps)   if norm_adv_by_std   (GRPO)
+        A_i =  s_i - mean_g                    otherwise            (Dr.GRPO)
+    """
+    sums, counts, var = _group_stats(scores, group_ids)
+    multi = counts > 1
+    mean = torch.where(multi, sums / counts.clamp(min=1.0), torch.zeros_like(scores))
+    if not norm_adv_by_std:
+        return scores - mean
+    std = torch.where(multi, var.sqrt(), torch.ones_like(scores))
+    return (scores - mean) / (std + eps)
+
+
+@ADV_ESTIMATORS.register("grpo")
+@torch.no_grad()
+def grpo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids: torch.Tensor | None = None,
+         values: torch.Tensor | None = None, norm_adv_by_std: bool = True, eps: float = 1e-6):
+    """GRPO (verl ``compute_grpo_outcome_advantage``). ``s_i = sum_t token_rewards[i, t] * mask[i, t]``;
+    ``A_i`` = :func:`grpo_scores` (s, group_ids); ``advantages[i, t] = A_i * mask[i, t]``;
+    returns = advantages. ``values`` is ignored."""
+    if group_ids is None:
+        raise ValueError("grpo needs group_ids (rollouts of the same prompt share an id)")
+    mask = _float_mask(response_mask, token_rewards)
+    adv = grpo_scores(masked_sum(token_rewards, mask, dim=-1), group_ids, norm_adv_by_std, eps)
+    adv = adv.unsqueeze(-1) * mask
+    return adv, adv.clone()
+
+
+@torch.no_grad()
+def grpo_weighted(component_scores: dict[str, torch.Tensor], weights: dict[str, float],
+                  group_ids: torch.Tensor, response_mask: torch.Tensor, norm_adv_by_std: bool = True,
+                  eps: float = 1e-6):
+    """The reference's ``advantage_weighting_in_grpo``: each reward component is group-normalised
+    separately, then the advantages are weighted and summed::
+
+        A_i = sum_k weights[k] * grpo_scores(component_scores[k], group_ids)_i      ([B])
+        advantages[i, t] = A_i * mask[i, t];  returns = advantages                 ([B, T])
+
+    ``component_scores`` maps a component name to its unweighted sequence scores ``[B]``; ``weights``
+    must have exactly the same keys (schedule factors already applied by the caller)."""
+    missing = sorted(set(weights) - set(component_scores))
+    extra = sorted(set(component_scores) - set(weights))
+    if missing or extra:
+        raise ValueError(f"grpo_weighted: weights and components differ: weights without scores {missing}, "
+                         f"scores without weights {extra}")
+    if not weights:
+        raise ValueError("grpo_weighted: no components")
+    first = next(iter(component_scores.values()))
+    ref = first if first.is_floating_point() else first.float()
+    total = torch.zeros_like(ref)
+    for name, w in weights.items():
+        s = component_scores[name].to(ref.dtype)
+        total = total + float(w) * grpo_scores(s, group_ids, norm_adv_by_std, eps)
+    mask = _float_mask(response_mask, ref)
+    adv = total.unsqueeze(-1) * mask
+    return adv, adv.clone()
+
+
+@torch.no_grad()
+def rloo_scores(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+    """Leave-one-out advantage, ``[B] -> [B]``: for a group of size n > 1,
+    ``A_i = s_i - (sum_g - s_i) / (n - 1)`` (= ``n/(n-1) * (s_i - mean_g)``, verl's form);
+    groups of size 1 get 0 (verl leaves the raw score there; a lone rollout has no baseline, so we give
+    it no signal)."""
+    sums, counts, _ = _group_stats(scores, group_ids)
+    loo = scores - (sums - scores) / (counts - 1).clamp(min=1.0)
+    return torch.where(counts > 1, loo, torch.zeros_like(scores))
+
+
+@ADV_ESTIMATORS.register("rloo")
+@torch.no_grad()
+def rloo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids: torch.Tensor | None = None,
+         values: torch.Tensor | None = None):
+    """RLOO (verl ``compute_rloo_outcome_advantage``): ``s_i = sum_t token_rewards[i, t] * mask[i, t]``,
+    ``A_i`` = :func:`rloo_scores` (s, group_ids), broadcast over the mask; returns = advantages."""
+    if group_ids is None:
+        raise ValueError("rloo needs group_ids (rollouts of the same prompt share an id)")
+    mask = _float_mask(response_mask, token_rewards)
+    adv = rloo_scores(masked_sum(token_rewards, mask, dim=-1), group_ids).unsqueeze(-1) * mask
+    return adv, adv.clone()
+
+
+# ------------------------------------------------------------------------------------------ token based
+
+
+@ADV_ESTIMATORS.register("gae")
+@torch.no_grad()
+def gae(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, values: torch.Tensor | None = None,
+        group_ids: torch.Tensor | None = None, gamma: float = 1.0, lam: float = 1.0):
+    """Generalised advantage estimation (verl ``compute_gae_advantage_return``), ``[B, T]`` each.
+
+    The recursion runs backwards over every position t = T-1 .. 0, vectorised over the batch, with
+    ``nextV`` and ``nextA`` starting at 0::
+
+        delta_t = r_t + gamma * nextV - V_t
+        A_t     = delta_t + gamma * lam * nextA
+        if mask_t:  nextV, nextA = V_t, A_t        (else both carry over unchanged)
+
+    So positions with mask 0 are skipped: they neither contribute a value nor a TD error, and the value
+    after the last valid token is 0 whatever the critic wrote on the padding (right padding needs no
+    pre-masked values). For right-padded responses this equals verl's original recursion with values
+    pre-multiplied by the mask (the critic does ``values * response_mask``); for masks with holes
+    (multi-turn observation tokens) it equals current verl, which carries ``nextvalues``/``lastgaelam``
+    through masked positions the same way. Rewards and values on masked positions are ignored.
+
+    Then ``returns = (A + V) * mask`` (before whitening) and
+    ``advantages = masked_whiten(A, mask) * mask``: ``(A - mean) * rsqrt(var + 1e-8)`` with the mean and
+    the unbiased variance over all valid tokens of the batch (verl ``masked_whiten``, shift_mean=True).
+    """
+    if values is None:
+        raise ValueError("gae needs the critic's values [B, T]")
+    _check_2d("values", values, token_rewards)
+    _check_2d("response_mask", response_mask, token_rewards)
+    mask = _float_mask(response_mask, values)
+    valid = mask != 0
+    zero = torch.zeros((), dtype=values.dtype, device=values.device)
+    r = torch.where(valid, token_rewards.to(values.dtype), zero)
+    v = torch.where(valid, values, zero)
+    next_v = torch.zeros_like(v[:, 0])
+    next_a = torch.zeros_like(v[:, 0])
+    cols = []
+    for t in reversed(range(v.shape[1])):
+        delta = r[:, t] + gamma * next_v - v[:, t]
+        a = delta + gamma * lam * next_a
+        cols.append(a)
+        next_v = torch.where(valid[:, t], v[:, t], next_v)
+        next_a = torch.where(valid[:, t], a, next_a)
+    adv = torch.stack(cols[::-1], dim=1) if cols else torch.zeros_like(v)
+    returns = (adv + v) * mask
+    return masked_whiten(adv, mask) * mask, returns
+
+
+@ADV_ESTIMATORS.register("reinforce_plus_plus")
+@torch.no_grad()
+def reinforce_plus_plus(token_rewards: torch.Tensor, response_mask: torch.Tensor, *,
+                        group_ids: torch.Tensor | None = None, values: torch.Tensor | None = None,
+                        gamma: float = 1.0):
+    """REINFORCE++ (verl ``compute_reinforce_plus_plus_outcome_advantage``), ``[B, T]`` each.
+
+    Discounted return-to-go, backwards over every position with ``G`` starting at 0::
+
+        G    = r_t + gamma * G;   returns_t = G;   G = G * mask_t   (verl's "reset after EOS")
+
+    i.e. for a right-padded response ``returns_t = sum_{k >= t} gamma^(k-t) r_k`` over its valid tokens;
+    a masked position cuts the sum (rewards after a hole do not reach tokens before it, as in verl).
+    Then ``advantages = masked_whiten(returns, mask) * mask`` (batch-wide, unbiased variance, mean
+    shifted) and ``returns = returns * mask`` (verl leaves padded returns unmasked; they are 0 there
+    anyway when padding carries no reward). Rewards on masked positions are ignored (in verl they only
+    reach the return at that masked position)."""
+    _check_2d("response_mask", response_mask, token_rewards)
+    mask = _float_mask(response_mask, token_rewards)
+    zero = torch.zeros((), dtype=mask.dtype, device=mask.device)
+    r = torch.where(mask != 0, token_rewards.to(mask.dtype), zero)
+    running = torch.zeros_like(r[:, 0])
+    cols = []
+    for t in reversed(range(r.shape[1])):
+        running = r[:, t] + gamma * running
+        cols.append(running)
+        running = running * mask[:, t]
+    ret = torch.stack(cols[::-1], dim=1) * mask if cols else torch.zeros_like(r)
+    return masked_whiten(ret, mask) * mask, ret

@@ -1,0 +1,97 @@
+"""Checkpoints that survive a SIGKILL at any moment.
+
+A checkpoint is written into ``<root>/.tmp-step_N`` and renamed to ``<root>/step_N`` only when every
+file (and the ``complete.json`` marker) is on disk, so a reader never sees half a checkpoint. The last
+``keep_last`` complete checkpoints are kept. Contents: the policy as safetensors (a plain HF folder),
+the critic's weights (safetensors), optimizer / scheduler / RNG states (``torch.save``, loaded with
+``weights_only=True``), the data position and the resolved config.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+_STEP_DIR = re.compile(r"^step_(\d+)$")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+
+
+def save_checkpoint(root: Path, step: int, *, policy, tokenizer, critic=None, state: dict[str, Any],
+                    config_yaml: str, keep_last: int = 2) -> Path:
+    """Write checkpoint ``step`` atomically; ``state`` holds optimizer/scheduler/rng/data states."""
+    from safetensors.torch import save_file
+
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"step_{step}"
+    tmp = root / f".tmp-step_{step}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    policy.save_pretrained(tmp / "policy", safe_serialization=True)
+    tokenizer.save_pretrained(tmp / "policy")
+    if critic is not None:
+        save_file({k: v.detach().contiguous() for k, v in critic.state_dict().items()}, str(tmp / "critic.safetensors"))
+    torch.save(state, tmp / "trainer_state.pt")
+    (tmp / "config.yaml").write_text(config_yaml)
+    (tmp / "complete.json").write_text(json.dumps({"step": step}))
+    for f in tmp.rglob("*"):
+        if f.is_file():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+    _fsync_dir(root)
+    for old in list_checkpoints(root)[:-keep_last] if keep_last > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def list_checkpoints(root: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (half-written temporary folders are ignored)."""
+    if not root.exists():
+        return []
+    found = []
+    for d in root.iterdir():
+        m = _STEP_DIR.match(d.name)
+        if m and (d / "complete.json").exists():
+            found.append((int(m.group(1)), d))
+    return [d for _, d in sorted(found)]
+
+
+def latest_checkpoint(root: Path) -> Path | None:
+    ckpts = list_checkpoints(root)
+    return ckpts[-1] if ckpts else None
+
+
+def load_state(ckpt: Path) -> dict[str, Any]:
+    return torch.load(ckpt / "trainer_state.pt", weights_only=True)
+
+
+def load_critic_weights(critic, ckpt: Path) -> None:
+    from safetensors.torch import load_file
+
+    critic.load_state_dict(load_file(str(ckpt / "critic.safetensors")))

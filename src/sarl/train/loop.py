@@ -1,0 +1,512 @@
+"""The training loop: one controller with named stages (the names in the code are the names in the
+logs and timings).
+
+Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
+
+1. ``generate``: P = ``trainer.prompts_per_step`` prompts (system prompt + question + instruction,
+   chat template, cut from the left to ``data.max_prompt_length``), n = ``rollout.n`` responses each,
+   sampled at ``rollout.temperature`` / ``top_p`` up to ``data.max_response_length`` tokens. The stop
+   token is part of the response (and of its length and mask), as in the reference.
+2. ``old_logprobs``: log π_old(a_t | q, a_<t) with logits / temperature (no grad). ppl(a|q) for SAR is
+   computed from these (no extra pass), with per-token entropy for logging.
+3. ``ref_logprobs``: the frozen initial policy, only if ``actor.use_kl_loss`` or
+   ``algorithm.use_kl_in_reward``.
+4. ``null_logprobs``: log π_old(a_t | ∅, a_<t) after the null prompt (same system prompt, empty user
+   turn), only if a chosen reward needs it (SAR with ``use_comparison``). The null prompt is used at its
+   real length (~33 tokens on the default model), not padded to ``max_prompt_length``.
+5. ``rewards``: R = w_correctness · correct + α(x) · Σ_k w_k r_k (:class:`sarl.rewards.RewardComposer`,
+   α from ``rewards.schedule``), one scalar per response placed on its last token. With
+   ``use_kl_in_reward``: r_t -= ``kl_coef`` · KL_t(π_old ‖ π_ref) on every token.
+6. ``values`` (PPO): V(s_t) from the critic (policy's base model + zero-initialised value head).
+7. ``advantages``: ``algorithm.adv_estimator`` — ``grpo``: A = R − mean_group(R), divided by
+   (std_group(R, ddof=1) + 1e-6) only if ``norm_adv_by_std_in_grpo`` (off = Dr.GRPO, the reference's
+   setting); ``gae``: γ, λ GAE, returns = A + V, A whitened over the batch's response tokens
+   (var ddof=1, eps 1e-8); ``rloo``: leave-one-out mean baseline; ``reinforce_plus_plus``: discounted
+   returns whitened over the batch. Broadcast to every response token.
+8. ``update_critic`` (PPO): 0.5 · max((V − R)², (clip(V, V_old ± cliprange_value) − R)²), aggregated
+   like the actor loss.
+9. ``update_actor``: ``ppo_epochs`` passes; mini-batches of ``actor.mini_batch_size`` sequences, each
+   one AdamW step (grad-norm clip ``grad_clip``; a non-finite norm skips the step); micro-batches of
+   ``micro_batch_size`` accumulate gradients with the mini-batch's global normaliser, so the gradient
+   equals one big batch's. Loss per token: clipped ratio objective
+   max(−A r, −A clip(r, 1 − clip_ratio_low, 1 + clip_ratio_high)) (dual clip at clip_ratio_c for A < 0),
+   r = exp(log π − log π_old); plus ``kl_loss_coef`` · KL_t(π ‖ π_ref) (``kl_loss_type``, default k3)
+   if ``use_kl_loss``; minus ``entropy_coeff`` · H_t. Aggregated by ``actor.loss_agg_mode``
+   (``seq-mean-token-sum-norm`` divides by ``data.max_response_length``, Dr.GRPO).
+10. ``validate`` (greedy, correctness only, on ``data.val``) and ``checkpoint``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import inspect
+import json
+import math
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from sarl.config import TrainConfig, to_dict
+from sarl.train.checkpoint import latest_checkpoint, load_critic_weights, load_state, rng_state, save_checkpoint, set_rng_state
+
+STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
+          "update_critic", "update_actor", "validate", "checkpoint")
+
+
+class TrainingAborted(RuntimeError):
+    pass
+
+
+class StageTimer:
+    def __init__(self):
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, name: str):
+        assert name in STAGES, name
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t
+
+
+class DataStream:
+    """Training problems in a seeded order per epoch; its position is saved in checkpoints."""
+
+    def __init__(self, problems: list, seed: int, shuffle: bool, epoch: int = 0, pos: int = 0):
+        if not problems:
+            raise ValueError("the training dataset is empty")
+        self.problems, self.seed, self.shuffle = problems, seed, shuffle
+        self.epoch, self.pos = epoch, pos
+        self._order = self._make_order()
+
+    def _make_order(self) -> list[int]:
+        if not self.shuffle:
+            return list(range(len(self.problems)))
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(len(self.problems), generator=g).tolist()
+
+    def take(self, k: int) -> list:
+        out = []
+        while len(out) < k:
+            if self.pos >= len(self._order):
+                self.epoch, self.pos = self.epoch + 1, 0
+                self._order = self._make_order()
+            out.append(self.problems[self._order[self.pos]])
+            self.pos += 1
+        return out
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "pos": self.pos}
+
+
+def _lr_lambda(warmup: int, total: int, schedule: str):
+    def f(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "cosine":
+            span = max(1, total - warmup)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
+        return 1.0
+
+    return f
+
+
+def _mean(t: torch.Tensor | None) -> float | None:
+    return None if t is None or t.numel() == 0 else float(t.float().mean())
+
+
+class Trainer:
+    """Holds the models, optimizers and data of one run; :meth:`run` executes the loop above."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, console=None):
+        from sarl.data import load_dataset
+        from sarl.models import load_model
+        from sarl.rewards import RewardComposer, Schedule
+        from sarl.rollout import HFBackend
+
+        self.cfg = cfg
+        self.console = console
+        self.out = Path(cfg.trainer.out_dir)
+        self.ckpt_root = self.out / "checkpoints"
+        torch.manual_seed(cfg.trainer.seed)
+        m = cfg.model
+        self.lm = load_model(m.name, dtype=m.dtype, device=m.device, threads=m.threads)
+        self.policy, self.tok = self.lm.model, self.lm.tokenizer
+        if m.gradient_checkpointing:
+            self.policy.gradient_checkpointing_enable()
+            self.policy.config.use_cache = False
+        problems = load_dataset(cfg.data.train, limit=cfg.data.train_limit, seed=cfg.trainer.seed,
+                                size=cfg.data.train_size)
+        missing = [p.id for p in problems if p.answer in (None, "")]
+        if missing:
+            raise ValueError(f"data.train {cfg.data.train!r}: {len(missing)} problem(s) have no gold answer "
+                             f"(first: {missing[0]}); RL rewards need one for every problem")
+        self.val_problems = (load_dataset(cfg.data.val, limit=cfg.data.val_limit, seed=cfg.data.val_seed)
+                             if cfg.data.val else [])
+        self.data = DataStream(problems, cfg.trainer.seed, cfg.data.shuffle)
+        self.composer = RewardComposer(dict(cfg.rewards.weights), dict(cfg.rewards.options),
+                                       Schedule(**dataclasses.asdict(cfg.rewards.schedule)))
+        self.needs = self.composer.needs
+        a, ac = cfg.algorithm, cfg.actor
+        self.use_ref = ac.use_kl_loss or a.use_kl_in_reward
+        self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False) if self.use_ref else None
+        self.critic = None
+        if a.adv_estimator == "gae":
+            from sarl.train.critic import ValueModel
+
+            self.critic = ValueModel(self.policy).to(self.lm.device)
+        rollouts = cfg.trainer.prompts_per_step * cfg.rollout.n
+        self.mini = ac.mini_batch_size or rollouts
+        opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // self.mini)
+        self.opt = torch.optim.AdamW(self.policy.parameters(), lr=ac.lr, weight_decay=ac.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(ac.warmup_steps, opt_steps, ac.lr_schedule))
+        self.copt = self.csched = None
+        if self.critic is not None:
+            self.copt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic.lr, weight_decay=ac.weight_decay)
+            self.csched = torch.optim.lr_scheduler.LambdaLR(self.copt, lambda s: 1.0)
+        self.backend = HFBackend(self.policy, self.tok)
+        from sarl.prompts import encode, render_null_prompt
+
+        self.null_ids = encode(self.tok, render_null_prompt(self.tok, cfg.data.system_prompt))
+        self.step = 0
+        self.bad_steps = 0
+        if resume:
+            self._resume()
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        self.tb = None
+        if cfg.trainer.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(self.out / "tensorboard"))
+            except ImportError:
+                self.tb = None
+
+    # ------------------------------------------------------------------------------- checkpoints
+    def _resume(self) -> None:
+        ckpt = latest_checkpoint(self.ckpt_root)
+        if ckpt is None:
+            raise FileNotFoundError(f"--resume: no complete checkpoint under {self.ckpt_root}")
+        from safetensors.torch import load_file
+
+        sd = {}
+        for f in sorted((ckpt / "policy").glob("*.safetensors")):
+            sd.update(load_file(str(f)))
+        missing, unexpected = self.policy.load_state_dict(sd, strict=False)
+        bad = [k for k in missing if "lm_head" not in k] + list(unexpected)
+        if bad:
+            raise RuntimeError(f"{ckpt}: policy weights do not match the model ({bad[:3]}...)")
+        if self.policy.config.tie_word_embeddings:
+            self.policy.tie_weights()
+        if self.critic is not None:
+            load_critic_weights(self.critic, ckpt)
+        st = load_state(ckpt)
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        if self.copt is not None:
+            self.copt.load_state_dict(st["critic_optimizer"])
+            self.csched.load_state_dict(st["critic_scheduler"])
+        self.step = int(st["step"])
+        self.data.epoch, self.data.pos = int(st["data"]["epoch"]), int(st["data"]["pos"])
+        self.data._order = self.data._make_order()
+        self.bad_steps = int(st.get("bad_steps", 0))
+        set_rng_state(st["rng"])
+        self._log(f"resumed from {ckpt} (step {self.step})")
+
+    def save(self) -> Path:
+        state = {"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                 "data": self.data.state(), "rng": rng_state(), "bad_steps": self.bad_steps}
+        if self.copt is not None:
+            state["critic_optimizer"] = self.copt.state_dict()
+            state["critic_scheduler"] = self.csched.state_dict()
+        return save_checkpoint(self.ckpt_root, self.step, policy=self.policy, tokenizer=self.tok, critic=self.critic,
+                               state=state, config_yaml=yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
+                               keep_last=self.cfg.trainer.keep_last)
+
+    def export(self) -> Path:
+        """The final policy as a plain HF folder that ``sarl eval`` and transformers load."""
+        final = self.out / "final"
+        tmp = self.out / ".tmp-final"
+        import shutil
+
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        self.policy.save_pretrained(tmp, safe_serialization=True)
+        self.tok.save_pretrained(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        tmp.replace(final)
+        return final
+
+    # ------------------------------------------------------------------------------------ logging
+    def _log(self, msg: str) -> None:
+        if self.console is not None:
+            self.console.print(msg)
+
+    def _record(self, metrics: dict[str, Any]) -> None:
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(metrics) + "\n")
+        if self.tb is not None:
+            for k, v in metrics.items():
+                if isinstance(v, int | float) and v is not None and k != "step":
+                    self.tb.add_scalar(k, v, metrics["step"])
+            self.tb.flush()
+
+    # ------------------------------------------------------------------------------------ a step
+    def _logprobs(self, model, ctx, resp, stats=(), grad=False):
+        from sarl.logprobs import answer_logprobs
+
+        return answer_logprobs(model, ctx, resp, pad_token_id=self.tok.pad_token_id,
+                               temperature=self.cfg.rollout.temperature, stats=stats, grad=grad)
+
+    def train_step(self) -> dict[str, Any]:
+        from sarl.algos import aggregate_loss, get_adv_estimator, grpo_weighted, kl_penalty, policy_loss, value_loss
+        from sarl.data import render_problem_prompt
+        from sarl.grading import grade
+        from sarl.logprobs import answer_forward
+        from sarl.prompts import encode
+        from sarl.rewards import RewardInputs
+        from sarl.rollout import GenerationConfig
+
+        cfg, a, ac = self.cfg, self.cfg.algorithm, self.cfg.actor
+        timer = StageTimer()
+        self.step += 1
+        progress = self.step / cfg.trainer.total_steps
+        n = cfg.rollout.n
+
+        with timer("generate"):
+            problems = self.data.take(cfg.trainer.prompts_per_step)
+            prompts = [encode(self.tok, render_problem_prompt(self.tok, p, instruction=cfg.data.instruction,
+                                                              system=cfg.data.system_prompt))[-cfg.data.max_prompt_length:]
+                       for p in problems]
+            gcfg = GenerationConfig(max_new_tokens=cfg.data.max_response_length, temperature=cfg.rollout.temperature,
+                                    top_p=cfg.rollout.top_p, n=n, seed=cfg.trainer.seed * 100_003 + self.step,
+                                    batch_size=cfg.rollout.batch_size)
+            outs = self.backend.generate(prompts, gcfg)
+            ctx = [prompts[i] for i in range(len(problems)) for _ in range(n)]
+            resp = [s.token_ids for o in outs for s in o]
+            texts = [s.text for o in outs for s in o]
+            truncated = [s.truncated for o in outs for s in o]
+            group_ids = torch.arange(len(problems)).repeat_interleave(n)
+            rows = [p for p in problems for _ in range(n)]
+            lengths = torch.tensor([len(r) for r in resp], dtype=torch.float32)
+        self.policy.eval()
+        with timer("old_logprobs"):
+            stats = ("entropy",) + (("self_certainty",) if "self_certainty" in self.needs else ())
+            old = self._logprobs(self.policy, ctx, resp, stats=stats)
+            mask = old.mask
+        ref = None
+        if self.use_ref:
+            with timer("ref_logprobs"):
+                ref = self._logprobs(self.ref, ctx, resp)
+        null = None
+        if "logp_a" in self.needs:
+            with timer("null_logprobs"):
+                null = self._logprobs(self.policy, [self.null_ids] * len(resp), resp)
+        with timer("rewards"):
+            correct = torch.tensor([float(grade(t, p.answer, problem=p).correct) for t, p in zip(texts, rows)])
+            inputs = RewardInputs(
+                responses=texts, golds=[p.answer for p in rows], data_sources=[p.data_source for p in rows],
+                correct=correct, lengths=lengths, group_ids=group_ids, logp_qa=old.logp, logp_a=None if null is None else null.logp,
+                response_mask=mask, token_self_certainty=old.stats.get("self_certainty"),
+                max_response_length=cfg.data.max_response_length)
+            rew = self.composer(inputs, progress=progress)
+            token_rewards = torch.zeros_like(mask)
+            last = (lengths.long() - 1).clamp(min=0)
+            has = lengths > 0
+            token_rewards[has, last[has]] = rew.total[has]
+            kl_r = None
+            if a.use_kl_in_reward:
+                kl_r = kl_penalty(old.logp, ref.logp, a.kl_penalty) * mask
+                token_rewards = token_rewards - a.kl_coef * kl_r
+        values = None
+        if self.critic is not None:
+            with timer("values"):
+                self.critic.eval()
+                vals, _ = answer_forward(self.critic, ctx, resp, _values_head(), ("values",),
+                                         pad_token_id=self.tok.pad_token_id)
+                values = vals["values"] * mask
+        with timer("advantages"):
+            if a.adv_estimator == "grpo" and a.advantage_weighting_in_grpo:
+                adv = grpo_weighted(dict(rew.components), self.composer.weights, group_ids, mask,
+                                    norm_adv_by_std=a.norm_adv_by_std_in_grpo)
+                returns = adv
+            else:
+                est = get_adv_estimator(a.adv_estimator)
+                # every estimator takes (token_rewards, response_mask); pass the options it declares
+                options = {"group_ids": group_ids, "values": values, "gamma": a.gamma, "lam": a.lam,
+                           "norm_adv_by_std": a.norm_adv_by_std_in_grpo}
+                accepted = inspect.signature(est).parameters
+                adv, returns = est(token_rewards, mask, **{k: v for k, v in options.items() if k in accepted})
+        metrics: dict[str, Any] = {}
+        N = len(resp)
+        agg = dict(loss_agg_mode=ac.loss_agg_mode, norm_length=cfg.data.max_response_length)
+        if self.critic is not None:
+            with timer("update_critic"):
+                self.critic.train()
+                vlosses, vclip = [], []
+                for _ in range(ac.ppo_epochs):
+                    for s in range(0, N, self.mini):
+                        idx = list(range(s, min(N, s + self.mini)))
+                        gt, gs = float(mask[idx].sum()), float(len(idx))
+                        self.copt.zero_grad(set_to_none=True)
+                        for m0 in range(0, len(idx), ac.micro_batch_size):
+                            mb = idx[m0 : m0 + ac.micro_batch_size]
+                            out, mmask = answer_forward(self.critic, [ctx[i] for i in mb], [resp[i] for i in mb],
+                                                        _values_head(), ("values",), pad_token_id=self.tok.pad_token_id,
+                                                        grad=True)
+                            T = mmask.shape[1]
+                            vl, vm = value_loss(out["values"], values[mb, :T], returns[mb, :T], mmask,
+                                                clip_range=cfg.critic.cliprange_value, global_tokens=gt, global_seqs=gs, **agg)
+                            vl.backward()
+                            vlosses.append(float(vl.detach()))
+                            vclip.append(float(vm["clipfrac"]))
+                        gn = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.critic.grad_clip)
+                        if torch.isfinite(gn):
+                            self.copt.step()
+                            self.csched.step()
+                metrics["critic/loss"] = sum(vlosses)
+                metrics["critic/clipfrac"] = sum(vclip) / max(1, len(vclip))
+        with timer("update_actor"):
+            self.policy.train()
+            pg_sum, kl_sum, clipfracs, grad_norms, skipped = 0.0, 0.0, [], [], 0
+            for _ in range(ac.ppo_epochs):
+                for s in range(0, N, self.mini):
+                    idx = list(range(s, min(N, s + self.mini)))
+                    gt, gs = float(mask[idx].sum()), float(len(idx))
+                    self.opt.zero_grad(set_to_none=True)
+                    finite = True
+                    for m0 in range(0, len(idx), ac.micro_batch_size):
+                        mb = idx[m0 : m0 + ac.micro_batch_size]
+                        st = ("entropy",) if ac.entropy_coeff else ()
+                        new = self._logprobs(self.policy, [ctx[i] for i in mb], [resp[i] for i in mb], stats=st, grad=True)
+                        T = new.mask.shape[1]
+                        loss, pm = policy_loss(new.logp, old.logp[mb, :T], adv[mb, :T], new.mask,
+                                               clip_low=ac.clip_ratio_low, clip_high=ac.clip_ratio_high,
+                                               clip_ratio_c=ac.clip_ratio_c, global_tokens=gt, global_seqs=gs, **agg)
+                        pg_sum += float(loss.detach())
+                        clipfracs.append(float(pm["clipfrac"]))
+                        if ac.use_kl_loss:
+                            kl = kl_penalty(new.logp, ref.logp[mb, :T], ac.kl_loss_type)
+                            kl_loss = aggregate_loss(kl, new.mask, ac.loss_agg_mode, cfg.data.max_response_length,
+                                                     global_tokens=gt, global_seqs=gs)
+                            loss = loss + ac.kl_loss_coef * kl_loss
+                            kl_sum += float(kl_loss.detach())
+                        if ac.entropy_coeff:
+                            ent = aggregate_loss(new.stats["entropy"], new.mask, ac.loss_agg_mode,
+                                                 cfg.data.max_response_length, global_tokens=gt, global_seqs=gs)
+                            loss = loss - ac.entropy_coeff * ent
+                        if not torch.isfinite(loss):
+                            finite = False
+                            break
+                        loss.backward()
+                    gn = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), ac.grad_clip) if finite else torch.tensor(float("nan"))
+                    grad_norms.append(float(gn))
+                    if finite and torch.isfinite(gn):
+                        self.opt.step()
+                        self.sched.step()
+                    else:
+                        skipped += 1
+                        self.opt.zero_grad(set_to_none=True)
+            self.policy.eval()
+        if skipped:
+            self.bad_steps += 1
+            self._log(f"[yellow]step {self.step}: non-finite loss or gradient; skipped {skipped} optimizer step(s)[/yellow]")
+            if self.bad_steps >= cfg.trainer.max_bad_steps:
+                raise TrainingAborted(f"{self.bad_steps} consecutive steps with a non-finite loss or gradient "
+                                      "(trainer.max_bad_steps); lower actor.lr or check the data")
+        else:
+            self.bad_steps = 0
+        sar_parts = inputs.cache.get("sar")
+        metrics.update({
+            "step": self.step,
+            "progress": progress,
+            "reward/mean": _mean(rew.total),
+            "reward/alpha": rew.alpha,
+            **{f"reward/{k}": _mean(v) for k, v in rew.components.items()},
+            "accuracy": _mean(correct),
+            "response_length/mean": _mean(lengths),
+            "response_length/truncated": sum(truncated) / len(truncated),
+            "sar/mean": None if sar_parts is None else _mean(sar_parts["sar"]),
+            "actor/pg_loss": pg_sum,
+            "actor/kl_loss": kl_sum if ac.use_kl_loss else None,
+            "actor/entropy": float((old.stats["entropy"] * mask).sum() / mask.sum().clamp(min=1)),
+            "actor/clipfrac": sum(clipfracs) / max(1, len(clipfracs)),
+            "actor/grad_norm": sum(grad_norms) / max(1, len(grad_norms)),
+            "actor/lr": self.sched.get_last_lr()[0],
+            "actor/skipped_updates": skipped,
+            "kl/ref": None if ref is None else float(((old.logp - ref.logp) * mask).sum() / mask.sum().clamp(min=1)),
+            **{f"time/{k}": v for k, v in timer.seconds.items()},
+            "time/step": sum(timer.seconds.values()),
+        })
+        return metrics
+
+    def validate(self) -> dict[str, Any]:
+        """Greedy decoding on data.val, correctness only (the reference's validation)."""
+        from sarl.evaluate import EvalSettings, evaluate_dataset
+        from sarl.rollout import GenerationConfig
+
+        cfg = self.cfg
+        settings = EvalSettings(datasets=[cfg.data.val], instruction=cfg.data.instruction,
+                                system_prompt=cfg.data.system_prompt,
+                                gen=GenerationConfig(max_new_tokens=cfg.data.max_response_length,
+                                                     batch_size=cfg.rollout.batch_size))
+        path = self.out / "val" / f"step_{self.step}.samples.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.unlink(missing_ok=True)
+        m = evaluate_dataset(self.backend, self.tok, "policy", cfg.data.val, self.val_problems, settings, path)
+        return {"val/accuracy": m["accuracy"], "val/mean_length": m["mean_length"],
+                "val/truncation_rate": m["truncation_rate"]}
+
+    def run(self, on_step=None) -> dict[str, Any]:
+        t = self.cfg.trainer
+        last: dict[str, Any] = {}
+        if t.val_before_train and self.val_problems and self.step == 0:
+            v = self.validate()
+            self._record({"step": 0, **v})
+            last.update(v)
+        while self.step < t.total_steps:
+            try:
+                metrics = self.train_step()
+            except torch.OutOfMemoryError as exc:
+                raise RuntimeError(
+                    f"out of memory at step {self.step}: lower trainer.prompts_per_step, rollout.n, "
+                    "actor.micro_batch_size or data.max_response_length, or set model.gradient_checkpointing=true"
+                ) from exc
+            timer = StageTimer()
+            if self.val_problems and ((t.val_every and self.step % t.val_every == 0) or self.step == t.total_steps):
+                with timer("validate"):
+                    metrics.update(self.validate())
+            if (t.save_every and self.step % t.save_every == 0) or self.step == t.total_steps:
+                with timer("checkpoint"):
+                    self.save()
+            metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
+            self._record(metrics)
+            last = metrics
+            if on_step is not None:
+                on_step(metrics)
+        final = self.export()
+        if self.tb is not None:
+            self.tb.close()
+        last["final_model"] = str(final)
+        return last
+
+
+def _values_head():
+    from sarl.train.critic import values_head
+
+    return values_head
+
+
+def train(cfg: TrainConfig, resume: bool = False, console=None, on_step=None) -> dict[str, Any]:
+    """Run training as the module docstring states; returns the last step's metrics."""
+    return Trainer(cfg, resume=resume, console=console).run(on_step=on_step)

@@ -1,0 +1,185 @@
+"""Training on a tiny random model: 2-step GRPO and PPO runs, determinism, exact resume, kill safety,
+gradient-accumulation invariance, configuration errors, non-finite losses."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from sarl.config import ConfigError, load_config
+from sarl.train import Trainer, TrainingAborted, train
+from sarl.train.checkpoint import latest_checkpoint, list_checkpoints, load_state
+
+TINY = [
+    "model.name=tiny-random", "data.train=chain_sum", "data.train_size=64", "data.max_response_length=12",
+    "data.max_prompt_length=128", "rollout.n=2", "rollout.batch_size=8", "trainer.prompts_per_step=2",
+    "actor.lr=1e-3", "actor.weight_decay=0.0", "actor.micro_batch_size=2", "trainer.tensorboard=false",
+    # SAR and O1-Pruner vary across rollouts even when every answer is wrong, so advantages are non-zero
+    "rewards.weights={correctness: 1.0, sar: 0.5, o1_pruner: 0.5}",
+]
+
+
+def cfg_for(tmp_path, *extra):
+    return load_config(None, TINY + [f"trainer.out_dir={tmp_path}"] + list(extra))
+
+
+def params(model):
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+def test_grpo_two_steps_changes_every_parameter(tmp_path):
+    cfg = cfg_for(tmp_path, "trainer.total_steps=2", "actor.use_kl_loss=true")
+    tr = Trainer(cfg)
+    before = params(tr.policy)
+    last = tr.run()
+    after = params(tr.policy)
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    assert unchanged == []
+    assert torch.isfinite(torch.tensor(last["actor/pg_loss"]))
+    for k in ("reward/mean", "reward/sar", "reward/o1_pruner", "accuracy", "sar/mean", "kl/ref", "actor/entropy",
+              "actor/clipfrac", "time/generate", "time/null_logprobs", "time/update_actor"):
+        assert last[k] is not None, k
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    final = tmp_path / "final"
+    from transformers import AutoModelForCausalLM
+
+    reloaded = AutoModelForCausalLM.from_pretrained(final, use_safetensors=True)
+    assert torch.equal(reloaded.model.embed_tokens.weight, tr.policy.model.embed_tokens.weight)
+
+
+def test_ppo_two_steps_updates_actor_and_critic(tmp_path):
+    cfg = cfg_for(tmp_path, "trainer.total_steps=2", "algorithm.adv_estimator=gae", "rollout.n=1",
+                  "trainer.prompts_per_step=4", "critic.lr=1e-3")
+    tr = Trainer(cfg)
+    before, cbefore = params(tr.policy), params(tr.critic)
+    last = tr.run()
+    assert [k for k, v in params(tr.policy).items() if torch.equal(v, before[k])] == []
+    assert [k for k, v in params(tr.critic).items() if torch.equal(v, cbefore[k])] == []
+    assert torch.isfinite(torch.tensor(last["critic/loss"]))
+    assert "time/values" in last and "time/update_critic" in last
+
+
+def test_same_seed_same_weights(tmp_path):
+    a = Trainer(cfg_for(tmp_path / "a", "trainer.total_steps=2"))
+    a.run()
+    b = Trainer(cfg_for(tmp_path / "b", "trainer.total_steps=2"))
+    b.run()
+    for k, v in params(a.policy).items():
+        assert torch.equal(v, params(b.policy)[k]), k
+
+
+def test_resume_is_exact(tmp_path):
+    full = Trainer(cfg_for(tmp_path / "full", "trainer.total_steps=4"))
+    full.run()
+    half = Trainer(cfg_for(tmp_path / "half", "trainer.total_steps=4", "trainer.save_every=2"))
+    for _ in range(2):
+        half.train_step()
+    half.save()
+    del half
+    resumed = Trainer(cfg_for(tmp_path / "half", "trainer.total_steps=4", "trainer.save_every=2"), resume=True)
+    assert resumed.step == 2
+    resumed.run()
+    for k, v in params(full.policy).items():
+        assert torch.equal(v, params(resumed.policy)[k]), k
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    """1 micro-batch of 8 and 8 micro-batches of 1 give the same update (every aggregation mode)."""
+    for mode in ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm"):
+        res = []
+        for micro in (8, 1):
+            tr = Trainer(cfg_for(tmp_path / f"{mode}{micro}", "trainer.total_steps=1", "rollout.n=4",
+                                 f"actor.micro_batch_size={micro}", f"actor.loss_agg_mode={mode}", "actor.lr=1e-2"))
+            tr.train_step()
+            res.append(params(tr.policy))
+        for k in res[0]:
+            assert torch.allclose(res[0][k], res[1][k], atol=1e-5, rtol=1e-4), (mode, k)
+
+
+def test_kill_at_any_moment_leaves_a_loadable_checkpoint(tmp_path):
+    """SIGKILL a training run (checkpointing every step) at staggered moments, several times, resuming
+    in between; the last complete checkpoint must always load."""
+    import random
+
+    out = tmp_path / "run"
+    root = out / "checkpoints"
+    cmd = [sys.executable, "-m", "sarl.cli", "train", *TINY, f"trainer.out_dir={out}", "trainer.total_steps=200",
+           "trainer.save_every=1", "trainer.keep_last=2"]
+    rng = random.Random(0)
+    seen = 0
+    for attempt in range(4):
+        proc = subprocess.Popen(cmd + (["--resume"] if seen else []), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        deadline = time.time() + 180
+        while time.time() < deadline:  # wait for a checkpoint newer than the last one we saw
+            ckpt = latest_checkpoint(root)
+            if ckpt is not None and int(ckpt.name.split("_")[1]) > seen:
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 1.5))  # then kill somewhere in the following steps / checkpoint writes
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        ckpt = latest_checkpoint(root)
+        assert ckpt is not None, f"attempt {attempt}: no complete checkpoint"
+        st = load_state(ckpt)
+        assert int(st["step"]) == int(ckpt.name.split("_")[1]) >= seen
+        seen = int(st["step"])
+        from transformers import AutoModelForCausalLM
+
+        AutoModelForCausalLM.from_pretrained(ckpt / "policy", use_safetensors=True)
+    tr = Trainer(load_config(None, TINY + [f"trainer.out_dir={out}", "trainer.total_steps=200"]), resume=True)
+    assert tr.step == seen
+
+
+def test_config_errors_name_the_key(tmp_path):
+    with pytest.raises(ConfigError, match=r"actor.lr_rate: unknown key; allowed: lr, "):
+        load_config(None, ["actor.lr_rate=1"])
+    with pytest.raises(ConfigError, match=r"algorithm.adv_estimator: 'ppo' is not allowed; choose one of: grpo"):
+        load_config(None, ["algorithm.adv_estimator=ppo"])
+    with pytest.raises(ConfigError, match=r"rewards: unknown reward 'sars'"):
+        load_config(None, ["rewards.weights={sars: 1}"])
+    with pytest.raises(ConfigError, match=r"rollout.n: grpo compares rollouts"):
+        load_config(None, ["rollout.n=1"])
+    with pytest.raises(ConfigError, match=r"trainer.total_steps: expected an integer"):
+        load_config(None, ["trainer.total_steps=ten"])
+    with pytest.raises(ConfigError, match="no such recipe"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_every_recipe_loads():
+    from pathlib import Path
+
+    recipes = sorted(Path("configs").rglob("*.yaml"))
+    assert len(recipes) == 14
+    for r in recipes:
+        load_config(r)
+
+
+def test_dataset_without_gold_is_a_clear_error(tmp_path):
+    data = tmp_path / "nogold.jsonl"
+    data.write_text('{"question": "What is 1+1?", "answer": ""}\n')
+    with pytest.raises(ValueError, match="row 1 has no answer"):
+        Trainer(cfg_for(tmp_path, f"data.train={data}", "data.train_size=null"))
+
+
+def test_non_finite_loss_skips_then_aborts(tmp_path, monkeypatch):
+    import sarl.algos as algos
+
+    real = algos.policy_loss
+
+    def nan_loss(*a, **k):
+        loss, m = real(*a, **k)
+        return loss * float("nan"), m
+
+    monkeypatch.setattr(algos, "policy_loss", nan_loss)
+    tr = Trainer(cfg_for(tmp_path, "trainer.total_steps=5", "trainer.max_bad_steps=2"))
+    before = params(tr.policy)
+    m = tr.train_step()
+    assert m["actor/skipped_updates"] == 1
+    assert all(torch.equal(v, before[k]) for k, v in params(tr.policy).items())
+    with pytest.raises(TrainingAborted, match="2 consecutive steps"):
+        tr.train_step()
