@@ -29,6 +29,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_logprobs.py
+	$(PY) benchmarks/bench_generation.py
+	$(PY) benchmarks/bench_train.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -47,7 +47,6 @@ def main() -> None:
                     "trainer.tensorboard=false", f"trainer.seed={r}"])
                 tr = Trainer(cfg)
                 m = tr.train_step()
-                m["response_tokens"] = None
                 steps[arm].append(m)
                 if arm == "sa_grpo":
                     null_len = len(tr.null_ids)
@@ -56,7 +55,7 @@ def main() -> None:
                     ours = n_rows * null_len + lengths
                     padded = n_rows * (args.max_prompt_length + args.max_response_length)
                 del tr
-    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    mean = lambda xs: sum(xs) / len(xs)
     step = {k: mean([m["time/step"] for m in v]) for k, v in steps.items()}
     same_len = all(a["response_length/mean"] == b["response_length/mean"] for a, b in zip(steps["grpo"], steps["sa_grpo"]))
     result = {

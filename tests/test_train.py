@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sarl.config import ConfigError, load_config
-from sarl.train import Trainer, TrainingAborted, train
-from sarl.train.checkpoint import latest_checkpoint, list_checkpoints, load_state
+from sarl.train import Trainer, TrainingAborted
+from sarl.train.checkpoint import latest_checkpoint, load_state
 
 TINY = [
     "model.name=tiny-random", "data.train=chain_sum", "data.train_size=64", "data.max_response_length=12",
@@ -31,7 +31,7 @@ def params(model):
 
 
 def test_grpo_two_steps_changes_every_parameter(tmp_path):
-    cfg = cfg_for(tmp_path, "trainer.total_steps=2", "actor.use_kl_loss=true")
+    cfg = cfg_for(tmp_path, "trainer.total_steps=2", "actor.use_kl_loss=true", "trainer.tensorboard=true")
     tr = Trainer(cfg)
     before = params(tr.policy)
     last = tr.run()
@@ -44,6 +44,7 @@ def test_grpo_two_steps_changes_every_parameter(tmp_path):
         assert last[k] is not None, k
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 2
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
     final = tmp_path / "final"
     from transformers import AutoModelForCausalLM
 
@@ -167,7 +168,7 @@ def test_dataset_without_gold_is_a_clear_error(tmp_path):
 
 
 def test_non_finite_loss_skips_then_aborts(tmp_path, monkeypatch):
-    import sarl.algos as algos
+    from sarl import algos
 
     real = algos.policy_loss
 

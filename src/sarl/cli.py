@@ -9,7 +9,14 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 console = Console(stderr=True)
@@ -74,7 +81,14 @@ def cmd_doctor(args) -> int:
     import importlib.metadata as md
     import platform
 
-    from sarl.models import BUILTIN_MODELS, DEFAULT_MODEL, builtin_cache_dir, builtin_package_dir, is_converted, sarl_home
+    from sarl.models import (
+        BUILTIN_MODELS,
+        DEFAULT_MODEL,
+        builtin_cache_dir,
+        builtin_package_dir,
+        is_converted,
+        sarl_home,
+    )
 
     rows: list[tuple[str, str, str]] = []  # (item, status, fix)
     ok = True
@@ -137,9 +151,8 @@ def cmd_doctor(args) -> int:
 
 # ------------------------------------------------------------------------------------------- score
 def cmd_score(args) -> int:
-    from sarl.scoring import SARScorer, score_file
-
     from sarl.io import read_rows, require_keys
+    from sarl.scoring import SARScorer, score_file
 
     # validate the input before paying for the model load
     keys = [args.question_key, args.answer_key] + ([args.gold_key] if args.gold_key else [])

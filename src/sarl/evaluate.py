@@ -122,8 +122,9 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
         prompts_text = [render_problem_prompt(tokenizer, p, instruction=settings.instruction,
                                               system=settings.system_prompt) for _, p in todo]
         prompt_ids = [encode(tokenizer, t) for t in prompts_text]
-        # generate in slices so every slice is written before the next starts
-        slice_size = max(1, cfg.batch_size // cfg.n) * 4
+        # generate one decode batch at a time, writing each before the next starts: a crash loses at
+        # most the batch in flight
+        slice_size = max(1, cfg.batch_size // cfg.n)
         with JsonlAppender(out_path) as writer:
             for s in range(0, len(todo), slice_size):
                 part = todo[s : s + slice_size]

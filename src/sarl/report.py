@@ -53,7 +53,7 @@ def _md_to_html_table(md: str) -> str:
         if not table:
             return
         head, *body = [r for r in table if not re.fullmatch(r"\|[-:| ]+\|", r)]
-        cells = lambda r: [c.strip() for c in r.strip("|").split("|")]  # noqa: E731
+        cells = lambda r: [c.strip() for c in r.strip("|").split("|")]
         out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells(head))
                    + "</tr></thead><tbody>" + "".join(
                        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>" for r in body)

@@ -14,7 +14,7 @@ class VLLMBackend(Backend):
     name = "vllm"
 
     def __init__(self, model_path: str, tokenizer, dtype: str = "auto", gpu_memory_utilization: float = 0.8):
-        from vllm import LLM  # noqa: PLC0415  (optional dependency)
+        from vllm import LLM
 
         self.llm = LLM(model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                        trust_remote_code=False)

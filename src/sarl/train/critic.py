@@ -33,6 +33,6 @@ class ValueModel(nn.Module):
         return SimpleNamespace(logits=self.v_head(h))  # [B, k, 1]
 
 
-def values_head(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:  # noqa: ARG001
+def values_head(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
     """``answer_forward`` head of the critic: ``[B, k, 1]`` → ``{"values": [B, k]}``."""
     return {"values": outputs[..., 0].float()}

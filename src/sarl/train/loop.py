@@ -53,7 +53,14 @@ import torch
 import yaml
 
 from sarl.config import TrainConfig, to_dict
-from sarl.train.checkpoint import latest_checkpoint, load_critic_weights, load_state, rng_state, save_checkpoint, set_rng_state
+from sarl.train.checkpoint import (
+    latest_checkpoint,
+    load_critic_weights,
+    load_state,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 
 STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
           "update_critic", "update_actor", "validate", "checkpoint")
@@ -269,7 +276,14 @@ class Trainer:
                                temperature=self.cfg.rollout.temperature, stats=stats, grad=grad)
 
     def train_step(self) -> dict[str, Any]:
-        from sarl.algos import aggregate_loss, get_adv_estimator, grpo_weighted, kl_penalty, policy_loss, value_loss
+        from sarl.algos import (
+            aggregate_loss,
+            get_adv_estimator,
+            grpo_weighted,
+            kl_penalty,
+            policy_loss,
+            value_loss,
+        )
         from sarl.data import render_problem_prompt
         from sarl.grading import grade
         from sarl.logprobs import answer_forward
