@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+from sarl.rewards.compose import Schedule
 
 
 class ConfigError(ValueError):
@@ -150,27 +151,13 @@ class CriticConfig:
 
 
 @dataclass
-class ScheduleConfig:
-    type: str = "constant"
-    """constant or linear (the reference's alpha_scheduler)."""
-    peak_pos: float = 0.5
-    """Progress (0-1) of the linear peak."""
-    bottom: float = 0.0
-    """alpha at the ends of a linear ramp."""
-    increase: bool = False
-    """Ramp up from bottom before peak_pos."""
-    decrease: bool = False
-    """Ramp down to bottom after peak_pos."""
-
-
-@dataclass
 class RewardsConfig:
     weights: dict[str, float] = field(default_factory=lambda: {"correctness": 1.0})
     """Reward name → weight (the reference's reward_types / reward_factors); names from the reward registry."""
     options: dict[str, dict] = field(default_factory=dict)
     """Reward name → options, e.g. {sar: {use_log: true}}."""
-    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    """Scales every reward except correctness."""
+    schedule: Schedule = field(default_factory=Schedule)
+    """Scales every reward except correctness: type (constant, linear), peak_pos, bottom, increase, decrease."""
 
 
 @dataclass
@@ -211,7 +198,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Cross-field checks; raises :class:`ConfigError` naming the key and the fix."""
         from sarl.algos import ADV_ESTIMATORS, KL_ESTIMATORS, LOSS_AGG_MODES
-        from sarl.rewards import RewardComposer, Schedule
+        from sarl.rewards import RewardComposer
 
         a, ac, r, t = self.algorithm, self.actor, self.rollout, self.trainer
         _choice("algorithm.adv_estimator", a.adv_estimator, tuple(ADV_ESTIMATORS))
@@ -239,8 +226,7 @@ class TrainConfig:
         if a.advantage_weighting_in_grpo and a.use_kl_in_reward:
             raise ConfigError("algorithm.advantage_weighting_in_grpo: cannot be combined with use_kl_in_reward")
         try:
-            RewardComposer(dict(self.rewards.weights), dict(self.rewards.options),
-                           Schedule(**dataclasses.asdict(self.rewards.schedule)))
+            RewardComposer(dict(self.rewards.weights), dict(self.rewards.options), self.rewards.schedule)
         except (KeyError, ValueError) as exc:
             msg = exc.args[0] if exc.args else str(exc)
             raise ConfigError(f"rewards: {msg}") from None
@@ -261,7 +247,10 @@ def _from_dict(cls, data: dict[str, Any], prefix: str = ""):
             kwargs[key] = _from_dict(typ, val or {}, f"{prefix}{key}.")
         else:
             kwargs[key] = _coerce(f"{prefix}{key}", val, typ)
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:  # a section's own checks (e.g. Schedule)
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: {exc}") from None
 
 
 def _coerce(key: str, val: Any, typ) -> Any:

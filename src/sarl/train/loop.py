@@ -39,7 +39,6 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import inspect
 import json
 import math
@@ -136,7 +135,7 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, resume: bool = False, console=None):
         from sarl.data import load_dataset
         from sarl.models import load_model
-        from sarl.rewards import RewardComposer, Schedule
+        from sarl.rewards import RewardComposer
         from sarl.rollout import HFBackend
 
         self.cfg = cfg
@@ -159,8 +158,7 @@ class Trainer:
         self.val_problems = (load_dataset(cfg.data.val, limit=cfg.data.val_limit, seed=cfg.data.val_seed)
                              if cfg.data.val else [])
         self.data = DataStream(problems, cfg.trainer.seed, cfg.data.shuffle)
-        self.composer = RewardComposer(dict(cfg.rewards.weights), dict(cfg.rewards.options),
-                                       Schedule(**dataclasses.asdict(cfg.rewards.schedule)))
+        self.composer = RewardComposer(dict(cfg.rewards.weights), dict(cfg.rewards.options), cfg.rewards.schedule)
         self.needs = self.composer.needs
         a, ac = cfg.algorithm, cfg.actor
         self.use_ref = ac.use_kl_loss or a.use_kl_in_reward
