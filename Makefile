@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/sarl analyze --limit 30 -o runs/analyze
+	$(VENV)/bin/sarl analyze --limit 20 -o runs/analyze
 
 # The report test renders HTML in headless Chromium; install it where we can (root + apt-get).
 test: $(STAMP)

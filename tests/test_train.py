@@ -184,3 +184,18 @@ def test_non_finite_loss_skips_then_aborts(tmp_path, monkeypatch):
     assert all(torch.equal(v, before[k]) for k, v in params(tr.policy).items())
     with pytest.raises(TrainingAborted, match="2 consecutive steps"):
         tr.train_step()
+
+
+def test_quickstart_end_to_end_on_tiny_model(tmp_path):
+    from rich.console import Console
+
+    from sarl.quickstart import run_quickstart
+
+    res = run_quickstart(tmp_path, steps=1, limit=2, console=Console(quiet=True), progress_factory=None,
+                         extra=["model.name=tiny-random", "data.max_response_length=8", "trainer.prompts_per_step=2",
+                                "rollout.n=2", "trainer.tensorboard=false"])
+    for name in ("before", "after"):
+        m = res["table"][name]
+        assert m["accuracy"] is not None and m["mean_length"] <= 8 and -1 <= m["mean_sar"] <= 1
+    assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "before_after.json").exists()
+    assert (tmp_path / "train" / "final" / "config.json").exists()

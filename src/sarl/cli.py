@@ -359,6 +359,36 @@ def cmd_train(args) -> int:
     return 0
 
 
+# -------------------------------------------------------------------------------------- quickstart
+def cmd_quickstart(args) -> int:
+    from sarl.quickstart import run_quickstart
+
+    t0 = time.perf_counter()
+    with _progress() as prog:
+        def factory(desc, total):
+            task = prog.add_task(desc, total=total, rate="")
+            t_start = time.perf_counter()
+
+            def update(done, tot, tokens):
+                dt = time.perf_counter() - t_start
+                prog.update(task, completed=done, total=tot, rate=f"{tokens / dt:.0f} tok/s" if tokens and dt else "")
+            return update
+
+        res = run_quickstart(args.output, args.steps, args.limit, prog.console, factory, args.overrides)
+    t = res["table"]
+    table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, greedy")
+    for c in ("model", "accuracy", "mean length (tokens)", "mean SAR", "truncated"):
+        table.add_column(c, justify="left" if c == "model" else "right")
+    for name in ("before", "after"):
+        m = t[name]
+        table.add_row(name, f"{m['accuracy'] * 100:.1f}%", f"{m['mean_length']:.1f}", f"{m['mean_sar']:.3f}",
+                      f"{m['truncation_rate'] * 100:.0f}%")
+    out_console.print(table)
+    out_console.print(f"report: {res['report']['html']}  trained model: {res['final_model']}  "
+                      f"({time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from sarl.prompts import DEFAULT_SYSTEM_PROMPT
@@ -406,6 +436,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", default="auto", help="auto (vLLM on a GPU when installed), transformers, vllm")
     _add_model_args(e, multi=True)
     e.set_defaults(func=cmd_eval)
+
+    q = sub.add_parser("quickstart", help="evaluate, train with SA-GRPO, evaluate again, report (CPU minutes)")
+    q.add_argument("-o", "--output", type=Path, default=Path("runs/quickstart"))
+    q.add_argument("--steps", type=int, default=8, help="SA-GRPO training steps")
+    q.add_argument("--limit", type=int, default=48, help="held-out evaluation problems")
+    q.add_argument("overrides", nargs="*", help="dotted training overrides, e.g. rewards.weights.sar=0.3")
+    q.set_defaults(func=cmd_quickstart)
 
     tr = sub.add_parser("train", help="RL training (GRPO / PPO) with SAR and baseline rewards")
     tr.add_argument("recipe", nargs="?", default=None, help="a YAML recipe (configs/*.yaml, configs/cpu/*.yaml)")
