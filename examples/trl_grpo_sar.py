@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sar-weight", type=float, default=0.2)
     ap.add_argument("--answer-tokens", default="text", choices=["text", "sampled"])
     ap.add_argument("--lr", type=float, default=1e-6)
-    ap.add_argument("--bf16", action="store_true", help="bf16 autocast (TRL's default; slower on a CPU)")
+    ap.add_argument("--bf16", action="store_true", help="bf16 autocast, TRL's default (off here so that SAR equals `sarl score` exactly)")
     ap.add_argument("--gradient-checkpointing", action="store_true",
                     help="recompute activations in the backward pass (TRL's default; saves memory, costs time)")
     ap.add_argument("--threads", type=int, default=None)

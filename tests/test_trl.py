@@ -248,7 +248,7 @@ def test_group_rewards_hand_computed():
 
     # One group of G = 4: lengths 2, 4, 3, 6; correct 1, 1, 0, 1 (gold 5).
     kw = {"prompts": [user] * 4, "completions": ["5", "it is 5", "7", "5"],
-              "completion_ids": [[1] * 2, [1] * 4, [1] * 3, [1] * 6], "answer": ["5"] * 4}
+          "completion_ids": [[1] * 2, [1] * 4, [1] * 3, [1] * 6], "answer": ["5"] * 4}
     # Efficient Reasoner: correct lengths {2, 4, 6}: mu = 4, sigma = sqrt(8/3) (ddof 0).
     sigma = math.sqrt(8 / 3)
     pen = 2 * _sigmoid(2 / (sigma + 1e-5)) - 1
