@@ -254,10 +254,7 @@ class SarlReward:
             raise ValueError(f"answer_tokens must be 'text' or 'sampled', got {answer_tokens!r}")
         if num_generations is not None and num_generations < 1:
             raise ValueError(f"num_generations must be >= 1, got {num_generations}")
-        needs = set(self.spec.needs)
-        if self.spec.name == "sar" and not self.options.needs_null_context:
-            needs.discard("logp_a")
-        self.needs = frozenset(needs)
+        self.needs = self.spec.needs_for(self.options)
         if self.spec.group and not self.needs <= _GROUP_READS:
             raise NotImplementedError(
                 f"group reward {self.spec.name!r} reads {sorted(self.needs - _GROUP_READS)}, which the TRL "

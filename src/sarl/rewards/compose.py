@@ -80,11 +80,7 @@ class RewardComposer:
         """Inputs the chosen rewards need (so callers skip passes nobody uses)."""
         out: set[str] = set()
         for name in self.weights:
-            needs = set(REWARDS[name].needs)
-            opt = self._opts.get(name)
-            if name == "sar" and opt is not None and not opt.needs_null_context:
-                needs.discard("logp_a")
-            out |= needs
+            out |= REWARDS[name].needs_for(self._opts.get(name))
         return frozenset(out)
 
     def __call__(self, inputs: RewardInputs, progress: float = 0.0) -> RewardOutput:

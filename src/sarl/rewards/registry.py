@@ -63,6 +63,13 @@ class RewardSpec:
     def doc(self) -> str:
         return (self.fn.__doc__ or "").strip()
 
+    def needs_for(self, options=None) -> frozenset[str]:
+        """The inputs this reward needs with these options (SAR without ``use_comparison`` needs no
+        null-context log-probs)."""
+        if options is not None and getattr(options, "needs_null_context", True) is False:
+            return self.needs - {"logp_a"}
+        return self.needs
+
     def make_options(self, values: dict | None):
         values = dict(values or {})
         if self.options is None:
