@@ -201,12 +201,22 @@ def test_missing_file_and_unknown_name():
     assert "gsm9k" in msg and all(n in msg for n in DATASETS)
 
 
-def test_hub_id_without_datasets_package():
+def test_hub_id_without_datasets_package(monkeypatch):
     import importlib.util
 
-    if importlib.util.find_spec("datasets") is not None:
-        pytest.skip("the datasets package is installed; this checks the message when it is not")
+    from sarl.data import local
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(local.importlib.util, "find_spec", lambda name, *a: None if name == "datasets" else real(name, *a))
     with pytest.raises(DataError, match="pip install datasets"):
+        load_dataset("someone/some_dataset")
+
+
+def test_hub_id_offline_is_a_clear_error(monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError, match="someone/some_dataset: could not load split 'test'"):
         load_dataset("someone/some_dataset")
 
 
