@@ -76,6 +76,22 @@ def _progress() -> Progress:
                     console=console, transient=False)
 
 
+def _task_factory(prog: Progress):
+    """``factory(description, total) -> update(done, total, tokens)``: one progress task per call,
+    its tokens/s measured from the task's own start."""
+
+    def factory(desc, total):
+        task = prog.add_task(desc, total=total, rate="")
+        t_start = time.perf_counter()
+
+        def update(done, tot, tokens):
+            dt = time.perf_counter() - t_start
+            prog.update(task, completed=done, total=tot, rate=f"{tokens / dt:.0f} tok/s" if tokens and dt > 0 else "")
+        return update
+
+    return factory
+
+
 # ------------------------------------------------------------------------------------------ doctor
 def cmd_doctor(args) -> int:
     import importlib.metadata as md
@@ -253,31 +269,15 @@ def cmd_eval(args) -> int:
         lm = _load(margs)
         backend = make_backend(lm, args.backend, model_path=m)
         with _progress() as prog:
-            t0 = time.perf_counter()
-
-            def factory(desc, total):
-                task = prog.add_task(desc, total=total, rate="")
-
-                def update(done, tot, tokens):
-                    dt = time.perf_counter() - t0
-                    prog.update(task, completed=done, total=tot,
-                                rate=f"{tokens / dt:.0f} tok/s" if tokens and dt > 0 else "")
-                return update
-
-            results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, factory, problems)
+            results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, _task_factory(prog), problems)
         del lm, backend
     reference = args.reference or (results and next(iter(results)))
     summary = write_summary(out, results, settings, reference)
-    from sarl.evaluate import comparison_markdown
+    from sarl.evaluate import fmt_value as f
 
     table = Table(title=f"sarl eval → {out} (reference: {reference})")
     for c in ("dataset", "model", "n", "accuracy", "hit@n", "mean len", "correct len", "truncated", "Δacc", "Δlen", "AES"):
         table.add_column(c, justify="left" if c in ("dataset", "model") else "right")
-
-    def f(v, pct=False, signed=False):
-        if v is None:
-            return "–"
-        return (f"{v * 100:+.1f}%" if signed else f"{v * 100:.1f}%") if pct else (f"{v:+.3f}" if signed else f"{v:.1f}")
 
     for r in summary["comparison"]:
         table.add_row(r["dataset"], r["model"], str(r["problems"]), f(r["accuracy"], True), f(r["hit@n"], True),
@@ -285,7 +285,6 @@ def cmd_eval(args) -> int:
                       f(r["delta_acc"], True, True), f(r["delta_len"], True, True), f(r["aes"], signed=True))
     out_console.print(table)
     out_console.print(f"wrote {out / 'summary.json'}, {out / 'compare.md'}, {out / 'plots'}/")
-    _ = comparison_markdown  # the same table is in compare.md
     return 0
 
 
@@ -365,16 +364,7 @@ def cmd_quickstart(args) -> int:
 
     t0 = time.perf_counter()
     with _progress() as prog:
-        def factory(desc, total):
-            task = prog.add_task(desc, total=total, rate="")
-            t_start = time.perf_counter()
-
-            def update(done, tot, tokens):
-                dt = time.perf_counter() - t_start
-                prog.update(task, completed=done, total=tot, rate=f"{tokens / dt:.0f} tok/s" if tokens and dt else "")
-            return update
-
-        res = run_quickstart(args.output, args.steps, args.limit, prog.console, factory, args.overrides)
+        res = run_quickstart(args.output, args.steps, args.limit, prog.console, _task_factory(prog), args.overrides)
     t = res["table"]
     table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, greedy")
     for c in ("model", "accuracy", "mean length (tokens)", "mean SAR", "truncated"):

@@ -218,7 +218,8 @@ def comparison(summary: dict[str, Any], reference: str | None = None) -> list[di
     return rows
 
 
-def _fmt(v: Any, pct: bool = False, signed: bool = False) -> str:
+def fmt_value(v: Any, pct: bool = False, signed: bool = False) -> str:
+    """A metric for a table: percent (``pct``), with a sign (``signed``), ``–`` when missing."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "–"
     if isinstance(v, float):
@@ -239,10 +240,10 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         star = "*" if r.get("acc_delta_absolute") else ""
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['problems']} | {_fmt(r['accuracy'], pct=True)} | "
-            f"{_fmt(r['hit@n'], pct=True)} | {_fmt(r['mean_length'])} | {_fmt(r['mean_correct_length'])} | "
-            f"{_fmt(r['truncation_rate'], pct=True)} | {_fmt(r['delta_acc'], pct=True, signed=True)}{star} | "
-            f"{_fmt(r['delta_len'], pct=True, signed=True)} | {_fmt(r['aes'], signed=True)} |")
+            f"| {r['dataset']} | {r['model']} | {r['problems']} | {fmt_value(r['accuracy'], pct=True)} | "
+            f"{fmt_value(r['hit@n'], pct=True)} | {fmt_value(r['mean_length'])} | {fmt_value(r['mean_correct_length'])} | "
+            f"{fmt_value(r['truncation_rate'], pct=True)} | {fmt_value(r['delta_acc'], pct=True, signed=True)}{star} | "
+            f"{fmt_value(r['delta_len'], pct=True, signed=True)} | {fmt_value(r['aes'], signed=True)} |")
     return "\n".join(lines) + "\n"
 
 

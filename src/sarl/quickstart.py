@@ -45,13 +45,16 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
                             gen=GenerationConfig(max_new_tokens=cfg.data.max_response_length, batch_size=32))
     eval_dir = out_dir / "eval"
     results: dict[str, dict] = {}
+    # the held-out problems, loaded once for both evaluations and the SAR scoring
+    problems = load_dataset(cfg.data.train, limit=limit, seed=cfg.data.val_seed)
+    questions = {p.id: p.question for p in problems}
 
     def evaluate(name: str, model_arg: str | None) -> None:
         lm = load_model(model_arg)
-        metrics = evaluate_model(lm, make_backend(lm, "transformers"), name, settings, eval_dir, progress_factory)
+        metrics = evaluate_model(lm, make_backend(lm, "transformers"), name, settings, eval_dir, progress_factory,
+                                 {cfg.data.train: problems})
         # mean SAR of the model's own answers, scored with its own weights
         rows = read_samples(eval_dir / tag(name) / f"{tag(cfg.data.train)}.samples.jsonl")
-        questions = {p.id: p.question for p in load_dataset(cfg.data.train, limit=limit, seed=cfg.data.val_seed)}
         scored = SARScorer(lm, system_prompt=cfg.data.system_prompt, instruction=get_instruction(cfg.data.instruction)
                            ).score([questions[r["id"]] for r in rows], [r["response"] for r in rows])
         metrics[cfg.data.train]["mean_sar"] = sum(s["sar"] for s in scored) / max(1, len(scored))

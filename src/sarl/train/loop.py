@@ -60,6 +60,7 @@ from sarl.train.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
+from sarl.train.critic import values_head
 
 STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
           "update_critic", "update_actor", "validate", "checkpoint")
@@ -344,7 +345,7 @@ class Trainer:
         if self.critic is not None:
             with timer("values"):
                 self.critic.eval()
-                vals, _ = answer_forward(self.critic, ctx, resp, _values_head(), ("values",),
+                vals, _ = answer_forward(self.critic, ctx, resp, values_head, ("values",),
                                          pad_token_id=self.tok.pad_token_id)
                 values = vals["values"] * mask
         with timer("advantages"):
@@ -374,7 +375,7 @@ class Trainer:
                         for m0 in range(0, len(idx), ac.micro_batch_size):
                             mb = idx[m0 : m0 + ac.micro_batch_size]
                             out, mmask = answer_forward(self.critic, [ctx[i] for i in mb], [resp[i] for i in mb],
-                                                        _values_head(), ("values",), pad_token_id=self.tok.pad_token_id,
+                                                        values_head, ("values",), pad_token_id=self.tok.pad_token_id,
                                                         grad=True)
                             T = mmask.shape[1]
                             vl, vm = value_loss(out["values"], values[mb, :T], returns[mb, :T], mmask,
@@ -511,12 +512,6 @@ class Trainer:
             self.tb.close()
         last["final_model"] = str(final)
         return last
-
-
-def _values_head():
-    from sarl.train.critic import values_head
-
-    return values_head
 
 
 def train(cfg: TrainConfig, resume: bool = False, console=None, on_step=None) -> dict[str, Any]:
