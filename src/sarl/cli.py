@@ -70,13 +70,13 @@ def _load(args):
     return lm
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                     console=console, transient=False)
 
 
-def _task_factory(prog: Progress):
+def task_factory(prog: Progress):
     """``factory(description, total) -> update(done, total, tokens)``: one progress task per call,
     its tokens/s measured from the task's own start."""
 
@@ -177,7 +177,7 @@ def cmd_score(args) -> int:
     scorer = SARScorer(lm, system_prompt=args.system_prompt, sar=_sar_config(args),
                        max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
     t0 = time.perf_counter()
-    with _progress() as prog:
+    with progress_bar() as prog:
         task = prog.add_task("scoring", total=None, rate="")
 
         def on_progress(done, total, tokens):
@@ -212,7 +212,7 @@ def cmd_analyze(args) -> int:
                        max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
     t0 = time.perf_counter()
     total = len(problems) * len(VARIANTS)
-    with _progress() as prog:
+    with progress_bar() as prog:
         task = prog.add_task(f"scoring {len(VARIANTS)} variants x {len(problems)} problems", total=total, rate="")
         state = {"n": 0, "tok": 0}
 
@@ -268,8 +268,8 @@ def cmd_eval(args) -> int:
         margs = argparse.Namespace(**{**vars(args), "model": m})
         lm = _load(margs)
         backend = make_backend(lm, args.backend, model_path=m)
-        with _progress() as prog:
-            results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, _task_factory(prog), problems)
+        with progress_bar() as prog:
+            results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, task_factory(prog), problems)
         del lm, backend
     reference = args.reference or (results and next(iter(results)))
     summary = write_summary(out, results, settings, reference)
@@ -337,7 +337,7 @@ def cmd_train(args) -> int:
         recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
     cfg = load_config(recipe, overrides)
     t0 = time.perf_counter()
-    with _progress() as prog:
+    with progress_bar() as prog:
         task = prog.add_task("training", total=cfg.trainer.total_steps, rate="")
 
         def on_step(m):
@@ -358,13 +358,43 @@ def cmd_train(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------- sft
+def _parse_counts(text: str) -> dict[str, int]:
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, count = part.partition("=")
+        if not sep or not count.strip().isdigit():
+            raise ValueError(f"--synthetic: expected task=count[,task=count], got {part!r}")
+        out[name.strip()] = int(count)
+    return out
+
+
+def cmd_sft(args) -> int:
+    from sarl.sft import SFTConfig, run_sft
+
+    cfg = SFTConfig(data=args.data, synthetic_tasks=_parse_counts(args.synthetic), padded_fraction=args.padded_fraction,
+                    question_key=args.question_key, response_key=args.response_key, model=args.model,
+                    new_model=args.new_model, instruction=args.instruction, epochs=args.epochs,
+                    batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_length=args.max_length,
+                    seed=args.seed, out_dir=str(args.output), save_every=args.save_every, threads=args.threads)
+    with progress_bar() as prog:
+        def on_step(m):
+            if m["step"] % 50 == 0:
+                prog.console.print(f"step {m['step']}: loss={m['loss']:.4f} lr={m['lr']:.2e} grad_norm={m['grad_norm']:.2f}")
+
+        summary = run_sft(cfg, resume=args.resume, on_step=on_step, progress_factory=task_factory(prog))
+    out_console.print(f"model: {summary['model']}  ({summary['parameters'] / 1e6:.1f}M parameters, "
+                      f"{summary['steps']} steps, final loss {summary['final_loss']:.4f}, {summary['seconds']:.0f}s)")
+    return 0
+
+
 # -------------------------------------------------------------------------------------- quickstart
 def cmd_quickstart(args) -> int:
     from sarl.quickstart import run_quickstart
 
     t0 = time.perf_counter()
-    with _progress() as prog:
-        res = run_quickstart(args.output, args.steps, args.limit, prog.console, _task_factory(prog), args.overrides)
+    with progress_bar() as prog:
+        res = run_quickstart(args.output, args.steps, args.limit, prog.console, task_factory(prog), args.overrides)
     t = res["table"]
     table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, greedy")
     for c in ("model", "accuracy", "mean length (tokens)", "mean SAR", "truncated"):
@@ -440,6 +470,28 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     tr.set_defaults(func=cmd_train)
 
+    sf = sub.add_parser("sft", help="supervised fine-tuning (warm start), e.g. on the built-in synthetic corpus")
+    sf.add_argument("data", nargs="?", default="synthetic",
+                    help="JSONL/Parquet/CSV with question and response columns, or 'synthetic' (built in)")
+    sf.add_argument("-o", "--output", type=Path, default=Path("runs/sft"), help="output folder (model in <output>/model)")
+    sf.add_argument("--model", default=None, help="model to fine-tune (default: the built-in default)")
+    sf.add_argument("--new-model", default=None, help="start from a new Llama instead, e.g. layers=4,hidden=128,heads=4")
+    sf.add_argument("--synthetic", default="synth_arith=6000,synth_logic=2000", help="synthetic corpus: task=count,...")
+    sf.add_argument("--padded-fraction", type=float, default=0.5, help="synthetic corpus: share of padded solutions")
+    sf.add_argument("--question-key", default="question")
+    sf.add_argument("--response-key", default="response")
+    sf.add_argument("--instruction", default="none", help="none, noformat, format (appended to each question)")
+    sf.add_argument("--epochs", type=float, default=1.0)
+    sf.add_argument("--batch-size", type=int, default=32)
+    sf.add_argument("--lr", type=float, default=1e-3)
+    sf.add_argument("--warmup-steps", type=int, default=20)
+    sf.add_argument("--max-length", type=int, default=384, help="longest example in tokens (longer is an error)")
+    sf.add_argument("--seed", type=int, default=0)
+    sf.add_argument("--save-every", type=int, default=100, help="checkpoint every N steps (0 = never)")
+    sf.add_argument("--threads", type=int, default=None)
+    sf.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    sf.set_defaults(func=cmd_sft)
+
     r = sub.add_parser("report", help="Markdown + self-contained HTML report from eval/analyze folders")
     r.add_argument("run_dirs", type=Path, nargs="+")
     r.add_argument("-o", "--output", type=Path, default=Path("runs/report"))
@@ -468,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, ModelError, ValueError, KeyError, FileNotFoundError) as exc:
+    except (DataError, ModelError, ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         # plain print: no markup interpretation, no wrapping of paths
         print(f"sarl {args.command}: error: {msg}", file=sys.stderr)

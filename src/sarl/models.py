@@ -221,23 +221,52 @@ def load_tokenizer(name_or_path: str | None = None):
 TINY_RANDOM = "tiny-random"
 
 
-def tiny_random_model(seed: int = 0):
-    """A 2-layer, 64-wide Llama with random weights and the default model's tokenizer (for fast
-    end-to-end tests of training; it produces noise, not answers)."""
+def new_llama(tokenizer, *, layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int | None = None,
+              intermediate: int | None = None, seed: int = 0):
+    """A freshly initialised Llama (tied embeddings) for ``tokenizer``'s vocabulary; the random
+    initialisation depends only on ``seed`` and leaves the global RNG untouched."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tok = load_tokenizer(None)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                      bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+    if min(layers, hidden, heads) < 1 or hidden % heads:
+        raise ModelError(f"new model: need layers, hidden, heads >= 1 and hidden divisible by heads; got "
+                         f"layers={layers} hidden={hidden} heads={heads}")
+    kv = kv_heads or max(1, heads // 2)
+    if heads % kv:
+        raise ModelError(f"new model: heads ({heads}) must be a multiple of kv_heads ({kv})")
+    cfg = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate or 4 * hidden,
+                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv,
+                      max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
+                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
                       tie_word_embeddings=True)
-    gen = torch.random.fork_rng()
-    with gen:
+    with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)
-    model.generation_config.eos_token_id = tok.eos_token_id
-    return model, tok
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    return model
+
+
+def parse_new_model_spec(spec: str) -> dict[str, int]:
+    """``"layers=4,hidden=128,heads=4"`` → keyword arguments of :func:`new_llama` (unknown keys or
+    non-integer values raise :class:`ModelError` naming them)."""
+    allowed = {"layers", "hidden", "heads", "kv_heads", "intermediate", "seed"}
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or key not in allowed:
+            raise ModelError(f"new model spec {spec!r}: {part!r} is not key=value with key in {sorted(allowed)}")
+        try:
+            out[key] = int(value)
+        except ValueError:
+            raise ModelError(f"new model spec {spec!r}: {key} must be an integer, got {value!r}") from None
+    return out
+
+
+def tiny_random_model(seed: int = 0):
+    """A 2-layer, 64-wide Llama with random weights and the default model's tokenizer (for fast
+    end-to-end tests of training; it produces noise, not answers)."""
+    tok = load_tokenizer(None)
+    return new_llama(tok, layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, seed=seed), tok
 
 
 def load_model(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sarl.data import builtin, rgym
+from sarl.data import builtin, rgym, synthetic
 from sarl.data.local import DATA_SUFFIXES, load_hub, load_local, looks_like_hub_id
 from sarl.data.schema import Problem
 from sarl.io import DataError
@@ -144,3 +144,12 @@ for _g in rgym.GENERATORS:
         description=f"reasoning-gym {_g.family}: {_g.description}",
         source=f"PyPI {rgym.REASONING_GYM_PIP}: generator {_g.name!r}, default config",
         licence="Apache-2.0", grader="reasoning_gym", generated=True)
+for _task, _desc, _grader in (
+        (synthetic.ARITH_SOURCE, "2-3-step add/subtract word problems over small whole numbers", "math"),
+        (synthetic.LOGIC_SOURCE, "Boolean expressions with 3-4 literals (True/False)", "logic")):
+    for _split in ("train", "test"):
+        register_dataset(
+            _task if _split == "train" else f"{_task}_test",
+            functools.partial(synthetic.load, _task, _split), size=synthetic.DEFAULT_SIZE,
+            description=f"sarl synthetic, {_split} split: {_desc}; worked solutions in sarl.data.synthetic",
+            source="built in: sarl.data.synthetic", licence="Apache-2.0", grader=_grader, generated=True)

@@ -8,7 +8,7 @@ from ``problem=`` (a :class:`sarl.data.Problem`) or ``metadata=``/``choices=``.
 | grader          | data sources                                    | rule                                  |
 |-----------------|-------------------------------------------------|---------------------------------------|
 | ``math``        | everything not listed below (gsm8k, math, ...)  | :mod:`sarl.grading.math`              |
-| ``logic``       | ``prontoqa``, ``LogicBench``, ``logic``         | :mod:`sarl.grading.logic`             |
+| ``logic``       | ``prontoqa``, ``LogicBench``, ``logic``, ``synth_logic`` | :mod:`sarl.grading.logic`             |
 | ``reasoning_gym`` | ``reasoning_gym/<generator>``                 | :mod:`sarl.grading.rgym`              |
 """
 
@@ -75,7 +75,7 @@ def grade(response: str, gold: str, data_source: str | None = None, *, problem: 
     return fn(response, gold)
 
 
-register_grader("logic", grade_logic, ("prontoqa", "LogicBench", "logic"), context=True)
+register_grader("logic", grade_logic, ("prontoqa", "LogicBench", "logic", "synth_logic"), context=True)
 register_grader("reasoning_gym", grade_reasoning_gym,
                 tuple(RG_SOURCE_PREFIX + n for n in sorted(KNOWN_GENERATORS)),
                 prefixes=(RG_SOURCE_PREFIX,), context=True)

@@ -1,0 +1,262 @@
+"""Supervised fine-tuning (``sarl sft``): the warm start before RL.
+
+Each example is a question and a response. The prompt is rendered exactly as training and evaluation
+render it (:func:`sarl.prompts.render_prompt`: system prompt, question, optional instruction, chat
+template); the response follows it and ends with the EOS token. The loss is the mean cross-entropy over
+response tokens only (prompt and padding positions are masked), so SFT teaches what RL later samples.
+
+Data: a JSONL/Parquet/CSV file with question and response columns (``--question-key``,
+``--response-key``; dotted keys reach into nested rows), or ``synthetic``: the built-in corpus of
+:mod:`sarl.data.synthetic` (arithmetic and logic with concise and padded solutions).
+
+Model: any model ``sarl`` loads, or a new Llama for the default tokenizer (``new_model=
+"layers=4,hidden=128,heads=4"``). Optimiser AdamW with linear warmup and cosine decay, gradient
+clipping; checkpoints (atomic, keep-last-K) every ``save_every`` steps and ``--resume`` continues
+from the last one with the same data order; the result is a plain HF folder ``<out>/model``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sarl.io import DataError, JsonlAppender, get_key, read_rows, write_json_atomic
+
+
+@dataclass
+class SFTConfig:
+    data: str = "synthetic"
+    """A data file, or ``synthetic`` (the built-in arithmetic + logic corpus)."""
+    synthetic_tasks: dict[str, int] = field(default_factory=lambda: {"synth_arith": 6000, "synth_logic": 2000})
+    """For ``data=synthetic``: problems per task."""
+    padded_fraction: float = 0.5
+    """For ``data=synthetic``: share of solutions written padded."""
+    question_key: str = "question"
+    response_key: str = "response"
+    model: str | None = None
+    """Model to fine-tune (None = the built-in default); ignored when ``new_model`` is set."""
+    new_model: str | None = None
+    """Start from a new Llama instead: ``layers=4,hidden=128,heads=4[,kv_heads=,intermediate=,seed=]``."""
+    instruction: str = "none"
+    system_prompt: str | None = None
+    """None = sarl's default system prompt."""
+    epochs: float = 1.0
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    grad_clip: float = 1.0
+    max_length: int = 384
+    """Longer examples are an error (they would be silently cut otherwise)."""
+    seed: int = 0
+    out_dir: str = "runs/sft"
+    save_every: int = 100
+    keep_last: int = 1
+    threads: int | None = None
+
+
+def load_examples(cfg: SFTConfig) -> list[dict[str, str]]:
+    """The (question, response) pairs; bad rows raise :class:`DataError` naming file, row and key."""
+    if cfg.data == "synthetic":
+        from sarl.data.synthetic import sft_rows
+
+        rows = sft_rows(cfg.synthetic_tasks, cfg.padded_fraction, seed=cfg.seed)
+        return [{"question": r["question"], "response": r["response"]} for r in rows]
+    rows = read_rows(cfg.data)
+    out = []
+    for i, row in enumerate(rows):
+        item = {}
+        for name, key in (("question", cfg.question_key), ("response", cfg.response_key)):
+            try:
+                value = get_key(row, key)
+            except KeyError:
+                raise DataError(f"{cfg.data}: row {i + 1}: missing key {key!r} (the {name}; set it with "
+                                f"--{name}-key)") from None
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(f"{cfg.data}: row {i + 1}: {key!r} must be a non-empty string, got {value!r}")
+            item[name] = value
+        out.append(item)
+    if not out:
+        raise DataError(f"{cfg.data}: no rows")
+    return out
+
+
+def encode_examples(tokenizer, examples: list[dict[str, str]], cfg: SFTConfig) -> list[tuple[list[int], int]]:
+    """``(prompt + response + EOS ids, prompt length)`` per example."""
+    from sarl.data.prompts import get_instruction
+    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode, render_prompt
+
+    system = DEFAULT_SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
+    instruction = get_instruction(cfg.instruction)
+    out = []
+    for i, ex in enumerate(examples):
+        prompt = encode(tokenizer, render_prompt(tokenizer, ex["question"], system, instruction))
+        ids = prompt + encode(tokenizer, ex["response"]) + [tokenizer.eos_token_id]
+        if len(ids) > cfg.max_length:
+            raise DataError(f"{cfg.data}: example {i + 1} has {len(ids)} tokens, more than max_length="
+                            f"{cfg.max_length}; raise --max-length or shorten it")
+        out.append((ids, len(prompt)))
+    return out
+
+
+def collate(batch: list[tuple[list[int], int]], pad_id: int):
+    """Left-padded ``input_ids``, ``attention_mask``, ``position_ids`` and ``labels`` (-100 on prompt and
+    padding); left padding puts every response at the end, so logits are needed only for the last
+    ``keep`` positions (returned too): the LM head, the costliest layer of a small model with a large
+    vocabulary, never runs on prompt tokens."""
+    import torch
+
+    width = max(len(ids) for ids, _ in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for r, (ids, n_prompt) in enumerate(batch):
+        off = width - len(ids)
+        input_ids[r, off:] = torch.tensor(ids)
+        labels[r, off + n_prompt:] = torch.tensor(ids[n_prompt:])
+        mask[r, off:] = 1
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    keep = max(len(ids) - n for ids, n in batch) + 1
+    return input_ids, mask, positions, labels, keep
+
+
+def response_loss(model, input_ids, mask, positions, labels, keep):
+    """Mean cross-entropy over response tokens (labels != -100), and the token count."""
+    import torch.nn.functional as F
+
+    logits = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep).logits
+    logits = logits[:, :-1]
+    target = labels[:, -keep + 1:]
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1), ignore_index=-100)
+    return loss, int((target != -100).sum())
+
+
+def _batches(n: int, batch_size: int, epochs: float, seed: int) -> list[list[int]]:
+    """The whole run's batches of example indices: one seeded shuffle per epoch, a fractional last epoch."""
+    order: list[int] = []
+    full = math.floor(epochs)
+    for e in range(math.ceil(epochs)):
+        perm = list(range(n))
+        random.Random(f"sft-order-{seed}-{e}").shuffle(perm)
+        order += perm if e < full else perm[:round((epochs - full) * n)]
+    return [order[i:i + batch_size] for i in range(0, len(order), batch_size) if order[i:i + batch_size]]
+
+
+def _truncate_metrics(path: Path, keep_steps: int) -> None:
+    """On resume, drop logged steps after the checkpoint (they are redone) and any torn last line."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if row.get("step", 0) <= keep_steps:
+            kept.append(line)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
+    tmp.replace(path)
+
+
+def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], None] | None = None,
+            progress_factory=None) -> dict[str, Any]:
+    """Fine-tune and write ``<out_dir>/model``; returns the run summary (also ``summary.json``).
+    ``progress_factory(description, total) -> update(done, total, tokens)`` shows progress (optional)."""
+    import torch
+
+    from sarl.models import load_model, load_tokenizer, new_llama, parse_new_model_spec, set_threads
+    from sarl.train.checkpoint import latest_checkpoint, load_state, save_checkpoint
+
+    if cfg.batch_size < 1 or cfg.epochs <= 0 or cfg.lr <= 0:
+        raise ValueError(f"sft: need batch_size >= 1, epochs > 0 and lr > 0; got batch_size={cfg.batch_size}, "
+                         f"epochs={cfg.epochs}, lr={cfg.lr}")
+    out = Path(cfg.out_dir)
+    ckpt_root = out / "checkpoints"
+    ckpt = latest_checkpoint(ckpt_root) if resume else None
+    if not resume and (out / "metrics.jsonl").exists():
+        raise FileExistsError(f"{out} already holds an SFT run; pass --resume to continue it or choose another -o")
+    set_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    if ckpt is not None:
+        lm = load_model(str(ckpt / "policy"), dtype="float32", device="cpu")
+        model, tok = lm.model, lm.tokenizer
+    elif cfg.new_model:
+        tok = load_tokenizer(None)
+        model = new_llama(tok, **{"seed": cfg.seed, **parse_new_model_spec(cfg.new_model)})
+    else:
+        lm = load_model(cfg.model, dtype="float32", device="cpu")
+        model, tok = lm.model, lm.tokenizer
+    model.train()
+    data = encode_examples(tok, load_examples(cfg), cfg)
+    batches = _batches(len(data), cfg.batch_size, cfg.epochs, cfg.seed)
+    total = len(batches)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    def lr_at(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        frac = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    start = 0
+    if ckpt is not None:
+        state = load_state(ckpt)
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start = state["step"]
+    out.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out / "config.json", asdict(cfg))
+    _truncate_metrics(out / "metrics.jsonl", start)
+    n_params = sum(p.numel() for p in model.parameters())
+    log = JsonlAppender(out / "metrics.jsonl")
+    update = progress_factory("sft", total) if progress_factory is not None else None
+    t0 = time.perf_counter()
+    tokens_seen = 0
+    last: dict[str, Any] = {}
+    for step in range(start, total):
+        input_ids, mask, positions, labels, keep = collate([data[i] for i in batches[step]], tok.pad_token_id)
+        loss, n_tok = response_loss(model, input_ids, mask, positions, labels, keep)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"sft step {step + 1}: loss is {loss.item()}; lower --lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        tokens_seen += int(mask.sum())
+        last = {"step": step + 1, "loss": loss.item(), "grad_norm": float(gnorm), "lr": sched.get_last_lr()[0],
+                "response_tokens": n_tok, "tokens_per_s": tokens_seen / (time.perf_counter() - t0)}
+        log.write([last])
+        if on_step is not None:
+            on_step(last)
+        if update is not None:
+            update(step + 1, total, tokens_seen)
+        if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < total:
+            save_checkpoint(ckpt_root, step + 1, policy=model, tokenizer=tok,
+                            state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step + 1},
+                            config_yaml=json.dumps(asdict(cfg)), keep_last=cfg.keep_last)
+    log.close()
+    final = out / "model"
+    tmp = out / ".tmp-model"
+    import shutil
+
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.eval()
+    model.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.replace(final)
+    summary = {"model": str(final), "steps": total, "examples": len(data), "parameters": n_params,
+               "final_loss": last.get("loss"), "seconds": time.perf_counter() - t0}
+    write_json_atomic(out / "summary.json", summary)
+    return summary

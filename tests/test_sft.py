@@ -1,0 +1,121 @@
+"""`sarl sft`: masking, the response-only loss, learning, exact resume, clear errors, the CLI."""
+
+import json
+
+import pytest
+import torch
+
+from sarl.io import DataError
+from sarl.models import load_tokenizer, new_llama
+from sarl.sft import SFTConfig, collate, encode_examples, response_loss, run_sft
+
+TINY = "layers=1,hidden=32,heads=2,intermediate=64"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return load_tokenizer(None)
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_collate_masks_prompt_and_padding(tok):
+    cfg = SFTConfig(max_length=200)
+    data = encode_examples(tok, [{"question": "What is 2 + 3?", "response": "2 + 3 = 5. The answer is 5."},
+                                 {"question": "Is True or False true?", "response": "Yes."}], cfg)
+    ids, mask, pos, labels, keep = collate(data, tok.pad_token_id)
+    for r, (seq, n_prompt) in enumerate(data):
+        off = ids.shape[1] - len(seq)
+        assert ids[r, off:].tolist() == seq and mask[r, :off].sum() == 0
+        assert (labels[r, :off + n_prompt] == -100).all()
+        assert labels[r, off + n_prompt:].tolist() == seq[n_prompt:]
+        assert seq[-1] == tok.eos_token_id  # the response ends with EOS
+        assert pos[r, off:].tolist() == list(range(len(seq)))
+    assert keep == max(len(s) - n for s, n in data) + 1
+
+
+def test_response_loss_equals_full_logits_cross_entropy(tok):
+    """The left-padded, last-positions-only loss equals cross-entropy over full logits of each example."""
+    model = new_llama(tok, layers=2, hidden=32, heads=2, seed=0).eval()
+    cfg = SFTConfig(max_length=200)
+    data = encode_examples(tok, [{"question": "q one", "response": "a short answer"},
+                                 {"question": "a much longer question here", "response": "x " * 20}], cfg)
+    loss, n = response_loss(model, *collate(data, tok.pad_token_id))
+    total, count = 0.0, 0
+    for seq, n_prompt in data:
+        logits = model(input_ids=torch.tensor([seq])).logits[0, :-1]
+        lp = torch.log_softmax(logits.double(), -1)
+        tgt = torch.tensor(seq[1:])
+        nll = -lp[torch.arange(len(tgt)), tgt][n_prompt - 1:]
+        total += nll.sum().item()
+        count += len(nll)
+    assert n == count
+    assert loss.item() == pytest.approx(total / count, abs=1e-4)
+
+
+def test_sft_learns_and_resumes_exactly(tmp_path):
+    """Overfitting 16 examples lowers the loss; a run interrupted after its step-3 checkpoint and
+    resumed ends with the same weights as an uninterrupted run."""
+    rows = [{"question": f"What is {i} + 1?", "response": f"{i} + 1 = {i + 1}. The answer is {i + 1}."}
+            for i in range(16)]
+    data = _write(tmp_path / "d.jsonl", rows)
+    base = dict(data=str(data), new_model=TINY, epochs=10, batch_size=8, lr=1e-2, warmup_steps=2, save_every=3)
+
+    full = run_sft(SFTConfig(**base, out_dir=str(tmp_path / "full")))
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == full["steps"] == 20
+    assert losses[-1] < 0.6 * losses[0]
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_5(m):
+        if m["step"] == 5:
+            raise Stop
+
+    cut = SFTConfig(**base, out_dir=str(tmp_path / "cut"))
+    with pytest.raises(Stop):
+        run_sft(cut, on_step=stop_at_5)
+    assert (tmp_path / "cut" / "checkpoints" / "step_3").is_dir()
+    with pytest.raises(FileExistsError, match="--resume"):
+        run_sft(cut)
+    run_sft(cut, resume=True)
+    rows_cut = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows_cut] == list(range(1, 21))  # steps 4-5 were redone, not duplicated
+    from safetensors.torch import load_file
+
+    a = load_file(str(tmp_path / "full" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "cut" / "model" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_bad_data_names_row_and_key(tmp_path):
+    data = _write(tmp_path / "d.jsonl", [{"question": "q", "response": "r"}, {"question": "q2"}])
+    with pytest.raises(DataError, match=r"d.jsonl: row 2: missing key 'response'"):
+        run_sft(SFTConfig(data=str(data), new_model=TINY, out_dir=str(tmp_path / "o")))
+    data = _write(tmp_path / "e.jsonl", [{"q": "q", "r": "word " * 400}])
+    with pytest.raises(DataError, match=r"example 1 has \d+ tokens, more than max_length=384"):
+        run_sft(SFTConfig(data=str(data), question_key="q", response_key="r", new_model=TINY,
+                          out_dir=str(tmp_path / "o2")))
+    assert not (tmp_path / "o2" / "metrics.jsonl").exists()
+
+
+def test_cli_sft_on_synthetic_corpus_then_eval_loads_it(tmp_path, capsys):
+    from sarl.cli import main
+    from sarl.models import load_model
+
+    out = tmp_path / "sft"
+    assert main(["sft", "-o", str(out), "--new-model", TINY, "--synthetic", "synth_arith=24,synth_logic=8",
+                 "--batch-size", "16", "--save-every", "0"]) == 0
+    assert "final loss" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["examples"] == 32
+    lm = load_model(str(out / "model"))
+    assert lm.model.config.num_hidden_layers == 1
+    assert main(["sft", "-o", str(out), "--new-model", TINY]) == 2  # exists, no --resume
+    assert main(["sft", "-o", str(tmp_path / "x"), "--new-model", "layers=two"]) == 2
