@@ -105,17 +105,42 @@ def test_bad_data_names_row_and_key(tmp_path):
     assert not (tmp_path / "o2" / "metrics.jsonl").exists()
 
 
-def test_cli_sft_on_synthetic_corpus_then_eval_loads_it(tmp_path, capsys):
+def test_cli_sft_on_synthetic_corpus_with_new_tokenizer(tmp_path, capsys):
     from sarl.cli import main
     from sarl.models import load_model
 
     out = tmp_path / "sft"
-    assert main(["sft", "-o", str(out), "--new-model", TINY, "--synthetic", "synth_arith=24,synth_logic=8",
+    assert main(["sft", "-o", str(out), "--new-model", TINY, "--new-tokenizer", "400",
+                 "--synthetic", "synth_arith=24,synth_logic=8",
                  "--batch-size", "16", "--save-every", "0"]) == 0
     assert "final loss" in capsys.readouterr().out
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["examples"] == 32
     lm = load_model(str(out / "model"))
-    assert lm.model.config.num_hidden_layers == 1
+    assert lm.model.config.num_hidden_layers == 1 and len(lm.tokenizer) == lm.model.config.vocab_size <= 400
     assert main(["sft", "-o", str(out), "--new-model", TINY]) == 2  # exists, no --resume
     assert main(["sft", "-o", str(tmp_path / "x"), "--new-model", "layers=two"]) == 2
+
+
+def test_small_tokenizer_round_trips_and_renders_like_the_default(tmp_path, tok):
+    from transformers import AutoTokenizer
+
+    from sarl.prompts import render_prompt
+    from sarl.tokenizer import train_tokenizer
+
+    corpus = [f"Tom has {i} apples. {i} + 2 = {i + 2}. The answer is \\boxed{{{i + 2}}}." for i in range(300)]
+    small = train_tokenizer(corpus, 300, template=tok)
+    assert 259 < len(small) <= 300  # at most vocab_size: a small corpus may offer fewer merges
+    for s in corpus[:5] + ["Unseen: Zürich ✓ 12.5%", ""]:
+        assert small.decode(small(s, add_special_tokens=False)["input_ids"]) == s
+    pieces = [small.decode([i]) for i in small("x 1234 y", add_special_tokens=False)["input_ids"]]
+    assert "1" in pieces and "2" in pieces and "4" in pieces and not any(p.strip().isdigit() and len(p.strip()) > 1
+                                                                     for p in pieces)
+    assert render_prompt(small, "What is 2 + 2?") == render_prompt(tok, "What is 2 + 2?")
+    assert small.eos_token == tok.eos_token and small.pad_token_id is not None
+    small.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    text = render_prompt(small, "Tom has 5 apples.") + "5 + 2 = 7."
+    assert again(text, add_special_tokens=False)["input_ids"] == small(text, add_special_tokens=False)["input_ids"]
+    with pytest.raises(ValueError, match="vocab_size must be"):
+        train_tokenizer(corpus, 100, template=tok)

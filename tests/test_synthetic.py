@@ -6,7 +6,7 @@ import re
 import pytest
 
 from sarl.data import load_dataset
-from sarl.data.synthetic import (ARITH_SOURCE, LOGIC_SOURCE, generate, is_test_key, sft_rows, solution)
+from sarl.data.synthetic import ARITH_SOURCE, LOGIC_SOURCE, generate, is_test_key, sft_rows, solution
 from sarl.grading import grade
 
 

@@ -1,6 +1,7 @@
 """Training on a tiny random model: 2-step GRPO and PPO runs, determinism, exact resume, kill safety,
 gradient-accumulation invariance, configuration errors, non-finite losses."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -86,6 +87,21 @@ def test_resume_is_exact(tmp_path):
     resumed.run()
     for k, v in params(full.policy).items():
         assert torch.equal(v, params(resumed.policy)[k]), k
+
+
+def test_resume_logs_every_step_once_and_a_fresh_start_refuses_an_old_run(tmp_path):
+    """Steps logged after the last checkpoint are redone on resume, not logged twice; starting a new
+    run over an old one's folder is an error instead of appending to its metrics."""
+    import shutil
+
+    out = tmp_path / "run"
+    Trainer(cfg_for(out, "trainer.total_steps=3", "trainer.save_every=2", "trainer.keep_last=3")).run()
+    shutil.rmtree(out / "checkpoints" / "step_3")  # as if killed after logging step 3, before its checkpoint
+    Trainer(cfg_for(out, "trainer.total_steps=4", "trainer.save_every=2"), resume=True).run()
+    steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4]
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        Trainer(cfg_for(out, "trainer.total_steps=1"))
 
 
 def test_gradient_accumulation_matches_one_big_batch(tmp_path):
@@ -192,10 +208,37 @@ def test_quickstart_end_to_end_on_tiny_model(tmp_path):
     from sarl.quickstart import run_quickstart
 
     res = run_quickstart(tmp_path, steps=1, limit=2, console=Console(quiet=True), progress_factory=None,
-                         extra=["model.name=tiny-random", "data.max_response_length=8", "trainer.prompts_per_step=2",
-                                "rollout.n=2", "trainer.tensorboard=false"])
+                         extra=["data.max_response_length=8", "trainer.prompts_per_step=2", "rollout.n=2"],
+                         model="tiny-random")
     for name in ("before", "after"):
         m = res["table"][name]
         assert m["accuracy"] is not None and m["mean_length"] <= 8 and -1 <= m["mean_sar"] <= 1
     assert (tmp_path / "report" / "report.html").exists() and (tmp_path / "before_after.json").exists()
     assert (tmp_path / "train" / "final" / "config.json").exists()
+
+
+def test_quickstart_default_path_warm_starts_then_trains(tmp_path):
+    """The default quickstart: SFT warm start on the synthetic corpus (tiny here), sampled evaluation
+    on held-out synthetic arithmetic, SA-GRPO, evaluation, report; a second run reuses the warm start."""
+    from rich.console import Console
+
+    from sarl.quickstart import run_quickstart
+
+    sft = {"synthetic_tasks": {"synth_arith": 24, "synth_logic": 8}, "new_model": "layers=1,hidden=32,heads=2",
+           "new_tokenizer": 400, "epochs": 1.0, "batch_size": 16}
+    extra = ["data.max_response_length=8", "trainer.prompts_per_step=2", "rollout.n=2"]
+    res = run_quickstart(tmp_path, steps=1, limit=2, console=Console(quiet=True), progress_factory=None,
+                         extra=extra, sft_overrides=sft)
+    assert res["dataset"] == "synth_arith_test" and res["decoding"].startswith("sampled")
+    for name in ("before", "after"):
+        m = res["table"][name]
+        assert 0 <= m["accuracy"] <= 1 and m["mean_length"] <= 8 and -1 <= m["mean_sar"] <= 1
+    samples = (tmp_path / "eval" / "before" / "synth_arith_test.samples.jsonl").read_text().splitlines()
+    assert len(samples) == 2 * 4  # 2 problems x 4 samples
+    assert (tmp_path / "sft" / "model" / "tokenizer.json").exists()
+    assert (tmp_path / "train" / "final" / "config.json").exists()
+    from sarl.quickstart import warm_start
+
+    console = Console(record=True, width=200)
+    assert warm_start(tmp_path / "sft", console, None, sft) == tmp_path / "sft" / "model"
+    assert "reusing" in console.export_text()

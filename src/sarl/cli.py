@@ -374,7 +374,7 @@ def cmd_sft(args) -> int:
 
     cfg = SFTConfig(data=args.data, synthetic_tasks=_parse_counts(args.synthetic), padded_fraction=args.padded_fraction,
                     question_key=args.question_key, response_key=args.response_key, model=args.model,
-                    new_model=args.new_model, instruction=args.instruction, epochs=args.epochs,
+                    new_model=args.new_model, new_tokenizer=args.new_tokenizer, instruction=args.instruction, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_length=args.max_length,
                     seed=args.seed, out_dir=str(args.output), save_every=args.save_every, threads=args.threads)
     with progress_bar() as prog:
@@ -392,11 +392,15 @@ def cmd_sft(args) -> int:
 def cmd_quickstart(args) -> int:
     from sarl.quickstart import run_quickstart
 
+    warm = args.model is None
+    steps = args.steps if args.steps is not None else (80 if warm else 4)
+    limit = args.limit if args.limit is not None else (200 if warm else 48)
     t0 = time.perf_counter()
     with progress_bar() as prog:
-        res = run_quickstart(args.output, args.steps, args.limit, prog.console, task_factory(prog), args.overrides)
+        res = run_quickstart(args.output, steps, limit, prog.console, task_factory(prog), args.overrides,
+                             model=args.model)
     t = res["table"]
-    table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, greedy")
+    table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, {res['decoding']}")
     for c in ("model", "accuracy", "mean length (tokens)", "mean SAR", "truncated"):
         table.add_column(c, justify="left" if c == "model" else "right")
     for name in ("before", "after"):
@@ -459,8 +463,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="evaluate, train with SA-GRPO, evaluate again, report (CPU minutes)")
     q.add_argument("-o", "--output", type=Path, default=Path("runs/quickstart"))
-    q.add_argument("--steps", type=int, default=8, help="SA-GRPO training steps")
-    q.add_argument("--limit", type=int, default=48, help="held-out evaluation problems")
+    q.add_argument("--model", default=None,
+                   help="start from this model ('default' = SmolLM2-135M-Instruct, a folder, a hub id) on reasoning-gym "
+                        "basic_arithmetic; without it: a warm start trained on the built-in synthetic corpus")
+    q.add_argument("--steps", type=int, default=None, help="SA-GRPO training steps (default 80; 4 with --model)")
+    q.add_argument("--limit", type=int, default=None, help="held-out evaluation problems (default 200; 48 with --model)")
     q.add_argument("overrides", nargs="*", help="dotted training overrides, e.g. rewards.weights.sar=0.3")
     q.set_defaults(func=cmd_quickstart)
 
@@ -476,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("-o", "--output", type=Path, default=Path("runs/sft"), help="output folder (model in <output>/model)")
     sf.add_argument("--model", default=None, help="model to fine-tune (default: the built-in default)")
     sf.add_argument("--new-model", default=None, help="start from a new Llama instead, e.g. layers=4,hidden=128,heads=4")
+    sf.add_argument("--new-tokenizer", type=int, default=None,
+                    help="with --new-model: train a byte-level BPE tokenizer of this size on the corpus")
     sf.add_argument("--synthetic", default="synth_arith=6000,synth_logic=2000", help="synthetic corpus: task=count,...")
     sf.add_argument("--padded-fraction", type=float, default=0.5, help="synthetic corpus: share of padded solutions")
     sf.add_argument("--question-key", default="question")

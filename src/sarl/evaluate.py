@@ -14,6 +14,7 @@ samples are all in ``samples.jsonl`` and generates the rest.
 Metrics per dataset (lengths in response tokens, the stop token not counted):
 - ``hit@1``: fraction of problems whose first sample is correct (the accuracy; greedy: the only sample);
 - ``hit@n``: fraction of problems with at least one correct sample among n;
+- ``sample_accuracy``: fraction of all samples that are correct (with n > 1 sampled: the policy's accuracy);
 - ``mean_length``: mean response length over all samples;
 - ``mean_correct_length``: mean length over correct samples (NaN → null when none is correct);
 - ``truncation_rate``: fraction of samples that hit ``max_new_tokens``.
@@ -76,6 +77,7 @@ def _sample_stats(rows: list[dict]) -> dict[str, Any]:
         "samples": len(rows),
         "hit@1": sum(bool(p.get(0, {}).get("correct")) for p in problems) / n_prob if n_prob else None,
         "hit@n": sum(any(s["correct"] for s in p.values()) for p in problems) / n_prob if n_prob else None,
+        "sample_accuracy": sum(bool(r["correct"]) for r in rows) / len(rows) if rows else None,
         "mean_length": sum(lengths) / len(lengths) if lengths else None,
         "mean_correct_length": sum(correct_lengths) / len(correct_lengths) if correct_lengths else None,
         "truncation_rate": sum(r["truncated"] for r in rows) / len(rows) if rows else None,

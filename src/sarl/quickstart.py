@@ -1,13 +1,27 @@
-"""``sarl quickstart``: the whole loop on the built-in default, sized for a few CPU minutes.
+"""``sarl quickstart``: the whole loop, sized for about ten CPU minutes.
 
-1. evaluate the starting model on held-out problems (greedy);
-2. train it with SA-GRPO (correctness + 0.2 SAR, Dr.GRPO);
+With no ``--model`` (the default set-up):
+
+0. **warm start**: ``sarl sft`` trains a new small Llama (1M parameters, its own 1,024-entry tokenizer)
+   on the built-in synthetic corpus (:mod:`sarl.data.synthetic`): arithmetic and logic problems, half
+   of the solutions concise and half padded with question-independent filler (reused when present);
+1. evaluate it on held-out arithmetic (``synth_arith_test``: no arithmetic shared with training),
+   sampled as in training (T=1, several samples per problem) and greedy;
+2. train it with SA-GRPO (correctness + 0.2 SAR, Dr.GRPO) on ``synth_arith``;
 3. evaluate the trained model on the same problems;
-4. score both models' answers with SAR (each with its own weights) and print a before/after table;
+4. score both models' sampled answers with SAR (each with its own weights), print a before/after
+   table (accuracy, mean length, mean SAR);
 5. write a report (Markdown + HTML with plots).
 
-The task is reasoning-gym ``basic_arithmetic``: training items come from seed ``trainer.seed`` (0),
-evaluation items from a different seed (``data.val_seed``), so no evaluation problem is trained on.
+With ``--model`` (the built-in ``default`` SmolLM2-135M-Instruct, a folder or a hub id) there is no
+warm start and the task is reasoning-gym ``basic_arithmetic`` (training items from seed 0, evaluation
+items from ``data.val_seed``), evaluated greedy. The default model barely solves it (4/100 greedy), so
+a few steps show the pipeline, not an effect.
+
+Re-running the same command resumes: finished stages are reused, training continues from its last
+checkpoint.
+
+The same recipe (:data:`SYNTH_SFT`, :func:`synth_rl_overrides`) drives ``benchmarks/reproduce.py``.
 """
 
 from __future__ import annotations
@@ -16,7 +30,38 @@ import json
 from pathlib import Path
 from typing import Any
 
-QUICKSTART_OVERRIDES = [
+# The warm start: a new 4-layer, 128-wide Llama with a 1,024-entry tokenizer trained on the corpus.
+SYNTH_SFT: dict[str, Any] = {
+    "data": "synthetic", "synthetic_tasks": {"synth_arith": 6000, "synth_logic": 1500}, "padded_fraction": 0.5,
+    "new_model": "layers=4,hidden=128,heads=4", "new_tokenizer": 1024, "epochs": 3.0, "lr": 2e-3, "batch_size": 32,
+    "save_every": 100,
+}
+SYNTH_TRAIN, SYNTH_EVAL = "synth_arith", "synth_arith_test"
+
+
+def synth_rl_overrides(model: str | Path, out_dir: str | Path, *, weights: dict[str, float], steps: int,
+                       seed: int = 0, lr: float = 3e-5, n: int = 8, prompts_per_step: int = 8,
+                       max_response: int = 160) -> list[str]:
+    """RL on ``synth_arith`` from a warm start: Dr.GRPO (no std normalisation,
+    ``seq-mean-token-sum-norm``), k3 KL loss 0.001, T=1, as the reference's SA-GRPO recipe; only the
+    reward ``weights`` differ between the arms of the reproduction."""
+    w = ", ".join(f"{k}: {v}" for k, v in weights.items())
+    return [
+        f"model.name={model}", "model.dtype=float32", "model.device=cpu",
+        f"data.train={SYNTH_TRAIN}", "data.train_size=4000", "data.val=null", "data.instruction=none",
+        "data.max_prompt_length=128", f"data.max_response_length={max_response}",
+        f"rollout.n={n}", "rollout.temperature=1.0", f"rollout.batch_size={n * prompts_per_step}",
+        f"trainer.prompts_per_step={prompts_per_step}", f"trainer.total_steps={steps}",
+        f"trainer.seed={seed}", f"trainer.out_dir={out_dir}", "trainer.save_every=10", "trainer.keep_last=1",
+        "algorithm.adv_estimator=grpo", "algorithm.norm_adv_by_std_in_grpo=false",
+        f"actor.lr={lr}", "actor.loss_agg_mode=seq-mean-token-sum-norm", "actor.micro_batch_size=32",
+        "actor.use_kl_loss=true", "actor.kl_loss_coef=0.001", "actor.kl_loss_type=k3",
+        f"rewards.weights={{{w}}}",
+    ]
+
+
+# --model: the default model (or any) on reasoning-gym basic_arithmetic, no warm start.
+MODEL_OVERRIDES = [
     "data.train=basic_arithmetic", "data.train_size=2000", "data.val=null", "data.max_response_length=96",
     "data.max_prompt_length=256", "rollout.n=4", "rollout.batch_size=32", "trainer.prompts_per_step=4",
     "actor.lr=1e-5", "actor.loss_agg_mode=seq-mean-token-sum-norm", "actor.micro_batch_size=8",
@@ -26,8 +71,40 @@ QUICKSTART_OVERRIDES = [
 ]
 
 
-def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_factory, extra: list[str] | None = None
-                   ) -> dict[str, Any]:
+def warm_start(out: Path, console, progress_factory, sft_overrides: dict[str, Any] | None = None) -> Path:
+    """Train (or reuse, when ``out/summary.json`` exists) the warm start; returns its model folder."""
+    from sarl.sft import SFTConfig, run_sft
+
+    model = out / "model"
+    if (out / "summary.json").exists() and model.exists():
+        console.print(f"warm start: reusing {model}")
+        return model
+    cfg = SFTConfig(**{**SYNTH_SFT, **(sft_overrides or {}), "out_dir": str(out)})
+    console.print(f"warm start: SFT of a new Llama ({cfg.new_model}, {cfg.new_tokenizer}-token vocabulary) on "
+                  + ", ".join(f"{n} {t}" for t, n in cfg.synthetic_tasks.items())
+                  + f" problems ({cfg.padded_fraction:.0%} padded solutions), {cfg.epochs:g} epochs")
+    run_sft(cfg, resume=(out / "metrics.jsonl").exists(), progress_factory=progress_factory)
+    return model
+
+
+def train_or_resume(cfg, console, on_step) -> Path:
+    """Train ``cfg``; a rerun of the same command continues from the last checkpoint, or reuses the
+    final model when training already finished (so an interrupted quickstart or reproduction resumes)."""
+    from sarl.train import train
+    from sarl.train.checkpoint import latest_checkpoint
+
+    out = Path(cfg.trainer.out_dir)
+    if (out / "final" / "config.json").exists():
+        console.print(f"  reusing the finished run in {out}")
+        return out / "final"
+    resume = latest_checkpoint(out / "checkpoints") is not None
+    if not resume and (out / "metrics.jsonl").exists():
+        (out / "metrics.jsonl").unlink()  # steps logged after the last checkpoint of a run killed before any
+    return Path(train(cfg, resume=resume, console=console, on_step=on_step)["final_model"])
+
+
+def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_factory, extra: list[str] | None = None,
+                   model: str | None = None, sft_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from sarl.config import load_config
     from sarl.data import get_instruction, load_dataset
     from sarl.evaluate import EvalSettings, evaluate_model, read_samples, tag, write_summary
@@ -35,45 +112,62 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     from sarl.report import build_report
     from sarl.rollout import GenerationConfig, make_backend
     from sarl.scoring import SARScorer
-    from sarl.train import train
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(None, QUICKSTART_OVERRIDES + [f"trainer.total_steps={steps}",
-                                                    f"trainer.out_dir={out_dir / 'train'}"] + list(extra or []))
-    settings = EvalSettings(datasets=[cfg.data.train], limit=limit, data_seed=cfg.data.val_seed,
-                            instruction=cfg.data.instruction, system_prompt=cfg.data.system_prompt,
-                            gen=GenerationConfig(max_new_tokens=cfg.data.max_response_length, batch_size=32))
+    extra = list(extra or [])
+    n_steps = 5 if model is None else 4
+    if model is None:
+        console.print(f"[bold]0/{n_steps}[/bold] warm start")
+        start = str(warm_start(out_dir / "sft", console, progress_factory, sft_overrides))
+        base = synth_rl_overrides(start, out_dir / "train", weights={"correctness": 1.0, "sar": 0.2}, steps=steps)
+        dataset = SYNTH_EVAL
+    else:
+        start = model
+        base = MODEL_OVERRIDES + [f"model.name={model}", f"trainer.total_steps={steps}",
+                                  f"trainer.out_dir={out_dir / 'train'}"]
+    cfg = load_config(None, base + ["trainer.tensorboard=false"] + extra)
+    if model is not None:
+        dataset = cfg.data.train
+    # sampled like the training rollouts (the policy's own accuracy and length) for the warm start;
+    # greedy for a pretrained model, as the reference evaluates
+    sampled = model is None
+    gen = GenerationConfig(max_new_tokens=cfg.data.max_response_length, batch_size=64 if sampled else 32,
+                           temperature=1.0 if sampled else 0.0, n=4 if sampled else 1)
+    settings = EvalSettings(datasets=[dataset], limit=limit, data_seed=cfg.data.val_seed,
+                            instruction=cfg.data.instruction, system_prompt=cfg.data.system_prompt, gen=gen)
     eval_dir = out_dir / "eval"
     results: dict[str, dict] = {}
     # the held-out problems, loaded once for both evaluations and the SAR scoring
-    problems = load_dataset(cfg.data.train, limit=limit, seed=cfg.data.val_seed)
+    problems = load_dataset(dataset, limit=limit, seed=cfg.data.val_seed)
     questions = {p.id: p.question for p in problems}
 
     def evaluate(name: str, model_arg: str | None) -> None:
-        lm = load_model(model_arg)
+        lm = load_model(model_arg, dtype=cfg.model.dtype, device=cfg.model.device)
         metrics = evaluate_model(lm, make_backend(lm, "transformers"), name, settings, eval_dir, progress_factory,
-                                 {cfg.data.train: problems})
+                                 {dataset: problems})
         # mean SAR of the model's own answers, scored with its own weights
-        rows = read_samples(eval_dir / tag(name) / f"{tag(cfg.data.train)}.samples.jsonl")
+        rows = read_samples(eval_dir / tag(name) / f"{tag(dataset)}.samples.jsonl")
         scored = SARScorer(lm, system_prompt=cfg.data.system_prompt, instruction=get_instruction(cfg.data.instruction)
                            ).score([questions[r["id"]] for r in rows], [r["response"] for r in rows])
-        metrics[cfg.data.train]["mean_sar"] = sum(s["sar"] for s in scored) / max(1, len(scored))
+        metrics[dataset]["mean_sar"] = sum(s["sar"] for s in scored) / max(1, len(scored))
         results[name] = metrics
 
-    console.print("[bold]1/4[/bold] evaluating the starting model")
-    evaluate("before", cfg.model.name)
-    console.print(f"[bold]2/4[/bold] training with SA-GRPO for {steps} steps")
-    last = train(cfg, console=console, on_step=lambda m: console.print(
+    console.print(f"[bold]1/{n_steps}[/bold] evaluating the starting model")
+    evaluate("before", start)
+    console.print(f"[bold]2/{n_steps}[/bold] training with SA-GRPO for {steps} steps")
+    final = train_or_resume(cfg, console, lambda m: console.print(
         f"  step {m['step']}/{steps}: reward={m['reward/mean']:.3f} acc={m['accuracy']:.3f} "
-        f"len={m['response_length/mean']:.0f} sar={m['sar/mean']:.3f} ({m['time/step']:.0f}s)"))
-    console.print("[bold]3/4[/bold] evaluating the trained model")
-    evaluate("after", last["final_model"])
-    console.print("[bold]4/4[/bold] writing the report")
+        f"len={m['response_length/mean']:.0f} sar={m['sar/mean']:.3f} ({m['time/step']:.1f}s)"))
+    console.print(f"[bold]3/{n_steps}[/bold] evaluating the trained model")
+    evaluate("after", str(final))
+    console.print(f"[bold]4/{n_steps}[/bold] writing the report")
     write_summary(eval_dir, results, settings, reference="before")
     paths = build_report([eval_dir], out_dir / "report")
-    table = {name: {k: m[cfg.data.train].get(k) for k in ("accuracy", "mean_length", "mean_sar", "truncation_rate")}
+    acc_key = "sample_accuracy" if sampled else "accuracy"
+    table = {name: {"accuracy": m[dataset].get(acc_key),
+                    **{k: m[dataset].get(k) for k in ("mean_length", "mean_sar", "truncation_rate")}}
              for name, m in results.items()}
     (out_dir / "before_after.json").write_text(json.dumps(table, indent=2) + "\n")
-    return {"table": table, "report": paths, "final_model": last["final_model"], "dataset": cfg.data.train,
-            "problems": limit}
-
+    decoding = f"sampled (T=1, {gen.n} per problem)" if sampled else "greedy"
+    return {"table": table, "report": paths, "final_model": str(final), "dataset": dataset,
+            "problems": limit, "decoding": decoding}

@@ -9,8 +9,9 @@ Data: a JSONL/Parquet/CSV file with question and response columns (``--question-
 ``--response-key``; dotted keys reach into nested rows), or ``synthetic``: the built-in corpus of
 :mod:`sarl.data.synthetic` (arithmetic and logic with concise and padded solutions).
 
-Model: any model ``sarl`` loads, or a new Llama for the default tokenizer (``new_model=
-"layers=4,hidden=128,heads=4"``). Optimiser AdamW with linear warmup and cosine decay, gradient
+Model: any model ``sarl`` loads, or a new Llama (``new_model="layers=4,hidden=128,heads=4"``) for the
+default tokenizer or for a small tokenizer trained on the corpus (``new_tokenizer=1024``,
+:mod:`sarl.tokenizer`). Optimiser AdamW with linear warmup and cosine decay, gradient
 clipping; checkpoints (atomic, keep-last-K) every ``save_every`` steps and ``--resume`` continues
 from the last one with the same data order; the result is a plain HF folder ``<out>/model``.
 """
@@ -26,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sarl.io import DataError, JsonlAppender, get_key, read_rows, write_json_atomic
+from sarl.io import DataError, JsonlAppender, get_key, read_rows, truncate_steps, write_json_atomic
 
 
 @dataclass
@@ -43,6 +44,9 @@ class SFTConfig:
     """Model to fine-tune (None = the built-in default); ignored when ``new_model`` is set."""
     new_model: str | None = None
     """Start from a new Llama instead: ``layers=4,hidden=128,heads=4[,kv_heads=,intermediate=,seed=]``."""
+    new_tokenizer: int | None = None
+    """With ``new_model``: train a byte-level BPE tokenizer of this many entries on the corpus
+    (:mod:`sarl.tokenizer`) instead of using the default tokenizer (49,152 entries)."""
     instruction: str = "none"
     system_prompt: str | None = None
     """None = sarl's default system prompt."""
@@ -87,16 +91,26 @@ def load_examples(cfg: SFTConfig) -> list[dict[str, str]]:
     return out
 
 
-def encode_examples(tokenizer, examples: list[dict[str, str]], cfg: SFTConfig) -> list[tuple[list[int], int]]:
-    """``(prompt + response + EOS ids, prompt length)`` per example."""
+def _render(cfg: SFTConfig, tokenizer, question: str) -> str:
     from sarl.data.prompts import get_instruction
-    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode, render_prompt
+    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, render_prompt
 
     system = DEFAULT_SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
-    instruction = get_instruction(cfg.instruction)
+    return render_prompt(tokenizer, question, system, get_instruction(cfg.instruction))
+
+
+def corpus_texts(tokenizer, examples: list[dict[str, str]], cfg: SFTConfig) -> list[str]:
+    """Rendered prompt + response of every example: what a new tokenizer is trained on."""
+    return [_render(cfg, tokenizer, ex["question"]) + ex["response"] for ex in examples]
+
+
+def encode_examples(tokenizer, examples: list[dict[str, str]], cfg: SFTConfig) -> list[tuple[list[int], int]]:
+    """``(prompt + response + EOS ids, prompt length)`` per example."""
+    from sarl.prompts import encode
+
     out = []
     for i, ex in enumerate(examples):
-        prompt = encode(tokenizer, render_prompt(tokenizer, ex["question"], system, instruction))
+        prompt = encode(tokenizer, _render(cfg, tokenizer, ex["question"]))
         ids = prompt + encode(tokenizer, ex["response"]) + [tokenizer.eos_token_id]
         if len(ids) > cfg.max_length:
             raise DataError(f"{cfg.data}: example {i + 1} has {len(ids)} tokens, more than max_length="
@@ -148,23 +162,6 @@ def _batches(n: int, batch_size: int, epochs: float, seed: int) -> list[list[int
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size) if order[i:i + batch_size]]
 
 
-def _truncate_metrics(path: Path, keep_steps: int) -> None:
-    """On resume, drop logged steps after the checkpoint (they are redone) and any torn last line."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            break
-        if row.get("step", 0) <= keep_steps:
-            kept.append(line)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
-    tmp.replace(path)
-
-
 def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], None] | None = None,
             progress_factory=None) -> dict[str, Any]:
     """Fine-tune and write ``<out_dir>/model``; returns the run summary (also ``summary.json``).
@@ -172,6 +169,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     import torch
 
     from sarl.models import load_model, load_tokenizer, new_llama, parse_new_model_spec, set_threads
+    from sarl.tokenizer import train_tokenizer
     from sarl.train.checkpoint import latest_checkpoint, load_state, save_checkpoint
 
     if cfg.batch_size < 1 or cfg.epochs <= 0 or cfg.lr <= 0:
@@ -182,19 +180,26 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     ckpt = latest_checkpoint(ckpt_root) if resume else None
     if not resume and (out / "metrics.jsonl").exists():
         raise FileExistsError(f"{out} already holds an SFT run; pass --resume to continue it or choose another -o")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # sarl shows its own progress
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
+    examples = load_examples(cfg)
     if ckpt is not None:
         lm = load_model(str(ckpt / "policy"), dtype="float32", device="cpu")
         model, tok = lm.model, lm.tokenizer
     elif cfg.new_model:
+        spec = parse_new_model_spec(cfg.new_model)
         tok = load_tokenizer(None)
-        model = new_llama(tok, **{"seed": cfg.seed, **parse_new_model_spec(cfg.new_model)})
+        if cfg.new_tokenizer:
+            tok = train_tokenizer(corpus_texts(tok, examples, cfg), cfg.new_tokenizer, template=tok)
+        model = new_llama(tok, **{"seed": cfg.seed, **spec})
     else:
         lm = load_model(cfg.model, dtype="float32", device="cpu")
         model, tok = lm.model, lm.tokenizer
     model.train()
-    data = encode_examples(tok, load_examples(cfg), cfg)
+    data = encode_examples(tok, examples, cfg)
     batches = _batches(len(data), cfg.batch_size, cfg.epochs, cfg.seed)
     total = len(batches)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -214,7 +219,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
         start = state["step"]
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "config.json", asdict(cfg))
-    _truncate_metrics(out / "metrics.jsonl", start)
+    truncate_steps(out / "metrics.jsonl", start)
     n_params = sum(p.numel() for p in model.parameters())
     log = JsonlAppender(out / "metrics.jsonl")
     update = progress_factory("sft", total) if progress_factory is not None else None

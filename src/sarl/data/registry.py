@@ -150,6 +150,6 @@ for _task, _desc, _grader in (
     for _split in ("train", "test"):
         register_dataset(
             _task if _split == "train" else f"{_task}_test",
-            functools.partial(synthetic.load, _task, _split), size=synthetic.DEFAULT_SIZE,
+            functools.partial(synthetic.load, _task, _split), size=synthetic.DEFAULT_SIZES[_task, _split],
             description=f"sarl synthetic, {_split} split: {_desc}; worked solutions in sarl.data.synthetic",
             source="built in: sarl.data.synthetic", licence="Apache-2.0", grader=_grader, generated=True)

@@ -31,7 +31,9 @@ N_BUCKETS = 10
 TEST_BUCKETS = frozenset({0, 1})  # 20% of keys are test-only
 ARITH_SOURCE = "synth_arith"
 LOGIC_SOURCE = "synth_logic"
-DEFAULT_SIZE = 2000
+# default sizes per (task, split); the logic test split holds ~460 distinct problems in all
+DEFAULT_SIZES = {(ARITH_SOURCE, "train"): 2000, (ARITH_SOURCE, "test"): 1000,
+                 (LOGIC_SOURCE, "train"): 1500, (LOGIC_SOURCE, "test"): 400}
 MAX_MISSES = 20000  # consecutive draws without a new problem before giving up
 
 NAMES = ["Mia", "Tom", "Ava", "Leo", "Zoe", "Sam", "Eli", "Ana", "Max", "Ivy", "Ben", "Lily", "Noah", "Emma",
@@ -212,6 +214,6 @@ def sft_rows(tasks: dict[str, int], padded_fraction: float = 0.5, seed: int = 0)
 
 def load(task: str, split: str, limit: int | None = None, seed: int = 0, size: int | None = None
          ) -> list[Problem]:
-    """Registry loader: ``size`` (default :data:`DEFAULT_SIZE`) problems, the first ``limit`` kept."""
-    problems = generate(task, size or DEFAULT_SIZE, seed=seed, split=split)
+    """Registry loader: ``size`` (default from :data:`DEFAULT_SIZES`) problems, the first ``limit`` kept."""
+    problems = generate(task, size or DEFAULT_SIZES[task, split], seed=seed, split=split)
     return problems[:limit] if limit is not None else problems

@@ -52,6 +52,7 @@ import torch
 import yaml
 
 from sarl.config import TrainConfig, to_dict
+from sarl.io import truncate_steps
 from sarl.train.checkpoint import (
     latest_checkpoint,
     load_critic_weights,
@@ -143,6 +144,9 @@ class Trainer:
         self.console = console
         self.out = Path(cfg.trainer.out_dir)
         self.ckpt_root = self.out / "checkpoints"
+        if not resume and (self.out / "metrics.jsonl").exists():
+            raise FileExistsError(f"trainer.out_dir {self.out} already holds a run (metrics.jsonl); pass --resume "
+                                  "to continue it, or choose another trainer.out_dir")
         torch.manual_seed(cfg.trainer.seed)
         m = cfg.model
         self.lm = load_model(m.name, dtype=m.dtype, device=m.device, threads=m.threads)
@@ -226,6 +230,7 @@ class Trainer:
         self.data._order = self.data._make_order()
         self.bad_steps = int(st.get("bad_steps", 0))
         set_rng_state(st["rng"])
+        truncate_steps(self.out / "metrics.jsonl", self.step)
         self._log(f"resumed from {ckpt} (step {self.step})")
 
     def save(self) -> Path:
