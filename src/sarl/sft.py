@@ -170,7 +170,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
 
     from sarl.models import load_model, load_tokenizer, new_llama, parse_new_model_spec, set_threads
     from sarl.tokenizer import train_tokenizer
-    from sarl.train.checkpoint import latest_checkpoint, load_state, save_checkpoint
+    from sarl.train.checkpoint import export_model, latest_checkpoint, load_state, save_checkpoint
 
     if cfg.batch_size < 1 or cfg.epochs <= 0 or cfg.lr <= 0:
         raise ValueError(f"sft: need batch_size >= 1, epochs > 0 and lr > 0; got batch_size={cfg.batch_size}, "
@@ -249,18 +249,8 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
                             state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step + 1},
                             config_yaml=json.dumps(asdict(cfg)), keep_last=cfg.keep_last)
     log.close()
-    final = out / "model"
-    tmp = out / ".tmp-model"
-    import shutil
-
-    if tmp.exists():
-        shutil.rmtree(tmp)
     model.eval()
-    model.save_pretrained(tmp, safe_serialization=True)
-    tok.save_pretrained(tmp)
-    if final.exists():
-        shutil.rmtree(final)
-    tmp.replace(final)
+    final = export_model(model, tok, out / "model")
     summary = {"model": str(final), "steps": total, "examples": len(data), "parameters": n_params,
                "final_loss": last.get("loss"), "seconds": time.perf_counter() - t0}
     write_json_atomic(out / "summary.json", summary)

@@ -70,6 +70,20 @@ def save_checkpoint(root: Path, step: int, *, policy, tokenizer, critic=None, st
     return final
 
 
+def export_model(model, tokenizer, dest: Path) -> Path:
+    """Write ``model`` and ``tokenizer`` as a plain HF folder (safetensors) at ``dest``, through a
+    temporary sibling folder renamed into place, so ``dest`` is never half written."""
+    tmp = dest.with_name(f".tmp-{dest.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.replace(dest)
+    return dest
+
+
 def list_checkpoints(root: Path) -> list[Path]:
     """Complete checkpoints, oldest first (half-written temporary folders are ignored)."""
     if not root.exists():

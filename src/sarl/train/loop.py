@@ -54,6 +54,7 @@ import yaml
 from sarl.config import TrainConfig, to_dict
 from sarl.io import truncate_steps
 from sarl.train.checkpoint import (
+    export_model,
     latest_checkpoint,
     load_critic_weights,
     load_state,
@@ -245,18 +246,7 @@ class Trainer:
 
     def export(self) -> Path:
         """The final policy as a plain HF folder that ``sarl eval`` and transformers load."""
-        final = self.out / "final"
-        tmp = self.out / ".tmp-final"
-        import shutil
-
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        self.policy.save_pretrained(tmp, safe_serialization=True)
-        self.tok.save_pretrained(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        tmp.replace(final)
-        return final
+        return export_model(self.policy, self.tok, self.out / "final")
 
     # ------------------------------------------------------------------------------------ logging
     def _log(self, msg: str) -> None:
