@@ -1,0 +1,61 @@
+"""SAR of a model's own answers, split by style (concise vs padded) and correctness (JSON out).
+
+Reads an evaluation's samples on a synthetic set (``sarl eval`` / ``benchmarks/reproduce.py`` output),
+scores every answer with the model that wrote it, and reports mean SAR and length per (style,
+correct) cell. An answer counts as padded when it contains any filler sentence of
+:mod:`sarl.data.synthetic` (the sentences the concise style never uses).
+
+    python benchmarks/sar_by_style.py runs/reproduce/sft/model \\
+        runs/reproduce/eval/sampled/sft/synth_arith_test.samples.jsonl -o benchmarks/results/sar_by_style.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+
+def is_padded(response: str) -> bool:
+    from sarl.data.synthetic import CLOSERS, MIDDLE, OPENERS
+
+    return any(s in response for s in OPENERS + MIDDLE + CLOSERS) or "Checking the last step again" in response
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("samples", type=Path)
+    ap.add_argument("--limit", type=int, default=400)
+    ap.add_argument("-o", "--output", type=Path, default=Path("benchmarks/results/sar_by_style.json"))
+    args = ap.parse_args(argv)
+
+    from sarl.data import load_dataset
+    from sarl.evaluate import read_samples
+    from sarl.models import load_model
+    from sarl.scoring import SARScorer
+
+    rows = read_samples(args.samples)[: args.limit]
+    if not rows:
+        raise SystemExit(f"{args.samples}: no samples")
+    datasets = {r["dataset"] for r in rows}
+    questions = {p.id: p.question for ds in datasets for p in load_dataset(ds)}
+    lm = load_model(args.model, dtype="float32", device="cpu")
+    scored = SARScorer(lm, instruction=None).score([questions[r["id"]] for r in rows], [r["response"] for r in rows])
+    cells: dict[str, list[tuple[float, int]]] = {}
+    for r, s in zip(rows, scored):
+        key = f"{'padded' if is_padded(r['response']) else 'concise'}/{'correct' if r['correct'] else 'wrong'}"
+        cells.setdefault(key, []).append((s["sar"], r["length"]))
+    table = {k: {"n": len(v), "mean_sar": statistics.fmean(x for x, _ in v),
+                 "mean_length": statistics.fmean(n for _, n in v)} for k, v in sorted(cells.items())}
+    out = {"model": args.model, "samples": str(args.samples), "answers": len(rows), "cells": table}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(out, indent=2) + "\n")
+    for k, v in table.items():
+        print(f"{k:16s} n={v['n']:4d}  mean SAR={v['mean_sar']:.3f}  mean length={v['mean_length']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
