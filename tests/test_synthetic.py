@@ -111,3 +111,10 @@ def test_too_many_problems_for_a_split_is_a_clear_error():
         generate(LOGIC_SOURCE, 5000, split="test")
     with pytest.raises(ValueError, match="unknown synthetic task"):
         generate("synth_geometry", 5)
+
+
+@pytest.mark.parametrize("name", ["synth_arith", "synth_arith_test", "synth_logic", "synth_logic_test"])
+def test_registered_size_is_what_a_plain_load_returns(name):
+    from sarl.data.registry import DATASETS
+
+    assert len(load_dataset(name)) == DATASETS[name].size
