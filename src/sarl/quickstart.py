@@ -116,8 +116,9 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     out_dir.mkdir(parents=True, exist_ok=True)
     extra = list(extra or [])
     n_steps = 5 if model is None else 4
+    k = 1 if model is None else 0  # stage numbers: the warm start comes first when there is one
     if model is None:
-        console.print(f"[bold]0/{n_steps}[/bold] warm start")
+        console.print(f"[bold]1/{n_steps}[/bold] warm start")
         start = str(warm_start(out_dir / "sft", console, progress_factory, sft_overrides))
         base = synth_rl_overrides(start, out_dir / "train", weights={"correctness": 1.0, "sar": 0.2}, steps=steps)
         dataset = SYNTH_EVAL
@@ -152,15 +153,15 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
         metrics[dataset]["mean_sar"] = sum(s["sar"] for s in scored) / max(1, len(scored))
         results[name] = metrics
 
-    console.print(f"[bold]1/{n_steps}[/bold] evaluating the starting model")
+    console.print(f"[bold]{1 + k}/{n_steps}[/bold] evaluating the starting model")
     evaluate("before", start)
-    console.print(f"[bold]2/{n_steps}[/bold] training with SA-GRPO for {steps} steps")
+    console.print(f"[bold]{2 + k}/{n_steps}[/bold] training with SA-GRPO for {steps} steps")
     final = train_or_resume(cfg, console, lambda m: console.print(
         f"  step {m['step']}/{steps}: reward={m['reward/mean']:.3f} acc={m['accuracy']:.3f} "
         f"len={m['response_length/mean']:.0f} sar={m['sar/mean']:.3f} ({m['time/step']:.1f}s)"))
-    console.print(f"[bold]3/{n_steps}[/bold] evaluating the trained model")
+    console.print(f"[bold]{3 + k}/{n_steps}[/bold] evaluating the trained model")
     evaluate("after", str(final))
-    console.print(f"[bold]4/{n_steps}[/bold] writing the report")
+    console.print(f"[bold]{4 + k}/{n_steps}[/bold] writing the report")
     write_summary(eval_dir, results, settings, reference="before")
     paths = build_report([eval_dir], out_dir / "report")
     acc_key = "sample_accuracy" if sampled else "accuracy"
