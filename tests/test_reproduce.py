@@ -66,5 +66,16 @@ def test_tiny_end_to_end_and_resume(R, tmp_path, capsys):
         {r: {m: {d: [x[k] for k in keys] for d, x in v.items()} for m, v in modes.items()}
          for r, modes in res["runs"].items()}
     assert (tmp_path / "runs" / "grpo-s0" / "final" / "model.safetensors").stat().st_mtime == mtime
+    # SAR by style on the warm start's sampled answers: every answer lands in exactly one cell
+    spec = importlib.util.spec_from_file_location("sar_by_style", ROOT / "benchmarks" / "sar_by_style.py")
+    sbs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sbs)
+    out = tmp_path / "style.json"
+    assert sbs.main([str(tmp_path / "sft" / "model"),
+                     str(tmp_path / "eval" / "sampled" / "sft" / "synth_arith_test.samples.jsonl"), "-o", str(out)]) == 0
+    style = json.loads(out.read_text())
+    assert sum(c["n"] for c in style["cells"].values()) == style["answers"] == 4
+    assert all(-1 <= c["mean_sar"] <= 1 for c in style["cells"].values())
+    assert sbs.is_padded("Let me think about this step by step. 1 + 1 = 2.") and not sbs.is_padded("1 + 1 = 2.")
     with pytest.raises(SystemExit, match="no finished warm start"):
         R.main(args[:2] + ["--sft-from", str(tmp_path / "nowhere")])
