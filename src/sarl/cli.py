@@ -276,12 +276,13 @@ def cmd_eval(args) -> int:
     from sarl.evaluate import fmt_value as f
 
     table = Table(title=f"sarl eval → {out} (reference: {reference})")
-    for c in ("dataset", "model", "n", "accuracy", "hit@n", "mean len", "correct len", "truncated", "Δacc", "Δlen", "AES"):
+    for c in ("dataset", "model", "n", "accuracy", "hit@n", "all samples", "mean len", "correct len", "truncated", "Δacc",
+              "Δlen", "AES"):
         table.add_column(c, justify="left" if c in ("dataset", "model") else "right")
 
     for r in summary["comparison"]:
         table.add_row(r["dataset"], r["model"], str(r["problems"]), f(r["accuracy"], True), f(r["hit@n"], True),
-                      f(r["mean_length"]), f(r["mean_correct_length"]), f(r["truncation_rate"], True),
+                      f(r.get("sample_accuracy"), True), f(r["mean_length"]), f(r["mean_correct_length"]), f(r["truncation_rate"], True),
                       f(r["delta_acc"], True, True), f(r["delta_len"], True, True), f(r["aes"], signed=True))
     out_console.print(table)
     out_console.print(f"wrote {out / 'summary.json'}, {out / 'compare.md'}, {out / 'plots'}/")
@@ -401,7 +402,8 @@ def cmd_quickstart(args) -> int:
                              model=args.model)
     t = res["table"]
     table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, {res['decoding']}")
-    for c in ("model", "accuracy", "mean length (tokens)", "mean SAR", "truncated"):
+    acc_col = "accuracy (all samples)" if res["decoding"].startswith("sampled") else "accuracy"
+    for c in ("model", acc_col, "mean length (tokens)", "mean SAR", "truncated"):
         table.add_column(c, justify="left" if c == "model" else "right")
     for name in ("before", "after"):
         m = t[name]

@@ -14,7 +14,8 @@ samples are all in ``samples.jsonl`` and generates the rest.
 Metrics per dataset (lengths in response tokens, the stop token not counted):
 - ``hit@1``: fraction of problems whose first sample is correct (the accuracy; greedy: the only sample);
 - ``hit@n``: fraction of problems with at least one correct sample among n;
-- ``sample_accuracy``: fraction of all samples that are correct (with n > 1 sampled: the policy's accuracy);
+- ``sample_accuracy``: fraction of all samples that are correct (with n > 1 sampled: the policy's accuracy;
+  the "all samples" column of the comparison);
 - ``mean_length``: mean response length over all samples;
 - ``mean_correct_length``: mean length over correct samples (NaN → null when none is correct);
 - ``truncation_rate``: fraction of samples that hit ``max_new_tokens``.
@@ -193,7 +194,7 @@ def aes(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, Any]:
 
 
 def comparison(summary: dict[str, Any], reference: str | None = None) -> list[dict[str, Any]]:
-    """Rows (dataset, model, accuracy, hit@n, mean length, Δacc, Δlen, AES) for every model and dataset,
+    """Rows (dataset, model, accuracy, hit@n, sample accuracy, mean length, Δacc, Δlen, AES) for every model and dataset,
     relative to ``reference`` (default: the first model)."""
     models = list(summary["models"])
     if not models:
@@ -214,7 +215,8 @@ def comparison(summary: dict[str, Any], reference: str | None = None) -> list[di
             if cur is None:
                 continue
             row = {"dataset": ds, "model": m, "reference": ref, **{k: cur.get(k) for k in (
-                "problems", "samples", "accuracy", "hit@n", "mean_length", "mean_correct_length", "truncation_rate")}}
+                "problems", "samples", "accuracy", "hit@n", "sample_accuracy", "mean_length", "mean_correct_length",
+                "truncation_rate")}}
             row.update(aes(base, cur) if base else {"delta_acc": None, "delta_len": None, "aes": None})
             rows.append(row)
     return rows
@@ -237,13 +239,15 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     ref = rows[0]["reference"]
     lines = [f"Reference model: `{ref}`. Δlen = (L_ref − L)/L_ref (positive = shorter); Δacc relative to the "
              "reference's accuracy (absolute, marked *, when that is 0); AES = Δlen + 5·Δacc.", "",
-             "| dataset | model | problems | accuracy | hit@n | mean length | correct length | truncated | Δacc | Δlen | AES |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| dataset | model | problems | accuracy | hit@n | all samples | mean length | correct length | truncated "
+             "| Δacc | Δlen | AES |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         star = "*" if r.get("acc_delta_absolute") else ""
         lines.append(
             f"| {r['dataset']} | {r['model']} | {r['problems']} | {fmt_value(r['accuracy'], pct=True)} | "
-            f"{fmt_value(r['hit@n'], pct=True)} | {fmt_value(r['mean_length'])} | {fmt_value(r['mean_correct_length'])} | "
+            f"{fmt_value(r['hit@n'], pct=True)} | {fmt_value(r.get('sample_accuracy'), pct=True)} | "
+            f"{fmt_value(r['mean_length'])} | {fmt_value(r['mean_correct_length'])} | "
             f"{fmt_value(r['truncation_rate'], pct=True)} | {fmt_value(r['delta_acc'], pct=True, signed=True)}{star} | "
             f"{fmt_value(r['delta_len'], pct=True, signed=True)} | {fmt_value(r['aes'], signed=True)} |")
     return "\n".join(lines) + "\n"
