@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from sarl.quickstart import SYNTH_SFT
+from sarl.sft import format_task_counts, parse_task_counts
 
 ARMS: dict[str, dict[str, float]] = {
     "grpo": {"correctness": 1.0},
@@ -58,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eval-samples", type=int, default=4, help="samples per problem in the sampled evaluation (T=1)")
     p.add_argument("--sft-model", default=SYNTH_SFT["new_model"], help="new-model spec of the warm start")
     p.add_argument("--sft-tokenizer", type=int, default=SYNTH_SFT["new_tokenizer"], help="vocabulary of the warm start's new tokenizer")
-    p.add_argument("--sft-data", default=",".join(f"{k}={v}" for k, v in SYNTH_SFT["synthetic_tasks"].items()), help="SFT corpus: task=count,...")
+    p.add_argument("--sft-data", default=format_task_counts(SYNTH_SFT["synthetic_tasks"]), help="SFT corpus: task=count,...")
     p.add_argument("--sft-epochs", type=float, default=SYNTH_SFT["epochs"])
     p.add_argument("--sft-lr", type=float, default=SYNTH_SFT["lr"])
     p.add_argument("--padded-fraction", type=float, default=SYNTH_SFT["padded_fraction"])
@@ -68,10 +69,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _counts(text: str) -> dict[str, int]:
-    return {k: int(v) for k, v in (part.split("=") for part in text.split(",") if part)}
-
-
 def warm_start(args, root: Path, console, factory) -> Path:
     from sarl.quickstart import warm_start as train_warm_start
 
@@ -79,7 +76,7 @@ def warm_start(args, root: Path, console, factory) -> Path:
     if args.sft_from is not None and not (out / "summary.json").exists():
         raise SystemExit(f"--sft-from {out}: no finished warm start there (expected {out}/summary.json)")
     return train_warm_start(out, console, factory, {
-        "synthetic_tasks": _counts(args.sft_data), "padded_fraction": args.padded_fraction,
+        "synthetic_tasks": parse_task_counts(args.sft_data), "padded_fraction": args.padded_fraction,
         "new_model": args.sft_model, "new_tokenizer": args.sft_tokenizer, "epochs": args.sft_epochs,
         "lr": args.sft_lr, "threads": args.threads})
 
@@ -275,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     results: dict[str, dict] = {}
 
-    def save(final: bool = False) -> dict[str, Any]:
+    def save() -> dict[str, Any]:
         summary = summarise(results, arms, seeds)
         write_json_atomic(root / "results.json", {"args": {**vars(args), "output": str(root)}, "command": command,
                                                   "runs": results, **summary,
@@ -294,10 +291,11 @@ def main(argv: list[str] | None = None) -> int:
                 save()
     for mode, st in settings.items():
         write_summary(root / "eval" / mode, {name: r[mode] for name, r in results.items()}, st, reference="sft")
-    summary = save(final=True)
-    (root / "results.md").write_text(markdown_table(summary, command, args))
+    summary = save()
+    table = markdown_table(summary, command, args)
+    (root / "results.md").write_text(table)
     plot(results, summary, root)
-    print(markdown_table(summary, command, args))
+    print(table)
     print(f"wrote {root / 'results.json'}, {root / 'results.md'}, {root / 'pareto.png'}, {root / 'curves.png'} "
           f"({time.perf_counter() - t0:.0f}s)")
     return 0

@@ -144,3 +144,14 @@ def test_small_tokenizer_round_trips_and_renders_like_the_default(tmp_path, tok)
     assert again(text, add_special_tokens=False)["input_ids"] == small(text, add_special_tokens=False)["input_ids"]
     with pytest.raises(ValueError, match="vocab_size must be"):
         train_tokenizer(corpus, 100, template=tok)
+
+
+def test_default_synthetic_corpus_loads_and_counts_round_trip():
+    """`sarl sft` with no data argument must work: the default corpus fits the synthetic splits."""
+    from sarl.sft import DEFAULT_SYNTHETIC_TASKS, format_task_counts, load_examples, parse_task_counts
+
+    examples = load_examples(SFTConfig())
+    assert len(examples) == sum(DEFAULT_SYNTHETIC_TASKS.values())
+    assert parse_task_counts(format_task_counts(DEFAULT_SYNTHETIC_TASKS)) == DEFAULT_SYNTHETIC_TASKS
+    with pytest.raises(ValueError, match="expected task=count"):
+        parse_task_counts("synth_arith=many")

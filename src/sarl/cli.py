@@ -360,20 +360,10 @@ def cmd_train(args) -> int:
 
 
 # --------------------------------------------------------------------------------------------- sft
-def _parse_counts(text: str) -> dict[str, int]:
-    out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        name, sep, count = part.partition("=")
-        if not sep or not count.strip().isdigit():
-            raise ValueError(f"--synthetic: expected task=count[,task=count], got {part!r}")
-        out[name.strip()] = int(count)
-    return out
-
-
 def cmd_sft(args) -> int:
-    from sarl.sft import SFTConfig, run_sft
+    from sarl.sft import SFTConfig, parse_task_counts, run_sft
 
-    cfg = SFTConfig(data=args.data, synthetic_tasks=_parse_counts(args.synthetic), padded_fraction=args.padded_fraction,
+    cfg = SFTConfig(data=args.data, synthetic_tasks=parse_task_counts(args.synthetic), padded_fraction=args.padded_fraction,
                     question_key=args.question_key, response_key=args.response_key, model=args.model,
                     new_model=args.new_model, new_tokenizer=args.new_tokenizer, instruction=args.instruction, epochs=args.epochs,
                     batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_length=args.max_length,
@@ -418,6 +408,7 @@ def cmd_quickstart(args) -> int:
 # -------------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+    from sarl.sft import DEFAULT_SYNTHETIC_TASKS, format_task_counts
 
     p = argparse.ArgumentParser(prog="sarl", description="Self-aligned reward (SAR) for concise LLM reasoners.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -487,7 +478,8 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("--new-model", default=None, help="start from a new Llama instead, e.g. layers=4,hidden=128,heads=4")
     sf.add_argument("--new-tokenizer", type=int, default=None,
                     help="with --new-model: train a byte-level BPE tokenizer of this size on the corpus")
-    sf.add_argument("--synthetic", default="synth_arith=6000,synth_logic=2000", help="synthetic corpus: task=count,...")
+    sf.add_argument("--synthetic", default=format_task_counts(DEFAULT_SYNTHETIC_TASKS),
+                    help="synthetic corpus: task=count,...")
     sf.add_argument("--padded-fraction", type=float, default=0.5, help="synthetic corpus: share of padded solutions")
     sf.add_argument("--question-key", default="question")
     sf.add_argument("--response-key", default="response")

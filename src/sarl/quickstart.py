@@ -29,9 +29,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from sarl.sft import DEFAULT_SYNTHETIC_TASKS
+
 # The warm start: a new 4-layer, 128-wide Llama with a 1,024-entry tokenizer trained on the corpus.
 SYNTH_SFT: dict[str, Any] = {
-    "data": "synthetic", "synthetic_tasks": {"synth_arith": 6000, "synth_logic": 1500}, "padded_fraction": 0.5,
+    "data": "synthetic", "synthetic_tasks": dict(DEFAULT_SYNTHETIC_TASKS), "padded_fraction": 0.5,
     "new_model": "layers=4,hidden=128,heads=4", "new_tokenizer": 1024, "epochs": 3.0, "lr": 2e-3, "batch_size": 32,
     "save_every": 100,
 }

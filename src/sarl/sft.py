@@ -29,12 +29,32 @@ from typing import Any
 
 from sarl.io import DataError, JsonlAppender, get_key, read_rows, truncate_steps, write_json_atomic
 
+# The built-in corpus: problems per task (the logic training split holds ~1,870 distinct problems).
+DEFAULT_SYNTHETIC_TASKS = {"synth_arith": 6000, "synth_logic": 1500}
+
+
+def parse_task_counts(text: str) -> dict[str, int]:
+    """``"synth_arith=6000,synth_logic=1500"`` → ``{"synth_arith": 6000, "synth_logic": 1500}``;
+    anything else raises ``ValueError`` naming the bad part."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, count = part.partition("=")
+        if not sep or not count.strip().isdigit():
+            raise ValueError(f"synthetic corpus: expected task=count[,task=count], got {part!r}")
+        out[name.strip()] = int(count)
+    return out
+
+
+def format_task_counts(tasks: dict[str, int]) -> str:
+    """Inverse of :func:`parse_task_counts`."""
+    return ",".join(f"{k}={v}" for k, v in tasks.items())
+
 
 @dataclass
 class SFTConfig:
     data: str = "synthetic"
     """A data file, or ``synthetic`` (the built-in arithmetic + logic corpus)."""
-    synthetic_tasks: dict[str, int] = field(default_factory=lambda: {"synth_arith": 6000, "synth_logic": 2000})
+    synthetic_tasks: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SYNTHETIC_TASKS))
     """For ``data=synthetic``: problems per task."""
     padded_fraction: float = 0.5
     """For ``data=synthetic``: share of solutions written padded."""
