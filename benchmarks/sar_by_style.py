@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{args.samples}: no samples")
     datasets = {r["dataset"] for r in rows}
     questions = {p.id: p.question for ds in datasets for p in load_dataset(ds)}
+    unknown = [r["id"] for r in rows if r["id"] not in questions]
+    if unknown:
+        raise SystemExit(f"{args.samples}: {len(unknown)} sample id(s) are not in the default "
+                         f"{'/'.join(sorted(datasets))} set (first: {unknown[0]}); evaluate with the default seed and size")
     lm = load_model(args.model, dtype="float32", device="cpu")
     scored = SARScorer(lm, instruction=None).score([questions[r["id"]] for r in rows], [r["response"] for r in rows])
     cells: dict[str, list[tuple[float, int]]] = {}

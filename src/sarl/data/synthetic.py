@@ -83,7 +83,7 @@ def _arith_item(rng: random.Random) -> tuple[tuple, dict[str, Any]]:
     return key, {"start": start, "steps": steps, "answer": value}
 
 
-def _arith_problem(rng: random.Random, key: tuple, item: dict[str, Any], pid: str) -> Problem:
+def _arith_problem(rng: random.Random, item: dict[str, Any], pid: str) -> Problem:
     name, obj = rng.choice(NAMES), rng.choice(ITEMS)
     pron = "She" if name in SHE else "He"
     phrases = [rng.choice(ADD_VERBS if op == "+" else SUB_VERBS).format(n=n) for op, n in item["steps"]]
@@ -124,7 +124,7 @@ def _apply(op: str, x: bool, y: bool) -> bool:
     return (x and y) if op == "and" else (x or y)
 
 
-def _logic_problem(rng: random.Random, key: tuple, item: dict[str, Any], pid: str) -> Problem:
+def _logic_problem(rng: random.Random, item: dict[str, Any], pid: str) -> Problem:
     lits, ops = item["lits"], item["ops"]
     expr, value = _lit_text(lits[0]), _lit_value(lits[0])
     for op, lit in zip(ops, lits[1:]):
@@ -176,7 +176,7 @@ def generate(task: str, size: int, seed: int = 0, split: str = "train") -> list[
             continue
         misses = 0
         seen.add(key)
-        out.append(make_problem(rng, key, item, f"{task}-{split}-{seed}-{len(out)}"))
+        out.append(make_problem(rng, item, f"{task}-{split}-{seed}-{len(out)}"))
     return out
 
 
