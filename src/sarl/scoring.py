@@ -14,7 +14,7 @@ from sarl.io import DataError, JsonlAppender, count_complete_lines, get_key, rea
 from sarl.logprobs import answer_logprobs
 from sarl.models import LoadedModel
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode, render_null_prompt, render_prompt
-from sarl.rewards.self_aligned import SARConfig, sar_from_ppl, self_aligned_reward
+from sarl.rewards.self_aligned import SARConfig, self_aligned_reward
 
 DEFAULT_MAX_ANSWER_TOKENS = 4096  # the reference's max_response_length
 
@@ -72,8 +72,9 @@ class SARScorer:
         qa = answer_logprobs(self.lm.model, ctx, ans, **kw)
         # progress is reported once per answer token, after its second (null-context) pass
         null = answer_logprobs(self.lm.model, [self._null_ids] * len(ans), ans, progress=progress, **kw)
-        parts = self_aligned_reward(qa.logp.cpu(), null.logp.cpu(), qa.mask.cpu(), self.sar)
-        extra = {name: sar_from_ppl(parts["ppl_qa"], parts["ppl_a"], cfg, parts["empty"])
+        lq, la, m = qa.logp.cpu(), null.logp.cpu(), qa.mask.cpu()
+        parts = self_aligned_reward(lq, la, m, self.sar, context_ids=ctx, response_ids=ans)
+        extra = {name: self_aligned_reward(lq, la, m, cfg, context_ids=ctx, response_ids=ans)["sar"]
                  for name, cfg in (variants or {}).items()}
         rows = []
         for i in range(len(ans)):

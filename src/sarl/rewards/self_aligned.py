@@ -94,8 +94,12 @@ def sar_from_ppl(ppl_qa: torch.Tensor, ppl_a: torch.Tensor, cfg: SARConfig = SAR
 
 
 def self_aligned_reward(logp_qa: torch.Tensor, logp_a: torch.Tensor | None, mask: torch.Tensor,
-                        cfg: SARConfig = SARConfig()) -> dict[str, torch.Tensor]:
+                        cfg: SARConfig = SARConfig(), *, context_ids: list[list[int]] | None = None,
+                        response_ids: list[list[int]] | None = None) -> dict[str, torch.Tensor]:
     """SAR from token log-probs. Shapes: ``logp_qa``, ``logp_a``, ``mask``: ``[N, T]``.
+
+    ``context_ids`` / ``response_ids`` (token ids of each row's question context and response, the
+    response aligned with the columns of ``mask``) are read only by options that look at the tokens.
 
     Returns ``ppl_qa``, ``ppl_a`` and ``sar`` (each ``[N]``, float64) and ``empty`` (bool ``[N]``).
     ``logp_a`` may be None only when ``cfg.use_comparison`` is False (then ``ppl_a`` is NaN-free ones).
