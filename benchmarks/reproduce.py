@@ -102,7 +102,7 @@ def train_run(args, arm: str, seed: int, model: Path, root: Path, console) -> Pa
 
     def on_step(m):
         if m["step"] % 5 == 0 or m["step"] == args.steps:
-            sar = f" sar={m['sar/mean']:.3f}" if m.get("sar/mean") is not None else ""
+            sar = f" sar={m['reward/sar']:.3f}" if m.get("reward/sar") is not None else ""
             console.print(f"  step {m['step']}: acc={m['accuracy']:.3f} len={m['response_length/mean']:.1f}"
                           f"{sar} ({m['time/step']:.1f}s)")
 
@@ -238,7 +238,7 @@ def plot(results: dict[str, dict], summary: dict[str, Any], root: Path) -> None:
                     if "accuracy" in row:
                         per_step.setdefault(row["step"], []).append(row)
         steps = sorted(per_step)
-        for ax, key in zip(axes, ("accuracy", "response_length/mean", "sar/mean")):
+        for ax, key in zip(axes, ("accuracy", "response_length/mean", "reward/sar")):
             vals = [[r[key] for r in per_step[s] if r.get(key) is not None] for s in steps]
             ax.plot(steps, [statistics.fmean(v) if v else float("nan") for v in vals], color=COLORS[arm],
                     label=LABELS[arm])

@@ -265,21 +265,34 @@ def test_reinforce_plus_plus_by_hand():
 # ------------------------------------------------------------------------------------------------ registry
 
 
+def declared_inputs(name, ids, values, scores):
+    """The keyword inputs estimator ``name`` declares it needs (as the training loop passes them)."""
+    needs = ADV_ESTIMATORS.meta(name)["needs"]
+    kw = {"group_ids": ids, "values": values}
+    if "reward_components" in needs:
+        s = torch.as_tensor(scores, dtype=torch.float32)
+        kw.update(components={"a": s, "b": s * 0.5}, weights={"a": 1.0, "b": 0.3})
+    return kw
+
+
 def test_adv_registry_and_uniform_signature():
-    assert tuple(ADV_ESTIMATORS) == ("grpo", "rloo", "gae", "reinforce_plus_plus")
+    assert tuple(ADV_ESTIMATORS) == ("grpo", "grpo_weighted", "rloo", "gae", "reinforce_plus_plus")
     scores, ids, lengths, T = _grpo_batch()
     mask = right_padded_mask(lengths, T)
     r = rewards_at_end(scores, lengths, T)
     values = torch.randn(len(scores), T)
     for name in ADV_ESTIMATORS:
-        adv, ret = get_adv_estimator(name)(r, mask, group_ids=ids, values=values)
+        meta = ADV_ESTIMATORS.meta(name)
+        assert set(meta) == {"needs", "options"}, name
+        assert set(meta["needs"]) <= {"groups", "values", "reward_components"}, name
+        adv, ret = get_adv_estimator(name)(r, mask, **declared_inputs(name, ids, values, scores))
         assert adv.shape == ret.shape == r.shape
         assert (adv[mask == 0] == 0).all() and (ret[mask == 0] == 0).all()
         assert not adv.requires_grad
 
 
 def test_unknown_names_list_valid_ones():
-    with pytest.raises(KeyError, match="valid names: grpo, rloo, gae, reinforce_plus_plus"):
+    with pytest.raises(KeyError, match="valid names: grpo, grpo_weighted, rloo, gae, reinforce_plus_plus"):
         get_adv_estimator("ppo")
     with pytest.raises(KeyError, match=r"k1, abs, k2, k3, kl \(= k1\), mse \(= k2\), low_var_kl \(= k3\)"):
         kl_penalty(torch.zeros(1, 1), torch.zeros(1, 1), "k4")
@@ -509,7 +522,7 @@ def test_no_function_modifies_its_inputs():
     before = {k: t.clone() for k, t in inputs.items()}
     i = inputs
     for name in ADV_ESTIMATORS:
-        get_adv_estimator(name)(i["r"], i["mask"], group_ids=i["ids"], values=i["v"])
+        get_adv_estimator(name)(i["r"], i["mask"], **declared_inputs(name, i["ids"], i["v"], i["c1"]))
     grpo_weighted({"a": i["c1"], "b": i["c2"]}, {"a": 1.0, "b": 0.3}, i["ids"], i["mask"])
     grpo_scores(i["c1"], i["ids"])
     for mode in LOSS_AGG_MODES:

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from sarl.grading import grade_all
 from sarl.rewards import ALIASES, REWARDS, RewardComposer, RewardInputs, Schedule, canonical_name, get_reward
 
 
@@ -17,11 +18,13 @@ def batch(**kw):
         max_response_length=40,
     )
     base.update(kw)
+    if base.get("golds") is not None and "correct" not in base:  # the caller grades once, as the trainer does
+        base["correct"] = grade_all(base["responses"], base["golds"])
     return RewardInputs(**base)
 
 
 def test_registry_names_and_reference_aliases():
-    assert set(REWARDS) == {"correctness", "sar", "entropy", "self_certainty", "o1_pruner", "efficient_reasoner",
+    assert set(REWARDS.names) == {"correctness", "sar", "entropy", "self_certainty", "o1_pruner", "efficient_reasoner",
                             "kimi_length", "cosine_length", "overlong"}
     assert canonical_name("ppl_qa") == "sar"
     assert canonical_name("O1-pruner") == "o1_pruner"
@@ -31,7 +34,7 @@ def test_registry_names_and_reference_aliases():
         canonical_name("length_penalty")
 
 
-@pytest.mark.parametrize("name", sorted(REWARDS))
+@pytest.mark.parametrize("name", sorted(REWARDS.names))
 def test_every_reward_documents_formula_and_source(name):
     doc = REWARDS[name].doc
     assert len(doc) > 60, f"{name} needs a docstring with its formula and source"
@@ -114,7 +117,7 @@ def test_composer_weights_schedule_and_breakdown():
     assert out.alpha == 0.5
     assert out.total.tolist() == pytest.approx(want, abs=1e-6)
     assert set(out.components) == {"correctness", "o1_pruner"}
-    assert comp.needs == {"golds", "lengths", "groups"}
+    assert comp.needs == {"correct", "lengths", "groups"}
 
 
 def test_composer_needs_skip_null_pass_when_not_comparing():
@@ -124,4 +127,4 @@ def test_composer_needs_skip_null_pass_when_not_comparing():
 
 
 def test_alias_table_is_complete():
-    assert set(ALIASES.values()) <= set(REWARDS)
+    assert set(ALIASES.values()) <= set(REWARDS.names)

@@ -40,7 +40,7 @@ def test_grpo_two_steps_changes_every_parameter(tmp_path):
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert unchanged == []
     assert torch.isfinite(torch.tensor(last["actor/pg_loss"]))
-    for k in ("reward/mean", "reward/sar", "reward/o1_pruner", "accuracy", "sar/mean", "kl/ref", "actor/entropy",
+    for k in ("reward/mean", "reward/sar", "reward/o1_pruner", "accuracy", "kl/ref", "actor/entropy",
               "actor/clipfrac", "time/generate", "time/null_logprobs", "time/update_actor"):
         assert last[k] is not None, k
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
@@ -242,3 +242,29 @@ def test_quickstart_default_path_warm_starts_then_trains(tmp_path):
     console = Console(record=True, width=200)
     assert warm_start(tmp_path / "sft", console, None, sft) == tmp_path / "sft" / "model"
     assert "reusing" in console.export_text()
+
+
+def test_weighted_grpo_end_to_end_applies_the_linear_schedule(tmp_path):
+    """advantage_weighting_in_grpo: each component is group-normalised, weighted with the weights in force
+    at this step (alpha(progress) on every scheduled reward), and summed; a full run then trains."""
+    from sarl.algos import grpo_weighted
+
+    cfg = cfg_for(tmp_path, "trainer.total_steps=2", "algorithm.advantage_weighting_in_grpo=true",
+                  "rewards.schedule={type: linear, increase: true, bottom: 0.0, peak_pos: 0.5}")
+    tr = Trainer(cfg)
+    assert tr.estimator == "grpo_weighted"
+    progress = 0.25  # alpha = 0.5
+    batch = tr.generate()
+    old = tr.old_logprobs(batch)
+    rew, token_rewards = tr.rewards(batch, tr.reward_inputs(batch, old), old, None, progress)
+    adv, _ = tr.advantages(batch, rew, token_rewards, old.mask, None, progress)
+    scheduled = {"correctness": 1.0, "sar": 0.5 * 0.5, "o1_pruner": 0.5 * 0.5}
+    want, _ = grpo_weighted(rew.components, scheduled, batch.group_ids, old.mask, norm_adv_by_std=False)
+    assert torch.equal(adv, want)
+    unscheduled, _ = grpo_weighted(rew.components, {"correctness": 1.0, "sar": 0.5, "o1_pruner": 0.5},
+                                   batch.group_ids, old.mask, norm_adv_by_std=False)
+    assert not torch.equal(adv, unscheduled)
+    before = params(tr.policy)
+    last = tr.run()
+    assert [k for k, v in params(tr.policy).items() if torch.equal(v, before[k])] == []
+    assert last["reward/alpha"] == 1.0  # progress 1.0 with peak 0.5: alpha back at 1 (no decrease)

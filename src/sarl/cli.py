@@ -19,6 +19,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from sarl.errors import SarlError
+
 console = Console(stderr=True)
 # Wide enough for the comparison tables when output goes to a file or a pipe (rich assumes 80 there).
 out_console = Console(width=None if sys.stdout.isatty() else 160)
@@ -253,7 +255,7 @@ def cmd_eval(args) -> int:
 
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if not datasets:
-        raise ValueError("--datasets is empty; e.g. --datasets gsm8k,math500")
+        raise SarlError("--datasets is empty; e.g. --datasets gsm8k,math500")
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                            n=args.n, seed=args.seed, batch_size=args.batch_size)
     settings = EvalSettings(datasets=datasets, limit=args.limit, size=args.size, data_seed=args.data_seed,
@@ -344,13 +346,12 @@ def cmd_train(args) -> int:
         def on_step(m):
             comps = " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in m.items()
                              if k.startswith("reward/") and k not in ("reward/mean", "reward/alpha") and v is not None)
-            sar = f" sar={m['sar/mean']:.3f}" if m.get("sar/mean") is not None else ""
             kl = f" kl={m['kl/ref']:.4f}" if m.get("kl/ref") is not None else ""
             val = f" val_acc={m['val/accuracy']:.3f}" if m.get("val/accuracy") is not None else ""
             stages = " ".join(f"{k[5:]}={v:.1f}s" for k, v in m.items() if k.startswith("time/") and k != "time/step")
             prog.console.print(
                 f"step {m['step']}: reward={m['reward/mean']:.3f} ({comps}) acc={m['accuracy']:.3f} "
-                f"len={m['response_length/mean']:.0f}{sar}{kl} entropy={m['actor/entropy']:.3f} "
+                f"len={m['response_length/mean']:.0f}{kl} entropy={m['actor/entropy']:.3f} "
                 f"clipfrac={m['actor/clipfrac']:.3f}{val} | {stages}")
             prog.update(task, completed=m["step"], rate=f"{(time.perf_counter() - t0) / m['step']:.0f} s/step")
 
@@ -517,16 +518,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sarl.io import DataError
-    from sarl.models import ModelError
+    """Run a command. sarl's user-facing errors (:class:`sarl.errors.SarlError`: a bad key, value, name,
+    file or missing package) become a one-line message and exit code 2; anything else is a bug and
+    keeps its traceback."""
+    from sarl.errors import SarlError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, ModelError, ValueError, KeyError, FileNotFoundError, FileExistsError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    except SarlError as exc:
         # plain print: no markup interpretation, no wrapping of paths
-        print(f"sarl {args.command}: error: {msg}", file=sys.stderr)
+        print(f"sarl {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; results written so far are kept (re-run to resume)[/yellow]")

@@ -14,11 +14,12 @@ from typing import Any
 
 import yaml
 
+from sarl.errors import SarlError
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT
 from sarl.rewards.compose import Schedule
 
 
-class ConfigError(ValueError):
+class ConfigError(SarlError):
     """An invalid configuration key or value; the message names the key and what is allowed."""
 
 
@@ -87,11 +88,12 @@ class RolloutConfig:
 @dataclass
 class AlgorithmConfig:
     adv_estimator: str = "grpo"
-    """grpo, gae (PPO with a critic), rloo, reinforce_plus_plus."""
+    """grpo, gae (PPO with a critic), rloo, reinforce_plus_plus, grpo_weighted."""
     norm_adv_by_std_in_grpo: bool = False
     """Divide GRPO advantages by the group std (False = Dr.GRPO, the reference's setting)."""
     advantage_weighting_in_grpo: bool = False
-    """GRPO: normalise each reward component within the group separately, then weight (reference option)."""
+    """GRPO: normalise each reward component within the group separately, then weight (reference option;
+    the same as adv_estimator=grpo_weighted; the weight schedule applies)."""
     gamma: float = 1.0
     """Discount (GAE, REINFORCE++)."""
     lam: float = 1.0
@@ -102,6 +104,15 @@ class AlgorithmConfig:
     """KL estimator in the reward: k1, k2, k3 (aliases kl, mse, low_var_kl, abs)."""
     kl_coef: float = 0.001
     """Weight of the in-reward KL."""
+
+    @property
+    def estimator(self) -> str:
+        """The registered estimator this section selects (``advantage_weighting_in_grpo`` turns grpo
+        into grpo_weighted)."""
+        from sarl.algos import ADV_ESTIMATORS
+
+        name = ADV_ESTIMATORS.canonical(self.adv_estimator)
+        return "grpo_weighted" if name == "grpo" and self.advantage_weighting_in_grpo else name
 
 
 @dataclass
@@ -201,7 +212,7 @@ class TrainConfig:
         from sarl.rewards import RewardComposer
 
         a, ac, r, t = self.algorithm, self.actor, self.rollout, self.trainer
-        _choice("algorithm.adv_estimator", a.adv_estimator, tuple(ADV_ESTIMATORS))
+        _choice("algorithm.adv_estimator", a.adv_estimator, ADV_ESTIMATORS.names)
         _choice("algorithm.kl_penalty", a.kl_penalty, tuple(KL_ESTIMATORS))
         _choice("actor.kl_loss_type", ac.kl_loss_type, tuple(KL_ESTIMATORS))
         _choice("actor.loss_agg_mode", ac.loss_agg_mode, tuple(LOSS_AGG_MODES))
@@ -214,8 +225,8 @@ class TrainConfig:
                          ("data.max_response_length", self.data.max_response_length),
                          ("data.max_prompt_length", self.data.max_prompt_length), ("actor.ppo_epochs", ac.ppo_epochs)):
             _positive(key, val)
-        if a.adv_estimator in ("grpo", "rloo") and r.n < 2:
-            raise ConfigError(f"rollout.n: {a.adv_estimator} compares rollouts of the same prompt and needs n >= 2, got {r.n}")
+        if "groups" in ADV_ESTIMATORS.meta(a.estimator)["needs"] and r.n < 2:
+            raise ConfigError(f"rollout.n: {a.estimator} compares rollouts of the same prompt and needs n >= 2, got {r.n}")
         rollouts = t.prompts_per_step * r.n
         mb = ac.mini_batch_size or rollouts
         if mb > rollouts or rollouts % mb:
@@ -223,11 +234,12 @@ class TrainConfig:
                               f"(trainer.prompts_per_step x rollout.n), got {mb}")
         if a.advantage_weighting_in_grpo and a.adv_estimator != "grpo":
             raise ConfigError("algorithm.advantage_weighting_in_grpo: needs algorithm.adv_estimator=grpo")
-        if a.advantage_weighting_in_grpo and a.use_kl_in_reward:
-            raise ConfigError("algorithm.advantage_weighting_in_grpo: cannot be combined with use_kl_in_reward")
+        if "reward_components" in ADV_ESTIMATORS.meta(a.estimator)["needs"] and a.use_kl_in_reward:
+            raise ConfigError(f"algorithm.use_kl_in_reward: {a.estimator} weights the reward components and "
+                              "cannot include a per-token KL reward; use actor.use_kl_loss")
         try:
             RewardComposer(dict(self.rewards.weights), dict(self.rewards.options), self.rewards.schedule)
-        except (KeyError, ValueError) as exc:
+        except ValueError as exc:  # unknown names (UnknownNameError is a ValueError) and bad options
             msg = exc.args[0] if exc.args else str(exc)
             raise ConfigError(f"rewards: {msg}") from None
         return self
@@ -328,6 +340,3 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     cfg = _from_dict(TrainConfig, data)
     return cfg.validate()
 
-
-def save_config(cfg: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from sarl.data import Problem, load_dataset, render_problem_prompt
+from sarl.errors import UnknownNameError
 from sarl.grading import grade
 from sarl.io import JsonlAppender, count_complete_lines, write_json_atomic
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode
@@ -201,7 +202,7 @@ def comparison(summary: dict[str, Any], reference: str | None = None) -> list[di
         return []
     ref = reference or models[0]
     if ref not in summary["models"]:
-        raise KeyError(f"reference model {ref!r} is not in this evaluation; models: {', '.join(models)}")
+        raise UnknownNameError(f"reference model {ref!r} is not in this evaluation; models: {', '.join(models)}")
     rows = []
     datasets: list[str] = []
     for m in models:

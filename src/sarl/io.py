@@ -11,8 +11,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from sarl.errors import SarlError
 
-class DataError(ValueError):
+
+class DataError(SarlError):
     """Bad input data; the message names the file, row or key and what was expected."""
 
 

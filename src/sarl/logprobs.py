@@ -37,10 +37,6 @@ class AnswerLogprobs:
     mask: torch.Tensor
     stats: dict[str, torch.Tensor]
 
-    @property
-    def lengths(self) -> torch.Tensor:
-        return self.mask.sum(-1)
-
 
 def plan_batches(lengths: Sequence[int], answer_lengths: Sequence[int], max_batch_tokens: int,
                  max_logit_tokens: int) -> list[list[int]]:

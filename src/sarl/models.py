@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sarl.errors import SarlError
+
 DEFAULT_MODEL = "smollm2-135m"
 
 
@@ -59,7 +61,7 @@ MODEL_ALIASES = {
 _COMPLETE_MARKER = ".sarl-complete"
 
 
-class ModelError(RuntimeError):
+class ModelError(SarlError, RuntimeError):
     """A model could not be found or loaded; the message says how to fix it."""
 
 

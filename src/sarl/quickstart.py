@@ -159,7 +159,7 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     console.print(f"[bold]{2 + k}/{n_steps}[/bold] training with SA-GRPO for {steps} steps")
     final = train_or_resume(cfg, console, lambda m: console.print(
         f"  step {m['step']}/{steps}: reward={m['reward/mean']:.3f} acc={m['accuracy']:.3f} "
-        f"len={m['response_length/mean']:.0f} sar={m['sar/mean']:.3f} ({m['time/step']:.1f}s)"))
+        f"len={m['response_length/mean']:.0f} sar={m['reward/sar']:.3f} ({m['time/step']:.1f}s)"))
     console.print(f"[bold]{3 + k}/{n_steps}[/bold] evaluating the trained model")
     evaluate("after", str(final))
     console.print(f"[bold]{4 + k}/{n_steps}[/bold] writing the report")

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from sarl.io import DataError, JsonlAppender, count_complete_lines, get_key, read_rows, require_keys
-from sarl.logprobs import answer_logprobs
 from sarl.models import LoadedModel
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode, render_null_prompt, render_prompt
+from sarl.reward_inputs import reward_inputs
+from sarl.rewards.registry import REWARDS
 from sarl.rewards.self_aligned import SARConfig, self_aligned_reward
+from sarl.rollout.batch import RolloutBatch
 
 DEFAULT_MAX_ANSWER_TOKENS = 4096  # the reference's max_response_length
 
@@ -67,12 +71,15 @@ class SARScorer:
         if len(questions) != len(answers):
             raise ValueError(f"{len(questions)} questions but {len(answers)} answers")
         ctx, ans, status = self.encode_pairs(questions, answers)
-        pad = self.lm.tokenizer.pad_token_id
-        kw = dict(pad_token_id=pad, max_batch_tokens=self.max_batch_tokens)
-        qa = answer_logprobs(self.lm.model, ctx, ans, **kw)
-        # progress is reported once per answer token, after its second (null-context) pass
-        null = answer_logprobs(self.lm.model, [self._null_ids] * len(ans), ans, progress=progress, **kw)
-        lq, la, m = qa.logp.cpu(), null.logp.cpu(), qa.mask.cpu()
+        batch = RolloutBatch(contexts=ctx, responses=ans, texts=list(answers), group_ids=torch.arange(len(ans)))
+        configs = [self.sar, *(variants or {}).values()]
+        # ppl(a) is reported for every row, so the null-context pass always runs
+        needs = set().union({"logp_a"}, *(REWARDS["sar"].needs_for(c) for c in configs))
+        inputs = reward_inputs(self.lm.model, batch, needs, null_ids=self._null_ids,
+                               pad_token_id=self.lm.tokenizer.pad_token_id, max_batch_tokens=self.max_batch_tokens,
+                               progress=progress)
+        lq, m = inputs.logp_qa.cpu(), inputs.response_mask.cpu()
+        la = None if inputs.logp_a is None else inputs.logp_a.cpu()
         parts = self_aligned_reward(lq, la, m, self.sar, context_ids=ctx, response_ids=ans)
         extra = {name: self_aligned_reward(lq, la, m, cfg, context_ids=ctx, response_ids=ans)["sar"]
                  for name, cfg in (variants or {}).items()}

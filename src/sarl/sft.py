@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sarl.errors import OutputExistsError, SarlError
 from sarl.io import DataError, JsonlAppender, get_key, read_rows, truncate_steps, write_json_atomic
 
 # The built-in corpus: problems per task (the logic training split holds ~1,870 distinct problems).
@@ -40,7 +41,7 @@ def parse_task_counts(text: str) -> dict[str, int]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, count = part.partition("=")
         if not sep or not count.strip().isdigit():
-            raise ValueError(f"synthetic corpus: expected task=count[,task=count], got {part!r}")
+            raise SarlError(f"synthetic corpus: expected task=count[,task=count], got {part!r}")
         out[name.strip()] = int(count)
     return out
 
@@ -193,13 +194,13 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     from sarl.train.checkpoint import export_model, latest_checkpoint, load_state, save_checkpoint
 
     if cfg.batch_size < 1 or cfg.epochs <= 0 or cfg.lr <= 0:
-        raise ValueError(f"sft: need batch_size >= 1, epochs > 0 and lr > 0; got batch_size={cfg.batch_size}, "
+        raise SarlError(f"sft: need batch_size >= 1, epochs > 0 and lr > 0; got batch_size={cfg.batch_size}, "
                          f"epochs={cfg.epochs}, lr={cfg.lr}")
     out = Path(cfg.out_dir)
     ckpt_root = out / "checkpoints"
     ckpt = latest_checkpoint(ckpt_root) if resume else None
     if not resume and (out / "metrics.jsonl").exists():
-        raise FileExistsError(f"{out} already holds an SFT run; pass --resume to continue it or choose another -o")
+        raise OutputExistsError(f"{out} already holds an SFT run; pass --resume to continue it or choose another -o")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # sarl shows its own progress

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from sarl.errors import SarlError
+
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, template=None):
     """A byte-level BPE tokenizer with at most ``vocab_size`` entries (the special tokens, the 256 bytes
@@ -31,7 +33,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, template=None):
     specials = list(dict.fromkeys(template.all_special_tokens))
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     if vocab_size < len(alphabet) + len(specials) + 1:
-        raise ValueError(f"vocab_size must be > {len(alphabet) + len(specials)} (256 bytes + special tokens), "
+        raise SarlError(f"vocab_size must be > {len(alphabet) + len(specials)} (256 bytes + special tokens), "
                          f"got {vocab_size}")
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Sequence([

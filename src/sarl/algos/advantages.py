@@ -12,13 +12,19 @@ Every registered estimator has the signature
 ``fn(token_rewards, response_mask, *, group_ids=None, values=None, **options) -> (advantages, returns)``,
 both ``[B, T]``, zero outside the mask. Estimators run under ``torch.no_grad()`` (advantages and returns
 are targets, not functions of the parameters) and never modify their inputs.
+
+Each registry entry declares (``ADV_ESTIMATORS.meta(name)``) what its caller must provide:
+``needs`` — ``groups`` (``group_ids``; the estimator compares rollouts of one prompt, so a prompt needs
+n >= 2 rollouts), ``values`` (a critic's ``values``), ``reward_components`` (each reward's unweighted
+scores as ``components`` and their weights at this step, schedule applied, as ``weights``) — and
+``options``, the keyword options it takes (``norm_adv_by_std``, ``gamma``, ``lam``).
 """
 
 from __future__ import annotations
 
 import torch
 
-from sarl.algos import Registry
+from sarl.registry import Registry
 
 ADV_ESTIMATORS = Registry("advantage estimator")
 
@@ -121,7 +127,7 @@ def grpo_scores(scores: torch.Tensor, group_ids: torch.Tensor, norm_adv_by_std: 
     return (scores - mean) / (std + eps)
 
 
-@ADV_ESTIMATORS.register("grpo")
+@ADV_ESTIMATORS.register("grpo", needs=("groups",), options=("norm_adv_by_std",))
 @torch.no_grad()
 def grpo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids: torch.Tensor | None = None,
          values: torch.Tensor | None = None, norm_adv_by_std: bool = True, eps: float = 1e-6):
@@ -166,6 +172,25 @@ def grpo_weighted(component_scores: dict[str, torch.Tensor], weights: dict[str, 
     return adv, adv.clone()
 
 
+@ADV_ESTIMATORS.register("grpo_weighted", needs=("groups", "reward_components"), options=("norm_adv_by_std",))
+@torch.no_grad()
+def grpo_weighted_estimator(token_rewards: torch.Tensor, response_mask: torch.Tensor, *,
+                            group_ids: torch.Tensor | None = None, values: torch.Tensor | None = None,
+                            components: dict[str, torch.Tensor] | None = None,
+                            weights: dict[str, float] | None = None, norm_adv_by_std: bool = True,
+                            eps: float = 1e-6):
+    """The reference's ``advantage_weighting_in_grpo`` as an estimator: :func:`grpo_weighted` of the
+    reward ``components`` with ``weights`` (``token_rewards`` and ``values`` are not read).
+
+    The weights are the ones in force at this step: ``w_k * alpha(progress)`` for every scheduled reward
+    (all but correctness), so a weight schedule acts here as it does on the summed reward. The
+    reference multiplies by the bare ``reward_factors`` on this path (its schedule only enters the
+    summed reward), which silently ignores a schedule; sarl applies it on both paths."""
+    if group_ids is None or components is None or weights is None:
+        raise ValueError("grpo_weighted needs group_ids, components and weights")
+    return grpo_weighted(components, weights, group_ids, response_mask, norm_adv_by_std, eps)
+
+
 @torch.no_grad()
 def rloo_scores(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
     """Leave-one-out advantage, ``[B] -> [B]``: for a group of size n > 1,
@@ -177,7 +202,7 @@ def rloo_scores(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 1, loo, torch.zeros_like(scores))
 
 
-@ADV_ESTIMATORS.register("rloo")
+@ADV_ESTIMATORS.register("rloo", needs=("groups",), options=())
 @torch.no_grad()
 def rloo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids: torch.Tensor | None = None,
          values: torch.Tensor | None = None):
@@ -193,7 +218,7 @@ def rloo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids:
 # ------------------------------------------------------------------------------------------ token based
 
 
-@ADV_ESTIMATORS.register("gae")
+@ADV_ESTIMATORS.register("gae", needs=("values",), options=("gamma", "lam"))
 @torch.no_grad()
 def gae(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, values: torch.Tensor | None = None,
         group_ids: torch.Tensor | None = None, gamma: float = 1.0, lam: float = 1.0):
@@ -240,7 +265,7 @@ def gae(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, values: tor
     return masked_whiten(adv, mask) * mask, returns
 
 
-@ADV_ESTIMATORS.register("reinforce_plus_plus")
+@ADV_ESTIMATORS.register("reinforce_plus_plus", needs=(), options=("gamma",))
 @torch.no_grad()
 def reinforce_plus_plus(token_rewards: torch.Tensor, response_mask: torch.Tensor, *,
                         group_ids: torch.Tensor | None = None, values: torch.Tensor | None = None,

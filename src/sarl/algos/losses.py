@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from sarl.algos import Registry
 from sarl.algos.advantages import _float_mask, masked_mean, masked_sum
+from sarl.registry import Registry
 
 LOSS_AGG_MODES = Registry("loss aggregation mode")
 KL_ESTIMATORS = Registry("KL estimator")

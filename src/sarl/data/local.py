@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sarl.data.schema import Problem, json_safe
+from sarl.errors import SarlError
 from sarl.io import DataError, get_key, read_rows
 
 QUESTION_KEYS = ("question", "problem", "extra_info.question")
@@ -102,7 +103,7 @@ def load_local(path: str | Path, limit: int | None = None) -> list[Problem]:
     rows = read_rows(p)
     if limit is not None:
         if limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
+            raise SarlError(f"limit must be >= 0, got {limit}")
         rows = rows[:limit]
     return rows_to_problems(rows, str(p), file_stem(p))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sarl.errors import UnknownNameError
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, render_prompt
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ def get_instruction(name: str | None = DEFAULT_INSTRUCTION) -> str | None:
     try:
         return INSTRUCTIONS[name]
     except KeyError:
-        raise KeyError(f"unknown instruction {name!r}; choose one of: {', '.join(INSTRUCTIONS)}") from None
+        raise UnknownNameError(f"unknown instruction {name!r}; choose one of: {', '.join(INSTRUCTIONS)}") from None
 
 
 def render_problem_prompt(tokenizer, problem: Problem | str, *, instruction: str | None = DEFAULT_INSTRUCTION,

@@ -17,7 +17,9 @@ from typing import Any
 from sarl.data import builtin, rgym, synthetic
 from sarl.data.local import DATA_SUFFIXES, load_hub, load_local, looks_like_hub_id
 from sarl.data.schema import Problem
+from sarl.errors import UnknownNameError
 from sarl.io import DataError
+from sarl.registry import Registry
 
 Loader = Callable[..., list[Problem]]
 
@@ -45,24 +47,18 @@ class DatasetSpec:
                 "generated": self.generated}
 
 
-class UnknownDataset(KeyError):
+class UnknownDataset(UnknownNameError):
     """A dataset name that is neither registered nor a file; the message lists the valid names."""
 
-    def __str__(self) -> str:  # KeyError would print the repr of the message
-        return str(self.args[0]) if self.args else ""
 
-
-DATASETS: dict[str, DatasetSpec] = {}
+DATASETS = Registry("dataset", hint=f"or give a path to a {'/'.join(DATA_SUFFIXES)} file, "
+                                    "or 'reasoning_gym/<generator>'")
 
 
 def register_dataset(name: str, loader: Loader, *, description: str, size: int, source: str, licence: str,
                      grader: str, generated: bool = False) -> DatasetSpec:
     """Add a dataset under ``name``; registering a name twice raises ``ValueError``."""
-    if name in DATASETS:
-        raise ValueError(f"dataset {name!r} is registered twice")
-    spec = DatasetSpec(name, loader, description, size, source, licence, grader, generated)
-    DATASETS[name] = spec
-    return spec
+    return DATASETS.add(name, DatasetSpec(name, loader, description, size, source, licence, grader, generated))
 
 
 def list_datasets() -> list[dict[str, Any]]:
@@ -71,18 +67,14 @@ def list_datasets() -> list[dict[str, Any]]:
 
 
 def _unknown(name: str) -> UnknownDataset:
-    return UnknownDataset(
-        f"unknown dataset {name!r}; built-in datasets: {', '.join(DATASETS)}; or give a path to a "
-        f"{'/'.join(DATA_SUFFIXES)} file, or 'reasoning_gym/<generator>'"
-    )
+    return UnknownDataset(str(DATASETS.unknown(name)))
 
 
 def get_dataset(name: str) -> DatasetSpec:
     """The registered dataset ``name`` (``UnknownDataset``, a ``KeyError``, listing valid names)."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise _unknown(name) from None
+    if name not in DATASETS:
+        raise _unknown(name)
+    return DATASETS[name]
 
 
 def load_dataset(name_or_path: str | Path, limit: int | None = None, seed: int = 0,
@@ -114,7 +106,7 @@ def load_dataset(name_or_path: str | Path, limit: int | None = None, seed: int =
 
 def _no_size(name: str, size: int | None) -> None:
     if size is not None:
-        raise ValueError(f"{name}: 'size' applies to generated datasets only (use 'limit')")
+        raise DataError(f"{name}: 'size' applies to generated datasets only (use 'limit')")
 
 
 # ------------------------------------------------------------------------------------ the built-ins

@@ -18,6 +18,7 @@ import importlib.util
 from dataclasses import dataclass
 
 from sarl.data.schema import Problem, json_safe
+from sarl.errors import SarlError, UnknownNameError
 from sarl.grading.rgym import RG_SOURCE_PREFIX
 
 REASONING_GYM_PIP = "reasoning-gym==0.1.25"
@@ -72,14 +73,14 @@ def load_generated(name: str, limit: int | None = None, seed: int = 0, size: int
     rg = _require_reasoning_gym()
     size = DEFAULT_SIZE if size is None else size
     if size < 1:
-        raise ValueError(f"size must be >= 1, got {size}")
+        raise SarlError(f"size must be >= 1, got {size}")
     if limit is not None and limit < 0:
-        raise ValueError(f"limit must be >= 0, got {limit}")
+        raise SarlError(f"limit must be >= 0, got {limit}")
     n = size if limit is None else min(size, limit)
     try:
         ds = rg.create_dataset(name, size=size, seed=seed)
     except (KeyError, ValueError) as exc:
-        raise KeyError(f"reasoning-gym has no generator {name!r} ({exc})") from None
+        raise UnknownNameError(f"reasoning-gym has no generator {name!r} ({exc})") from None
     out = []
     for i in range(n):
         entry = json_safe(ds[i])
@@ -87,7 +88,7 @@ def load_generated(name: str, limit: int | None = None, seed: int = 0, size: int
         if gold is None:
             gold = entry.get("metadata", {}).get("example_answer")
         if gold is None:
-            raise ValueError(f"reasoning-gym {name} item {i} (seed {seed}) has neither an answer nor "
+            raise SarlError(f"reasoning-gym {name} item {i} (seed {seed}) has neither an answer nor "
                              f"an example answer; this generator is not supported")
         out.append(Problem(
             id=f"{name}-{seed}-{i}",

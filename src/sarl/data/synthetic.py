@@ -26,6 +26,7 @@ import random
 from typing import Any
 
 from sarl.data.schema import Problem
+from sarl.errors import SarlError
 
 N_BUCKETS = 10
 TEST_BUCKETS = frozenset({0, 1})  # 20% of keys are test-only
@@ -159,9 +160,9 @@ def generate(task: str, size: int, seed: int = 0, split: str = "train") -> list[
     (``train`` or ``test``), deterministic in ``seed``. Raises ``ValueError`` when the split has
     fewer distinct problems than asked for."""
     if task not in TASKS:
-        raise ValueError(f"unknown synthetic task {task!r}; choose one of: {', '.join(TASKS)}")
+        raise SarlError(f"unknown synthetic task {task!r}; choose one of: {', '.join(TASKS)}")
     if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        raise SarlError(f"split must be 'train' or 'test', got {split!r}")
     make_item, make_problem, _ = TASKS[task]
     rng = random.Random(f"{task}-{split}-{seed}")
     seen: set[tuple] = set()
@@ -172,7 +173,7 @@ def generate(task: str, size: int, seed: int = 0, split: str = "train") -> list[
         if key in seen or is_test_key(key) != (split == "test"):
             misses += 1
             if misses > MAX_MISSES:
-                raise ValueError(f"{task} {split}: only {len(out)} distinct problems found, {size} asked for")
+                raise SarlError(f"{task} {split}: only {len(out)} distinct problems found, {size} asked for")
             continue
         misses = 0
         seen.add(key)
@@ -200,7 +201,7 @@ def sft_rows(tasks: dict[str, int], padded_fraction: float = 0.5, seed: int = 0)
     """An SFT corpus: for each ``task: count``, ``count`` training-split problems with solutions, a
     ``padded_fraction`` of them padded. Rows: ``id, data_source, question, answer, response, padded``."""
     if not 0.0 <= padded_fraction <= 1.0:
-        raise ValueError(f"padded_fraction must be in [0, 1], got {padded_fraction}")
+        raise SarlError(f"padded_fraction must be in [0, 1], got {padded_fraction}")
     rng = random.Random(f"sft-{seed}")
     rows = []
     for task, count in tasks.items():

@@ -1,9 +1,12 @@
 """Graders: one code path for the training reward and for evaluation.
 
 ``grade(response, gold, data_source)`` picks the grader registered for the data source (math by
-default) and returns a :class:`~sarl.grading.math.Grade`. Graders that need more than the gold string
-(the logic grader reads a problem's ``choices``, the reasoning-gym grader its generator entry) get it
-from ``problem=`` (a :class:`sarl.data.Problem`) or ``metadata=``/``choices=``.
+default) and returns a :class:`~sarl.grading.math.Grade`; :func:`grade_all` grades a batch (the one
+place training, the TRL adapter and ``sarl score`` grade). Every grader has one signature,
+``fn(response, gold, *, data_source=None, metadata=None, choices=None) -> Grade``; graders that need
+more than the gold string (the logic grader reads a problem's ``choices``, the reasoning-gym grader
+its generator entry) read the keywords, which come from ``problem=`` (a :class:`sarl.data.Problem`)
+or are given explicitly.
 
 | grader          | data sources                                    | rule                                  |
 |-----------------|-------------------------------------------------|---------------------------------------|
@@ -17,32 +20,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from sarl.grading.logic import grade_logic
 from sarl.grading.math import Grade, extract_answer, grade_math
 from sarl.grading.rgym import KNOWN_GENERATORS, RG_SOURCE_PREFIX, grade_reasoning_gym
+from sarl.registry import Registry
 
 if TYPE_CHECKING:
     from sarl.data.schema import Problem
 
-GRADERS: dict[str, Callable[..., Grade]] = {"math": grade_math}
+GRADERS = Registry("grader")  # name -> fn(response, gold, *, data_source, metadata, choices) -> Grade
 # data_source → grader name; anything not listed (and matching no prefix) is graded as math.
 SOURCE_GRADER: dict[str, str] = {}
 # data_source prefix → grader name, for families of sources ("reasoning_gym/<any generator>").
 SOURCE_PREFIX_GRADER: dict[str, str] = {}
-# Graders called as fn(response, gold, *, data_source=, metadata=, choices=).
-CONTEXT_GRADERS: set[str] = set()
 
 
 def register_grader(name: str, fn: Callable[..., Grade], sources: tuple[str, ...] = (), *,
-                    prefixes: tuple[str, ...] = (), context: bool = False) -> None:
-    """Register ``fn`` as grader ``name`` for the exact ``sources`` and any source starting with one of
-    ``prefixes``. A plain grader is called ``fn(response, gold)``; with ``context=True`` it is called
-    ``fn(response, gold, data_source=..., metadata=..., choices=...)``. Names register once."""
-    if name in GRADERS:
-        raise ValueError(f"grader {name!r} is registered twice")
-    GRADERS[name] = fn
-    if context:
-        CONTEXT_GRADERS.add(name)
+                    prefixes: tuple[str, ...] = ()) -> None:
+    """Register ``fn`` (the one grader signature, see above) as grader ``name`` for the exact
+    ``sources`` and any source starting with one of ``prefixes``. Names register once."""
+    GRADERS.add(name, fn, sources=tuple(sources), prefixes=tuple(prefixes))
     for s in sources:
         SOURCE_GRADER[s] = name
     for p in prefixes:
@@ -68,26 +67,34 @@ def grade(response: str, gold: str, data_source: str | None = None, *, problem: 
         data_source = problem.data_source if data_source is None else data_source
         metadata = problem.metadata if metadata is None else metadata
         choices = problem.choices if choices is None else choices
-    name = grader_for(data_source)
-    fn = GRADERS[name]
-    if name in CONTEXT_GRADERS:
-        return fn(response, gold, data_source=data_source, metadata=metadata, choices=choices)
-    return fn(response, gold)
+    return GRADERS[grader_for(data_source)](response, gold, data_source=data_source, metadata=metadata,
+                                            choices=choices)
 
 
-register_grader("logic", grade_logic, ("prontoqa", "LogicBench", "logic", "synth_logic"), context=True)
+def grade_all(responses: Sequence[str], golds: Sequence[str | None], data_sources: Sequence[str | None] | None = None,
+              problems: Sequence[Problem] | None = None) -> torch.Tensor:
+    """``correct`` for a batch: 1.0 where :func:`grade` accepts the response, 0.0 where it does not or
+    the gold is missing. ``[N]`` float32. ``problems`` (one per row) supply sources, metadata, choices."""
+    sources = data_sources if data_sources is not None else [None] * len(responses)
+    rows = problems if problems is not None else [None] * len(responses)
+    vals = [float(grade(r, g, s, problem=p).correct) if g not in (None, "") else 0.0
+            for r, g, s, p in zip(responses, golds, sources, rows)]
+    return torch.tensor(vals, dtype=torch.float32)
+
+
+register_grader("math", grade_math)
+register_grader("logic", grade_logic, ("prontoqa", "LogicBench", "logic", "synth_logic"))
 register_grader("reasoning_gym", grade_reasoning_gym,
-                tuple(RG_SOURCE_PREFIX + n for n in sorted(KNOWN_GENERATORS)),
-                prefixes=(RG_SOURCE_PREFIX,), context=True)
+                tuple(RG_SOURCE_PREFIX + n for n in sorted(KNOWN_GENERATORS)), prefixes=(RG_SOURCE_PREFIX,))
 
 __all__ = [
-    "CONTEXT_GRADERS",
     "GRADERS",
     "SOURCE_GRADER",
     "SOURCE_PREFIX_GRADER",
     "Grade",
     "extract_answer",
     "grade",
+    "grade_all",
     "grade_logic",
     "grade_math",
     "grade_reasoning_gym",

@@ -30,7 +30,6 @@ from sarl.grading.math import Grade
 _WORD = re.compile(r"\b\w+\b")
 TRUE_FALSE = ("true", "false")
 YES_NO = ("yes", "no")
-OPTION_LETTERS = ("A", "B", "C", "D")
 # data_source → candidate style (sources are compared lower-cased).
 SOURCE_STYLE = {"prontoqa": "true_false", "logicbench": "letters"}
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sarl.grading.timeouts import GradingTimeout, call_with_timeout
 
@@ -173,9 +174,11 @@ class Grade:
     score: float | None = None
 
 
-def grade_math(response: str, gold: str, timeout: float | None = DEFAULT_TIMEOUT) -> Grade:
+def grade_math(response: str, gold: str, *, data_source: str | None = None, metadata: dict | None = None,
+               choices: Any = None, timeout: float | None = DEFAULT_TIMEOUT) -> Grade:
     """Grade one response against a gold answer (itself normalised through the same extraction when it
-    holds a ``\\boxed{}`` or a ``####`` GSM8K tail)."""
+    holds a ``\\boxed{}`` or a ``####`` GSM8K tail). ``data_source``, ``metadata`` and ``choices`` are
+    part of the one grader signature and not read here."""
     pred = extract_answer(response)
     g = str(gold)
     if "####" in g:

@@ -8,32 +8,35 @@ from dataclasses import dataclass
 
 import torch
 
+from sarl.errors import SarlError
 from sarl.rewards.registry import RewardInputs, group_index, group_mean, register
 from sarl.rewards.self_aligned import SARConfig, self_aligned_reward
 
 
 # --------------------------------------------------------------------------------------- per answer
-@register("correctness", needs={"golds"}, aliases=("base",))
+def _correct(inp: RewardInputs, reward: str) -> torch.Tensor:
+    inp.require(reward, "correct")
+    return inp.correct > 0.5  # type: ignore[operator]
+
+
+@register("correctness", needs={"correct"}, aliases=("base",), scheduled=False)
 def correctness(inp: RewardInputs) -> torch.Tensor:
-    """1 if the response's final answer matches the gold answer, else 0.
+    """1 if the response's final answer matches the gold answer, else 0: ``inputs.correct``.
 
     Source: the reference's ``general_math_reward.compute_score`` (last number or ``\\frac``, string
-    equality then math-verify), with its extraction bugs fixed; see :mod:`sarl.grading.math`. The grader
-    is chosen by each row's ``data_source`` (:func:`sarl.grading.grade`), the same code path evaluation
-    uses. A precomputed ``inputs.correct`` is returned as is."""
-    if inp.correct is not None:
-        return inp.correct.float()
-    from sarl.grading import grade
-
-    inp.require("correctness", "golds")
-    sources = inp.data_sources or [None] * len(inp)
-    vals = [float(grade(r, g, s).correct) if g is not None else 0.0
-            for r, g, s in zip(inp.responses, inp.golds, sources)]  # type: ignore[arg-type]
-    inp.correct = torch.tensor(vals, dtype=torch.float32)
-    return inp.correct
+    equality then math-verify), with its extraction bugs fixed; see :mod:`sarl.grading.math`. The caller
+    grades each response once with :func:`sarl.grading.grade_all` (the grader chosen by the row's
+    ``data_source``), the same code path evaluation uses. The weight schedule does not scale it."""
+    return _correct(inp, "correctness").float()
 
 
-@register("sar", needs={"logp_qa", "logp_a"}, options=SARConfig, aliases=("ppl_qa",))
+def _sar_needs(cfg: SARConfig) -> frozenset[str]:
+    needs = {"logp_qa"} | ({"logp_a"} if cfg.needs_null_context else set())
+    return frozenset(needs | ({"token_ids"} if getattr(cfg, "needs_token_ids", False) else set()))
+
+
+@register("sar", needs={"logp_qa", "logp_a", "token_ids"}, options=SARConfig, aliases=("ppl_qa",),
+          needs_with=_sar_needs)
 def sar(inp: RewardInputs, cfg: SARConfig) -> torch.Tensor:
     """Self-aligned reward: ``max((ppl(a) - ppl(a|q)) / ppl(a), -1)`` and its variants.
 
@@ -43,9 +46,8 @@ def sar(inp: RewardInputs, cfg: SARConfig) -> torch.Tensor:
     inp.require("sar", "logp_qa", "response_mask")
     if cfg.needs_null_context:
         inp.require("sar", "logp_a")
-    parts = self_aligned_reward(inp.logp_qa, inp.logp_a, inp.response_mask, cfg)
-    inp.cache["sar"] = parts
-    return parts["sar"]
+    return self_aligned_reward(inp.logp_qa, inp.logp_a, inp.response_mask, cfg, context_ids=inp.context_ids,
+                               response_ids=inp.response_ids)["sar"]
 
 
 @register("entropy", needs={"logp_qa"})
@@ -95,11 +97,11 @@ def cosine_length(inp: RewardInputs, o: CosineOptions) -> torch.Tensor:
     ``r = r_L + 0.5 (r_0 - r_L)(1 + cos(pi min(L, L_max) / L_max))`` with ``(r_0, r_L)`` chosen by
     correctness, so short correct answers earn most and short wrong answers lose most. The paper uses
     r0c=2, rLc=1, r0w=-10, rLw=0; our defaults are open-r1's, on the scale of the 0/1 correctness."""
-    correct = correctness(inp) > 0.5
+    correct = _correct(inp, "cosine_length")
     inp.require("cosine_length", "lengths")
     lmax = o.max_len or inp.max_response_length
     if not lmax:
-        raise ValueError("cosine_length needs max_len (option) or max_response_length")
+        raise SarlError("cosine_length needs max_len (option) or max_response_length")
     t = inp.lengths.to(torch.float64).clamp(max=lmax) / lmax
     cos = torch.cos(math.pi * t)
     r0 = torch.where(correct, o.r0_correct, o.r0_wrong).to(torch.float64)
@@ -125,10 +127,10 @@ def overlong(inp: RewardInputs, o: OverlongOptions) -> torch.Tensor:
     inp.require("overlong", "lengths")
     lmax = o.max_len or inp.max_response_length
     if not lmax:
-        raise ValueError("overlong needs max_len (option) or max_response_length")
+        raise SarlError("overlong needs max_len (option) or max_response_length")
     cache = o.buffer_len if o.buffer_len is not None else lmax // 5
     if not 0 < cache <= lmax:
-        raise ValueError(f"overlong: buffer_len must be in (0, max_len={lmax}], got {cache}")
+        raise SarlError(f"overlong: buffer_len must be in (0, max_len={lmax}], got {cache}")
     L = inp.lengths.to(torch.float64)
     soft = ((lmax - cache) - L) / cache
     return torch.where(L <= lmax - cache, torch.zeros_like(L), torch.where(L <= lmax, soft, -torch.ones_like(L)))
@@ -155,7 +157,7 @@ def efficient_reasoner(inp: RewardInputs) -> torch.Tensor:
     prompt, ``-(2 sigmoid((L - mu_c) / (sigma_c + 1e-5)) - 1)`` where mu_c, sigma_c are the mean and
     population std (ddof=0) of the correct rollouts' lengths; 0 for wrong rollouts and when <= 1 is
     correct."""
-    correct = (correctness(inp) > 0.5).to(torch.float64)
+    correct = _correct(inp, "efficient_reasoner").to(torch.float64)
     inp.require("efficient_reasoner", "lengths", "group_ids")
     idx, g = group_index(inp.group_ids)
     L = inp.lengths.to(torch.float64)
@@ -171,7 +173,7 @@ def kimi_length(inp: RewardInputs) -> torch.Tensor:
     """Kimi k1.5 length reward (Kimi Team 2025, sec. 2.3.3): with min/max length over the prompt's
     rollouts, ``lambda = 0.5 - (L - min) / (max - min)``; reward ``lambda`` if correct, else
     ``min(0, lambda)``; 0 for every rollout when all lengths are equal."""
-    correct = correctness(inp) > 0.5
+    correct = _correct(inp, "kimi_length")
     inp.require("kimi_length", "lengths", "group_ids")
     idx, g = group_index(inp.group_ids)
     L = inp.lengths.to(torch.float64)

@@ -2,7 +2,8 @@
 
     R = w_correctness * correctness + alpha(progress) * sum_{k != correctness} w_k * r_k
 
-``progress`` = step / total_steps in [0, 1]. This is the reference's ``reward_types`` /
+``progress`` = step / total_steps in [0, 1]; alpha scales every reward registered with
+``scheduled=True`` (all but correctness). This is the reference's ``reward_types`` /
 ``reward_factors`` with ``trainer.alpha_scheduler``.
 """
 
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from sarl.errors import SarlError
 from sarl.rewards.registry import REWARDS, RewardInputs, canonical_name
 
 SCHEDULE_TYPES = ("constant", "linear")
@@ -34,9 +36,9 @@ class Schedule:
 
     def __post_init__(self):
         if self.type not in SCHEDULE_TYPES:
-            raise ValueError(f"schedule.type must be one of {SCHEDULE_TYPES}, got {self.type!r}")
+            raise SarlError(f"schedule.type must be one of {SCHEDULE_TYPES}, got {self.type!r}")
         if not 0.0 < self.peak_pos < 1.0 and self.type == "linear":
-            raise ValueError(f"schedule.peak_pos must be in (0, 1), got {self.peak_pos}")
+            raise SarlError(f"schedule.peak_pos must be in (0, 1), got {self.peak_pos}")
 
     def alpha(self, progress: float) -> float:
         """alpha(x): constant → 1. linear → ``bottom + (1-bottom) x/peak`` for x <= peak if increase,
@@ -67,7 +69,7 @@ class RewardComposer:
 
     def __post_init__(self):
         if not self.weights:
-            raise ValueError("no rewards chosen; give at least one, e.g. {'correctness': 1.0, 'sar': 0.2}")
+            raise SarlError("no rewards chosen; give at least one, e.g. {'correctness': 1.0, 'sar': 0.2}")
         self.weights = {canonical_name(k): float(v) for k, v in self.weights.items()}
         opts = {}
         for k, v in self.options.items():
@@ -83,16 +85,18 @@ class RewardComposer:
             out |= REWARDS[name].needs_for(self._opts.get(name))
         return frozenset(out)
 
-    def __call__(self, inputs: RewardInputs, progress: float = 0.0) -> RewardOutput:
+    def scheduled_weights(self, progress: float) -> dict[str, float]:
+        """Each reward's weight at ``progress``: ``w_k * alpha(progress)`` for scheduled rewards, ``w_k``
+        for the others (correctness)."""
         alpha = self.schedule.alpha(progress)
+        return {name: w * (alpha if REWARDS[name].scheduled else 1.0) for name, w in self.weights.items()}
+
+    def __call__(self, inputs: RewardInputs, progress: float = 0.0) -> RewardOutput:
         n = len(inputs)
         total = torch.zeros(n, dtype=torch.float64)
         comps: dict[str, torch.Tensor] = {}
-        # correctness first: other rewards (ER, kimi, cosine) reuse its values
-        for name in sorted(self.weights, key=lambda k: k != "correctness"):
-            spec = REWARDS[name]
-            val = spec(inputs, self._opts.get(name)).to(torch.float64)
+        for name, weight in self.scheduled_weights(progress).items():
+            val = REWARDS[name](inputs, self._opts.get(name)).to(torch.float64)
             comps[name] = val.float()
-            scale = 1.0 if name == "correctness" else alpha
-            total += self.weights[name] * scale * val
-        return RewardOutput(total=total.float(), components=comps, alpha=alpha)
+            total += weight * val
+        return RewardOutput(total=total.float(), components=comps, alpha=self.schedule.alpha(progress))

@@ -1,30 +1,39 @@
 """The reward registry, keyed by the names users type, and the inputs every reward reads.
 
-Every reward is a function ``fn(inputs: RewardInputs, **options) -> Tensor[N]`` registered with the
-inputs it needs, so a caller (the training loop, ``sarl score``) runs the expensive passes (the
-null-context forward, full-vocabulary statistics, grading) only when a chosen reward needs them.
+Every reward is a pure function ``fn(inputs: RewardInputs[, options]) -> Tensor[N]`` (it reads its
+inputs and writes nothing) registered with what it needs, so a caller (the training loop,
+``sarl score``, the TRL adapter) runs the expensive passes (the null-context forward, full-vocabulary
+statistics) only when a chosen reward needs them. ``correct`` is graded once per response by the caller
+(:func:`sarl.grading.grade_all`) and is a plain input. Each entry also declares whether the weight
+schedule scales it (every reward but correctness).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from sarl.errors import SarlError
+from sarl.registry import Registry
+
 # What a reward may need from the caller; the training loop maps each to a stage.
-NEEDS = frozenset({"golds", "correct", "lengths", "groups", "logp_qa", "logp_a", "entropy", "self_certainty",
-                   "max_response_length"})
+NEEDS = frozenset({"correct", "lengths", "groups", "logp_qa", "logp_a", "self_certainty", "max_response_length",
+                   "token_ids"})
 
 
 @dataclass
 class RewardInputs:
     """Everything a reward may read, for N responses. Tensors are ``[N]`` unless noted.
 
-    ``logp_qa``/``logp_a``/``response_mask``/``token_entropy``/``token_self_certainty`` are ``[N, T]``
+    ``logp_qa``/``logp_a``/``response_mask``/``token_self_certainty`` are ``[N, T]``
     per-token values from :func:`sarl.logprobs.answer_logprobs` (``logp_a`` with the null prompt).
-    ``lengths`` are response lengths in tokens; ``group_ids`` say which responses share a prompt.
+    ``lengths`` are response lengths in tokens; ``group_ids`` say which responses share a prompt;
+    ``correct`` is 1.0 where the graded response is right. ``context_ids`` / ``response_ids`` are each
+    row's question-context and response token ids (the response aligned with ``response_mask``).
     """
 
     responses: list[str]
@@ -36,10 +45,10 @@ class RewardInputs:
     logp_qa: torch.Tensor | None = None
     logp_a: torch.Tensor | None = None
     response_mask: torch.Tensor | None = None
-    token_entropy: torch.Tensor | None = None
     token_self_certainty: torch.Tensor | None = None
     max_response_length: int | None = None
-    cache: dict = field(default_factory=dict)  # values one reward computes and another reuses (e.g. SAR parts)
+    context_ids: list[list[int]] | None = None
+    response_ids: list[list[int]] | None = None
 
     def __len__(self) -> int:
         return len(self.responses)
@@ -58,28 +67,29 @@ class RewardSpec:
     group: bool  # computed over the rollouts of one prompt
     options: type | None  # a dataclass of the reward's options (None: no options)
     aliases: tuple[str, ...] = ()
+    scheduled: bool = True  # the weight schedule (alpha) scales this reward
+    needs_with: Callable[[Any], frozenset[str]] | None = None  # needs given the options, when they vary
 
     @property
     def doc(self) -> str:
         return (self.fn.__doc__ or "").strip()
 
     def needs_for(self, options=None) -> frozenset[str]:
-        """The inputs this reward needs with these options (SAR without ``use_comparison`` needs no
-        null-context log-probs)."""
-        if options is not None and getattr(options, "needs_null_context", True) is False:
-            return self.needs - {"logp_a"}
-        return self.needs
+        """The inputs this reward needs with these options (as declared at registration)."""
+        if self.needs_with is None:
+            return self.needs
+        return self.needs_with(options if options is not None else self.make_options(None))
 
     def make_options(self, values: dict | None):
         values = dict(values or {})
         if self.options is None:
             if values:
-                raise ValueError(f"reward {self.name!r} takes no options; got {sorted(values)}")
+                raise SarlError(f"reward {self.name!r} takes no options; got {sorted(values)}")
             return None
         allowed = {f.name for f in dataclasses.fields(self.options)}
         unknown = sorted(set(values) - allowed)
         if unknown:
-            raise ValueError(f"reward {self.name!r} has no option(s) {unknown}; allowed: {sorted(allowed)}")
+            raise SarlError(f"reward {self.name!r} has no option(s) {unknown}; allowed: {sorted(allowed)}")
         return self.options(**values)
 
     def __call__(self, inputs: RewardInputs, options=None) -> torch.Tensor:
@@ -89,24 +99,22 @@ class RewardSpec:
         return out.to(torch.float32)
 
 
-REWARDS: dict[str, RewardSpec] = {}
-ALIASES: dict[str, str] = {}
+REWARDS = Registry("reward")  # name (and alias) -> RewardSpec
+ALIASES = REWARDS.aliases
 
 
 def register(name: str, *, needs: set[str] | frozenset[str], group: bool = False, options: type | None = None,
-             aliases: tuple[str, ...] = ()):
-    """Decorator: register a reward under ``name`` (and reference-compatible ``aliases``)."""
+             aliases: tuple[str, ...] = (), scheduled: bool = True,
+             needs_with: Callable[[Any], frozenset[str]] | None = None):
+    """Decorator: register a reward under ``name`` (and reference-compatible ``aliases``) with what it
+    needs, whether it is computed per group, its options dataclass, and whether the schedule scales it."""
     bad = set(needs) - NEEDS
     if bad:
         raise ValueError(f"reward {name!r}: unknown needs {sorted(bad)}; expected a subset of {sorted(NEEDS)}")
 
     def deco(fn):
-        for key in (name, *aliases):
-            if key in REWARDS or key in ALIASES:
-                raise ValueError(f"reward name {key!r} is registered twice")
-        REWARDS[name] = RewardSpec(name, fn, frozenset(needs), group, options, tuple(aliases))
-        for a in aliases:
-            ALIASES[a] = name
+        spec = RewardSpec(name, fn, frozenset(needs), group, options, tuple(aliases), scheduled, needs_with)
+        REWARDS.add(name, spec, aliases=tuple(aliases))
         return fn
 
     return deco
@@ -114,15 +122,11 @@ def register(name: str, *, needs: set[str] | frozenset[str], group: bool = False
 
 def canonical_name(name: str) -> str:
     """Map a user's reward name (or a reference alias such as ``ppl_qa``) to its registry key."""
-    key = ALIASES.get(name, name)
-    if key not in REWARDS:
-        valid = sorted(REWARDS) + sorted(f"{a} (= {t})" for a, t in ALIASES.items())
-        raise KeyError(f"unknown reward {name!r}; valid names: {', '.join(valid)}")
-    return key
+    return REWARDS.canonical(name)
 
 
 def get_reward(name: str) -> RewardSpec:
-    return REWARDS[canonical_name(name)]
+    return REWARDS[name]
 
 
 def group_index(group_ids: torch.Tensor) -> tuple[torch.Tensor, int]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from sarl.errors import SarlError
 
 
 @dataclass(frozen=True)
@@ -28,17 +30,17 @@ class GenerationConfig:
 
     def __post_init__(self):
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+            raise SarlError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+            raise SarlError(f"temperature must be >= 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+            raise SarlError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.n < 1:
-            raise ValueError(f"n must be >= 1, got {self.n}")
+            raise SarlError(f"n must be >= 1, got {self.n}")
         if self.n > 1 and self.temperature == 0:
-            raise ValueError("n > 1 with greedy decoding (temperature 0) gives n identical samples; set a temperature")
+            raise SarlError("n > 1 with greedy decoding (temperature 0) gives n identical samples; set a temperature")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise SarlError(f"batch_size must be >= 1, got {self.batch_size}")
 
     @property
     def greedy(self) -> bool:
@@ -58,18 +60,6 @@ class Sample:
     @property
     def truncated(self) -> bool:
         return self.finish_reason == "length"
-
-
-@dataclass
-class GenerationStats:
-    prompts: int = 0
-    generated_tokens: int = 0
-    seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.generated_tokens / self.seconds if self.seconds else 0.0
 
 
 ProgressFn = Callable[[int, int], None]  # (prompts_done_in_this_call, tokens_generated_in_this_call)

@@ -13,12 +13,11 @@ mask, so left padding does not shift positions.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
 
-from sarl.rollout.base import Backend, GenerationConfig, GenerationStats, ProgressFn, Sample
+from sarl.rollout.base import Backend, GenerationConfig, ProgressFn, Sample
 
 
 def _filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -69,7 +68,6 @@ class HFBackend(Backend):
             raise ValueError("no stop token: the tokenizer has no eos_token_id; pass stop_token_ids")
         self.stop_ids = stops
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(stops)
-        self.last_stats = GenerationStats()
         self._cache_kw = cache_kwarg(model)
 
     @property
@@ -87,8 +85,6 @@ class HFBackend(Backend):
         results: list[list[Sample] | None] = [None] * len(prompt_ids)
         per_batch = max(1, cfg.batch_size // cfg.n)
         order = sorted(range(len(prompt_ids)), key=lambda i: (-len(prompt_ids[i]), i))
-        t0 = time.perf_counter()
-        total_tokens = 0
         was_training = self.model.training
         self.model.eval()
         try:
@@ -99,13 +95,10 @@ class HFBackend(Backend):
                 for j, i in enumerate(idx):
                     results[i] = samples[j]
                     n_tok += sum(s.num_tokens for s in samples[j])
-                total_tokens += n_tok
                 if progress is not None:
                     progress(len(idx), n_tok)
         finally:
             self.model.train(was_training)
-        self.last_stats = GenerationStats(prompts=len(prompt_ids), generated_tokens=total_tokens,
-                                          seconds=time.perf_counter() - t0)
         return results  # type: ignore[return-value]
 
     @torch.no_grad()

@@ -6,7 +6,7 @@ and CUDA is available, or when asked for by name.
 
 from __future__ import annotations
 
-from sarl.rollout.base import Backend, GenerationConfig, GenerationStats, Sample
+from sarl.rollout.base import Backend, GenerationConfig, Sample
 from sarl.rollout.hf import sample_seed
 
 
@@ -19,15 +19,11 @@ class VLLMBackend(Backend):
         self.llm = LLM(model=model_path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization,
                        trust_remote_code=False)
         self.tokenizer = tokenizer
-        self.last_stats = GenerationStats()
 
     def generate(self, prompt_ids, cfg: GenerationConfig, keys=None, progress=None):
-        import time
-
         from vllm import SamplingParams, TokensPrompt
 
         keys = list(range(len(prompt_ids))) if keys is None else list(keys)
-        t0 = time.perf_counter()
         results = []
         params = [SamplingParams(n=cfg.n, temperature=cfg.temperature, top_p=cfg.top_p,
                                  top_k=cfg.top_k if cfg.top_k > 0 else -1, max_tokens=cfg.max_new_tokens,
@@ -41,5 +37,4 @@ class VLLMBackend(Backend):
             results.append(samples)
         if progress:
             progress(len(prompt_ids), tokens)
-        self.last_stats = GenerationStats(len(prompt_ids), tokens, time.perf_counter() - t0)
         return results

@@ -39,9 +39,7 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
 from __future__ import annotations
 
 import copy
-import inspect
 import json
-import math
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -52,7 +50,10 @@ import torch
 import yaml
 
 from sarl.config import TrainConfig, to_dict
+from sarl.errors import MissingInputError, OutputExistsError, SarlError
 from sarl.io import truncate_steps
+from sarl.reward_inputs import reward_inputs
+from sarl.rollout.batch import RolloutBatch
 from sarl.train.checkpoint import (
     export_model,
     latest_checkpoint,
@@ -63,12 +64,13 @@ from sarl.train.checkpoint import (
     set_rng_state,
 )
 from sarl.train.critic import values_head
+from sarl.train.update import UpdateStats, accumulate_update, lr_lambda
 
 STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
           "update_critic", "update_actor", "validate", "checkpoint")
 
 
-class TrainingAborted(RuntimeError):
+class TrainingAborted(SarlError, RuntimeError):
     pass
 
 
@@ -91,7 +93,7 @@ class DataStream:
 
     def __init__(self, problems: list, seed: int, shuffle: bool, epoch: int = 0, pos: int = 0):
         if not problems:
-            raise ValueError("the training dataset is empty")
+            raise SarlError("the training dataset is empty")
         self.problems, self.seed, self.shuffle = problems, seed, shuffle
         self.epoch, self.pos = epoch, pos
         self._order = self._make_order()
@@ -116,18 +118,6 @@ class DataStream:
         return {"epoch": self.epoch, "pos": self.pos}
 
 
-def _lr_lambda(warmup: int, total: int, schedule: str):
-    def f(step: int) -> float:
-        if warmup and step < warmup:
-            return (step + 1) / warmup
-        if schedule == "cosine":
-            span = max(1, total - warmup)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / span)))
-        return 1.0
-
-    return f
-
-
 def _mean(t: torch.Tensor | None) -> float | None:
     return None if t is None or t.numel() == 0 else float(t.float().mean())
 
@@ -136,6 +126,7 @@ class Trainer:
     """Holds the models, optimizers and data of one run; :meth:`run` executes the loop above."""
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, console=None):
+        from sarl.algos import ADV_ESTIMATORS
         from sarl.data import load_dataset
         from sarl.models import load_model
         from sarl.rewards import RewardComposer
@@ -146,7 +137,7 @@ class Trainer:
         self.out = Path(cfg.trainer.out_dir)
         self.ckpt_root = self.out / "checkpoints"
         if not resume and (self.out / "metrics.jsonl").exists():
-            raise FileExistsError(f"trainer.out_dir {self.out} already holds a run (metrics.jsonl); pass --resume "
+            raise OutputExistsError(f"trainer.out_dir {self.out} already holds a run (metrics.jsonl); pass --resume "
                                   "to continue it, or choose another trainer.out_dir")
         torch.manual_seed(cfg.trainer.seed)
         m = cfg.model
@@ -159,7 +150,7 @@ class Trainer:
                                 size=cfg.data.train_size)
         missing = [p.id for p in problems if p.answer in (None, "")]
         if missing:
-            raise ValueError(f"data.train {cfg.data.train!r}: {len(missing)} problem(s) have no gold answer "
+            raise SarlError(f"data.train {cfg.data.train!r}: {len(missing)} problem(s) have no gold answer "
                              f"(first: {missing[0]}); RL rewards need one for every problem")
         self.val_problems = (load_dataset(cfg.data.val, limit=cfg.data.val_limit, seed=cfg.data.val_seed)
                              if cfg.data.val else [])
@@ -169,8 +160,9 @@ class Trainer:
         a, ac = cfg.algorithm, cfg.actor
         self.use_ref = ac.use_kl_loss or a.use_kl_in_reward
         self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False) if self.use_ref else None
+        self.estimator = a.estimator
         self.critic = None
-        if a.adv_estimator == "gae":
+        if "values" in ADV_ESTIMATORS.meta(self.estimator)["needs"]:
             from sarl.train.critic import ValueModel
 
             self.critic = ValueModel(self.policy).to(self.lm.device)
@@ -178,7 +170,7 @@ class Trainer:
         self.mini = ac.mini_batch_size or rollouts
         opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // self.mini)
         self.opt = torch.optim.AdamW(self.policy.parameters(), lr=ac.lr, weight_decay=ac.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, _lr_lambda(ac.warmup_steps, opt_steps, ac.lr_schedule))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(ac.warmup_steps, opt_steps, ac.lr_schedule))
         self.copt = self.csched = None
         if self.critic is not None:
             self.copt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic.lr, weight_decay=ac.weight_decay)
@@ -206,7 +198,7 @@ class Trainer:
     def _resume(self) -> None:
         ckpt = latest_checkpoint(self.ckpt_root)
         if ckpt is None:
-            raise FileNotFoundError(f"--resume: no complete checkpoint under {self.ckpt_root}")
+            raise MissingInputError(f"--resume: no complete checkpoint under {self.ckpt_root}")
         from safetensors.torch import load_file
 
         sd = {}
@@ -270,188 +262,199 @@ class Trainer:
                                temperature=self.cfg.rollout.temperature, stats=stats, grad=grad)
 
     def train_step(self) -> dict[str, Any]:
-        from sarl.algos import (
-            aggregate_loss,
-            get_adv_estimator,
-            grpo_weighted,
-            kl_penalty,
-            policy_loss,
-            value_loss,
-        )
-        from sarl.data import render_problem_prompt
-        from sarl.grading import grade
-        from sarl.logprobs import answer_forward
-        from sarl.prompts import encode
-        from sarl.rewards import RewardInputs
-        from sarl.rollout import GenerationConfig
-
-        cfg, a, ac = self.cfg, self.cfg.algorithm, self.cfg.actor
+        """One step: the stages of the module docstring, each timed under its name in ``STAGES``."""
         timer = StageTimer()
         self.step += 1
-        progress = self.step / cfg.trainer.total_steps
-        n = cfg.rollout.n
-
+        progress = self.step / self.cfg.trainer.total_steps
         with timer("generate"):
-            problems = self.data.take(cfg.trainer.prompts_per_step)
-            prompts = [encode(self.tok, render_problem_prompt(self.tok, p, instruction=cfg.data.instruction,
-                                                              system=cfg.data.system_prompt))[-cfg.data.max_prompt_length:]
-                       for p in problems]
-            gcfg = GenerationConfig(max_new_tokens=cfg.data.max_response_length, temperature=cfg.rollout.temperature,
-                                    top_p=cfg.rollout.top_p, n=n, seed=cfg.trainer.seed * 100_003 + self.step,
-                                    batch_size=cfg.rollout.batch_size)
-            outs = self.backend.generate(prompts, gcfg)
-            ctx = [prompts[i] for i in range(len(problems)) for _ in range(n)]
-            resp = [s.token_ids for o in outs for s in o]
-            texts = [s.text for o in outs for s in o]
-            truncated = [s.truncated for o in outs for s in o]
-            group_ids = torch.arange(len(problems)).repeat_interleave(n)
-            rows = [p for p in problems for _ in range(n)]
-            lengths = torch.tensor([len(r) for r in resp], dtype=torch.float32)
+            batch = self.generate()
         self.policy.eval()
         with timer("old_logprobs"):
-            stats = ("entropy",) + (("self_certainty",) if "self_certainty" in self.needs else ())
-            old = self._logprobs(self.policy, ctx, resp, stats=stats)
-            mask = old.mask
+            old = self.old_logprobs(batch)
         ref = None
-        if self.use_ref:
+        if self.ref is not None:
             with timer("ref_logprobs"):
-                ref = self._logprobs(self.ref, ctx, resp)
-        null = None
-        if "logp_a" in self.needs:
-            with timer("null_logprobs"):
-                null = self._logprobs(self.policy, [self.null_ids] * len(resp), resp)
+                ref = self._logprobs(self.ref, batch.contexts, batch.responses)
+        with timer("null_logprobs"):
+            inputs = self.reward_inputs(batch, old)
         with timer("rewards"):
-            correct = torch.tensor([float(grade(t, p.answer, problem=p).correct) for t, p in zip(texts, rows)])
-            inputs = RewardInputs(
-                responses=texts, golds=[p.answer for p in rows], data_sources=[p.data_source for p in rows],
-                correct=correct, lengths=lengths, group_ids=group_ids, logp_qa=old.logp, logp_a=None if null is None else null.logp,
-                response_mask=mask, token_self_certainty=old.stats.get("self_certainty"),
-                max_response_length=cfg.data.max_response_length)
-            rew = self.composer(inputs, progress=progress)
-            token_rewards = torch.zeros_like(mask)
-            last = (lengths.long() - 1).clamp(min=0)
-            has = lengths > 0
-            token_rewards[has, last[has]] = rew.total[has]
-            kl_r = None
-            if a.use_kl_in_reward:
-                kl_r = kl_penalty(old.logp, ref.logp, a.kl_penalty) * mask
-                token_rewards = token_rewards - a.kl_coef * kl_r
+            rew, token_rewards = self.rewards(batch, inputs, old, ref, progress)
         values = None
         if self.critic is not None:
             with timer("values"):
-                self.critic.eval()
-                vals, _ = answer_forward(self.critic, ctx, resp, values_head, ("values",),
-                                         pad_token_id=self.tok.pad_token_id)
-                values = vals["values"] * mask
+                values = self.values(batch, old.mask)
         with timer("advantages"):
-            if a.adv_estimator == "grpo" and a.advantage_weighting_in_grpo:
-                adv = grpo_weighted(dict(rew.components), self.composer.weights, group_ids, mask,
-                                    norm_adv_by_std=a.norm_adv_by_std_in_grpo)
-                returns = adv
-            else:
-                est = get_adv_estimator(a.adv_estimator)
-                # every estimator takes (token_rewards, response_mask); pass the options it declares
-                options = {"group_ids": group_ids, "values": values, "gamma": a.gamma, "lam": a.lam,
-                           "norm_adv_by_std": a.norm_adv_by_std_in_grpo}
-                accepted = inspect.signature(est).parameters
-                adv, returns = est(token_rewards, mask, **{k: v for k, v in options.items() if k in accepted})
-        metrics: dict[str, Any] = {}
-        N = len(resp)
-        agg = dict(loss_agg_mode=ac.loss_agg_mode, norm_length=cfg.data.max_response_length)
+            adv, returns = self.advantages(batch, rew, token_rewards, old.mask, values, progress)
+        critic_stats = None
         if self.critic is not None:
             with timer("update_critic"):
-                self.critic.train()
-                vlosses, vclip = [], []
-                for _ in range(ac.ppo_epochs):
-                    for s in range(0, N, self.mini):
-                        idx = list(range(s, min(N, s + self.mini)))
-                        gt, gs = float(mask[idx].sum()), float(len(idx))
-                        self.copt.zero_grad(set_to_none=True)
-                        for m0 in range(0, len(idx), ac.micro_batch_size):
-                            mb = idx[m0 : m0 + ac.micro_batch_size]
-                            out, mmask = answer_forward(self.critic, [ctx[i] for i in mb], [resp[i] for i in mb],
-                                                        values_head, ("values",), pad_token_id=self.tok.pad_token_id,
-                                                        grad=True)
-                            T = mmask.shape[1]
-                            vl, vm = value_loss(out["values"], values[mb, :T], returns[mb, :T], mmask,
-                                                clip_range=cfg.critic.cliprange_value, global_tokens=gt, global_seqs=gs, **agg)
-                            vl.backward()
-                            vlosses.append(float(vl.detach()))
-                            vclip.append(float(vm["clipfrac"]))
-                        gn = torch.nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.critic.grad_clip)
-                        if torch.isfinite(gn):
-                            self.copt.step()
-                            self.csched.step()
-                metrics["critic/loss"] = sum(vlosses)
-                metrics["critic/clipfrac"] = sum(vclip) / max(1, len(vclip))
+                critic_stats = self.update_critic(batch, old.mask, values, returns)
         with timer("update_actor"):
-            self.policy.train()
-            pg_sum, kl_sum, clipfracs, grad_norms, skipped = 0.0, 0.0, [], [], 0
-            for _ in range(ac.ppo_epochs):
-                for s in range(0, N, self.mini):
-                    idx = list(range(s, min(N, s + self.mini)))
-                    gt, gs = float(mask[idx].sum()), float(len(idx))
-                    self.opt.zero_grad(set_to_none=True)
-                    finite = True
-                    for m0 in range(0, len(idx), ac.micro_batch_size):
-                        mb = idx[m0 : m0 + ac.micro_batch_size]
-                        st = ("entropy",) if ac.entropy_coeff else ()
-                        new = self._logprobs(self.policy, [ctx[i] for i in mb], [resp[i] for i in mb], stats=st, grad=True)
-                        T = new.mask.shape[1]
-                        loss, pm = policy_loss(new.logp, old.logp[mb, :T], adv[mb, :T], new.mask,
-                                               clip_low=ac.clip_ratio_low, clip_high=ac.clip_ratio_high,
-                                               clip_ratio_c=ac.clip_ratio_c, global_tokens=gt, global_seqs=gs, **agg)
-                        pg_sum += float(loss.detach())
-                        clipfracs.append(float(pm["clipfrac"]))
-                        if ac.use_kl_loss:
-                            kl = kl_penalty(new.logp, ref.logp[mb, :T], ac.kl_loss_type)
-                            kl_loss = aggregate_loss(kl, new.mask, ac.loss_agg_mode, cfg.data.max_response_length,
-                                                     global_tokens=gt, global_seqs=gs)
-                            loss = loss + ac.kl_loss_coef * kl_loss
-                            kl_sum += float(kl_loss.detach())
-                        if ac.entropy_coeff:
-                            ent = aggregate_loss(new.stats["entropy"], new.mask, ac.loss_agg_mode,
-                                                 cfg.data.max_response_length, global_tokens=gt, global_seqs=gs)
-                            loss = loss - ac.entropy_coeff * ent
-                        if not torch.isfinite(loss):
-                            finite = False
-                            break
-                        loss.backward()
-                    gn = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), ac.grad_clip) if finite else torch.tensor(float("nan"))
-                    grad_norms.append(float(gn))
-                    if finite and torch.isfinite(gn):
-                        self.opt.step()
-                        self.sched.step()
-                    else:
-                        skipped += 1
-                        self.opt.zero_grad(set_to_none=True)
-            self.policy.eval()
-        if skipped:
-            self.bad_steps += 1
-            self._log(f"[yellow]step {self.step}: non-finite loss or gradient; skipped {skipped} optimizer step(s)[/yellow]")
-            if self.bad_steps >= cfg.trainer.max_bad_steps:
-                raise TrainingAborted(f"{self.bad_steps} consecutive steps with a non-finite loss or gradient "
-                                      "(trainer.max_bad_steps); lower actor.lr or check the data")
-        else:
+            actor_stats = self.update_actor(batch, old, ref, adv)
+        self._check_finite(actor_stats)
+        return self.step_metrics(progress, batch, old, ref, rew, actor_stats, critic_stats, timer)
+
+    def generate(self) -> RolloutBatch:
+        """``generate``: P prompts, n sampled responses each, as one batch of rows."""
+        from sarl.data import render_problem_prompt
+        from sarl.prompts import encode
+        from sarl.rollout import GenerationConfig
+
+        cfg = self.cfg
+        problems = self.data.take(cfg.trainer.prompts_per_step)
+        prompts = [encode(self.tok, render_problem_prompt(self.tok, p, instruction=cfg.data.instruction,
+                                                          system=cfg.data.system_prompt))[-cfg.data.max_prompt_length:]
+                   for p in problems]
+        gcfg = GenerationConfig(max_new_tokens=cfg.data.max_response_length, temperature=cfg.rollout.temperature,
+                                top_p=cfg.rollout.top_p, n=cfg.rollout.n, seed=cfg.trainer.seed * 100_003 + self.step,
+                                batch_size=cfg.rollout.batch_size)
+        return RolloutBatch.from_groups(prompts, self.backend.generate(prompts, gcfg), problems)
+
+    def old_logprobs(self, batch: RolloutBatch):
+        """``old_logprobs``: log π_old with per-token entropy (and self-certainty when a reward needs it)."""
+        stats = ("entropy",) + (("self_certainty",) if "self_certainty" in self.needs else ())
+        return self._logprobs(self.policy, batch.contexts, batch.responses, stats=stats)
+
+    def reward_inputs(self, batch: RolloutBatch, old):
+        """``null_logprobs``: the reward inputs, ppl(a|q) from the old-policy pass and the null-context
+        pass only when a reward needs it (:func:`sarl.reward_inputs.reward_inputs`)."""
+        return reward_inputs(self.policy, batch, self.needs, null_ids=self.null_ids, pad_token_id=self.tok.pad_token_id,
+                             temperature=self.cfg.rollout.temperature, logp_qa=old.logp, response_mask=old.mask,
+                             token_self_certainty=old.stats.get("self_certainty"),
+                             max_response_length=self.cfg.data.max_response_length)
+
+    def rewards(self, batch: RolloutBatch, inputs, old, ref, progress: float):
+        """``rewards``: grade each response once, compose the rewards, place each total on its response's
+        last token (minus the in-reward KL on every token when ``use_kl_in_reward``)."""
+        from sarl.algos import kl_penalty
+        from sarl.grading import grade_all
+
+        batch.correct = inputs.correct = grade_all(batch.texts, batch.golds, problems=batch.problems)
+        rew = self.composer(inputs, progress=progress)
+        mask, lengths = old.mask, batch.lengths
+        token_rewards = torch.zeros_like(mask)
+        last = (lengths.long() - 1).clamp(min=0)
+        has = lengths > 0
+        token_rewards[has, last[has]] = rew.total[has]
+        a = self.cfg.algorithm
+        if a.use_kl_in_reward:
+            token_rewards = token_rewards - a.kl_coef * kl_penalty(old.logp, ref.logp, a.kl_penalty) * mask
+        return rew, token_rewards
+
+    def values(self, batch: RolloutBatch, mask: torch.Tensor) -> torch.Tensor:
+        """``values`` (estimators that declare ``values``): V(s_t) from the critic."""
+        from sarl.logprobs import answer_forward
+
+        self.critic.eval()
+        vals, _ = answer_forward(self.critic, batch.contexts, batch.responses, values_head, ("values",),
+                                 pad_token_id=self.tok.pad_token_id)
+        return vals["values"] * mask
+
+    def advantages(self, batch: RolloutBatch, rew, token_rewards, mask, values, progress: float):
+        """``advantages``: the configured estimator, given what its registry entry declares it needs."""
+        from sarl.algos import ADV_ESTIMATORS
+
+        a = self.cfg.algorithm
+        needs = ADV_ESTIMATORS.meta(self.estimator)["needs"]
+        options = {"gamma": a.gamma, "lam": a.lam, "norm_adv_by_std": a.norm_adv_by_std_in_grpo}
+        kwargs = {k: options[k] for k in ADV_ESTIMATORS.meta(self.estimator)["options"]}
+        if "groups" in needs:
+            kwargs["group_ids"] = batch.group_ids
+        if "values" in needs:
+            kwargs["values"] = values
+        if "reward_components" in needs:
+            kwargs["components"] = dict(rew.components)
+            kwargs["weights"] = self.composer.scheduled_weights(progress)
+        return ADV_ESTIMATORS[self.estimator](token_rewards, mask, **kwargs)
+
+    def _update(self, model, opt, sched, mask, grad_clip, micro_loss):
+        ac = self.cfg.actor
+        model.train()
+        stats = accumulate_update(model, opt, sched, mask=mask, mini_batch=self.mini, micro_batch=ac.micro_batch_size,
+                                  epochs=ac.ppo_epochs, grad_clip=grad_clip, micro_loss=micro_loss)
+        model.eval()
+        return stats
+
+    def update_critic(self, batch: RolloutBatch, mask, values, returns) -> UpdateStats:
+        """``update_critic``: clipped value loss, aggregated like the actor loss."""
+        from sarl.algos import value_loss
+        from sarl.logprobs import answer_forward
+
+        cfg = self.cfg
+
+        def micro_loss(rows, norm):
+            ctx, resp = batch.rows(rows)
+            out, mmask = answer_forward(self.critic, ctx, resp, values_head, ("values",),
+                                        pad_token_id=self.tok.pad_token_id, grad=True)
+            T = mmask.shape[1]
+            vl, vm = value_loss(out["values"], values[rows, :T], returns[rows, :T], mmask,
+                                clip_range=cfg.critic.cliprange_value, loss_agg_mode=cfg.actor.loss_agg_mode,
+                                norm_length=cfg.data.max_response_length, **norm)
+            return vl, {"loss": float(vl.detach())}, {"clipfrac": float(vm["clipfrac"])}
+
+        return self._update(self.critic, self.copt, self.csched, mask, cfg.critic.grad_clip, micro_loss)
+
+    def update_actor(self, batch: RolloutBatch, old, ref, adv) -> UpdateStats:
+        """``update_actor``: clipped policy loss, + KL loss, − entropy bonus, per micro-batch."""
+        from sarl.algos import aggregate_loss, kl_penalty, policy_loss
+
+        cfg, ac = self.cfg, self.cfg.actor
+        agg = dict(loss_agg_mode=ac.loss_agg_mode, norm_length=cfg.data.max_response_length)
+
+        def micro_loss(rows, norm):
+            ctx, resp = batch.rows(rows)
+            new = self._logprobs(self.policy, ctx, resp, stats=("entropy",) if ac.entropy_coeff else (), grad=True)
+            T = new.mask.shape[1]
+            loss, pm = policy_loss(new.logp, old.logp[rows, :T], adv[rows, :T], new.mask,
+                                   clip_low=ac.clip_ratio_low, clip_high=ac.clip_ratio_high,
+                                   clip_ratio_c=ac.clip_ratio_c, **norm, **agg)
+            parts = {"pg_loss": float(loss.detach())}
+            if ac.use_kl_loss:
+                kl_loss = aggregate_loss(kl_penalty(new.logp, ref.logp[rows, :T], ac.kl_loss_type), new.mask,
+                                         ac.loss_agg_mode, cfg.data.max_response_length, **norm)
+                loss = loss + ac.kl_loss_coef * kl_loss
+                parts["kl_loss"] = float(kl_loss.detach())
+            if ac.entropy_coeff:
+                loss = loss - ac.entropy_coeff * aggregate_loss(new.stats["entropy"], new.mask, ac.loss_agg_mode,
+                                                                cfg.data.max_response_length, **norm)
+            return loss, parts, {"clipfrac": float(pm["clipfrac"])}
+
+        return self._update(self.policy, self.opt, self.sched, old.mask, ac.grad_clip, micro_loss)
+
+    def _check_finite(self, stats: UpdateStats) -> None:
+        if not stats.skipped:
             self.bad_steps = 0
-        sar_parts = inputs.cache.get("sar")
+            return
+        self.bad_steps += 1
+        self._log(f"[yellow]step {self.step}: non-finite loss or gradient; skipped {stats.skipped} optimizer step(s)[/yellow]")
+        if self.bad_steps >= self.cfg.trainer.max_bad_steps:
+            raise TrainingAborted(f"{self.bad_steps} consecutive steps with a non-finite loss or gradient "
+                                  "(trainer.max_bad_steps); lower actor.lr or check the data")
+
+    def step_metrics(self, progress, batch, old, ref, rew, actor: UpdateStats, critic: UpdateStats | None,
+                     timer: StageTimer) -> dict[str, Any]:
+        """The logged metrics of a step; losses are means per optimizer step."""
+        mask = old.mask
+        metrics: dict[str, Any] = {}
+        if critic is not None:
+            metrics["critic/loss"] = critic.losses.get("loss")
+            metrics["critic/clipfrac"] = critic.stats.get("clipfrac", 0.0)
         metrics.update({
             "step": self.step,
             "progress": progress,
             "reward/mean": _mean(rew.total),
             "reward/alpha": rew.alpha,
             **{f"reward/{k}": _mean(v) for k, v in rew.components.items()},
-            "accuracy": _mean(correct),
-            "response_length/mean": _mean(lengths),
-            "response_length/truncated": sum(truncated) / len(truncated),
-            "sar/mean": None if sar_parts is None else _mean(sar_parts["sar"]),
-            "actor/pg_loss": pg_sum,
-            "actor/kl_loss": kl_sum if ac.use_kl_loss else None,
+            "accuracy": _mean(batch.correct),
+            "response_length/mean": _mean(batch.lengths),
+            "response_length/truncated": sum(batch.truncated) / len(batch.truncated),
+            "actor/pg_loss": actor.losses.get("pg_loss", 0.0),
+            "actor/kl_loss": actor.losses.get("kl_loss", 0.0) if self.cfg.actor.use_kl_loss else None,
             "actor/entropy": float((old.stats["entropy"] * mask).sum() / mask.sum().clamp(min=1)),
-            "actor/clipfrac": sum(clipfracs) / max(1, len(clipfracs)),
-            "actor/grad_norm": sum(grad_norms) / max(1, len(grad_norms)),
+            "actor/clipfrac": actor.stats.get("clipfrac", 0.0),
+            "actor/grad_norm": actor.grad_norm,
             "actor/lr": self.sched.get_last_lr()[0],
-            "actor/skipped_updates": skipped,
+            "actor/skipped_updates": actor.skipped,
             "kl/ref": None if ref is None else float(((old.logp - ref.logp) * mask).sum() / mask.sum().clamp(min=1)),
             **{f"time/{k}": v for k, v in timer.seconds.items()},
             "time/step": sum(timer.seconds.values()),

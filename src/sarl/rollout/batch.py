@@ -1,0 +1,75 @@
+"""A batch of rollouts: one object for what the trainer generates, ``sarl score`` reads and the TRL
+adapter receives."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class RolloutBatch:
+    """N responses, row i = response i. Token ids are plain lists (no padding).
+
+    ``contexts[i]``: the prompt the response was generated after (or is scored after): system prompt,
+    question and chat template, as token ids. ``responses[i]``: the response's token ids (the stop token
+    included when it was sampled). ``texts[i]``: its decoded text. ``group_ids [N]`` (long): rows that
+    answer the same prompt share an id. ``problems[i]``: the row's problem (gold answer, data source,
+    grader context), or None where there is none (``sarl score`` without a gold column).
+    ``correct [N]``: 1.0 where the graded response is right, set by the caller that grades.
+    """
+
+    contexts: list[list[int]]
+    responses: list[list[int]]
+    texts: list[str]
+    group_ids: torch.Tensor
+    problems: list[Any] | None = None
+    truncated: list[bool] | None = None
+    correct: torch.Tensor | None = None
+
+    def __post_init__(self):
+        n = len(self.responses)
+        for name in ("contexts", "texts", "problems", "truncated"):
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise ValueError(f"RolloutBatch: {len(v)} {name} for {n} responses")
+        if self.group_ids.shape != (n,):
+            raise ValueError(f"RolloutBatch: group_ids must be [{n}], got {tuple(self.group_ids.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.responses)
+
+    @property
+    def lengths(self) -> torch.Tensor:
+        """Response lengths in tokens, ``[N]`` float32."""
+        return torch.tensor([len(r) for r in self.responses], dtype=torch.float32)
+
+    @property
+    def golds(self) -> list[Any]:
+        return [None if p is None else p.answer for p in (self.problems or [None] * len(self))]
+
+    @property
+    def data_sources(self) -> list[Any]:
+        return [None if p is None else p.data_source for p in (self.problems or [None] * len(self))]
+
+    def rows(self, idx: Sequence[int]) -> tuple[list[list[int]], list[list[int]]]:
+        """``(contexts, responses)`` of the rows ``idx`` (a micro-batch)."""
+        return [self.contexts[i] for i in idx], [self.responses[i] for i in idx]
+
+    @classmethod
+    def from_groups(cls, prompts: Sequence[list[int]], outputs: Sequence[Sequence[Any]],
+                    problems: Sequence[Any] | None = None) -> RolloutBatch:
+        """Flatten ``outputs[p]`` (the samples of prompt ``p``, each with ``token_ids``, ``text`` and
+        ``truncated``) into rows; group ``p`` gets id ``p``."""
+        sizes = [len(o) for o in outputs]
+        return cls(
+            contexts=[list(prompts[p]) for p, k in enumerate(sizes) for _ in range(k)],
+            responses=[list(s.token_ids) for o in outputs for s in o],
+            texts=[s.text for o in outputs for s in o],
+            group_ids=torch.arange(len(outputs)).repeat_interleave(torch.tensor(sizes, dtype=torch.long)),
+            problems=None if problems is None else [problems[p] for p, k in enumerate(sizes) for _ in range(k)],
+            truncated=[bool(s.truncated) for o in outputs for s in o],
+        )
