@@ -14,7 +14,7 @@ Both passes use :func:`sarl.logprobs.answer_logprobs` at the same ``temperature`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 
 import torch
 
@@ -23,7 +23,8 @@ from sarl.rewards.registry import RewardInputs
 from sarl.rollout.batch import RolloutBatch
 
 
-def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_ids: list[int], pad_token_id: int,
+def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_ids: list[int] | None = None,
+                  null_contexts: Sequence[list[int]] | None = None, pad_token_id: int,
                   temperature: float = 1.0, logp_qa: torch.Tensor | None = None,
                   response_mask: torch.Tensor | None = None, token_self_certainty: torch.Tensor | None = None,
                   max_response_length: int | None = None, max_batch_tokens: int = 2048,
@@ -31,7 +32,9 @@ def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_id
     """:class:`~sarl.rewards.RewardInputs` for ``batch`` with every input in ``needs`` (a reward
     composer's ``needs``) filled in, running only the passes that are missing.
 
-    ``logp_qa`` / ``response_mask`` ``[N, T]`` (and ``token_self_certainty``) may be given by a caller
+    The null prompt is ``null_ids`` for every row, or ``null_contexts[i]`` per row (prompts with
+    different system prompts). ``logp_qa`` / ``response_mask`` ``[N, T]`` (and ``token_self_certainty``)
+    may be given by a caller
     that computed them for the same rows with the same model and temperature; they are used as they are.
     The model's mode is left as it is (callers put it in eval mode; dropout would change the values).
     """
@@ -48,7 +51,11 @@ def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_id
     logp_a = None
     if "logp_a" in needs:
         # progress is reported once per answer token, after its second (null-context) pass
-        logp_a = answer_logprobs(model, [null_ids] * len(batch), batch.responses, progress=progress, **kw).logp
+        if null_contexts is None:
+            if null_ids is None:
+                raise ValueError("reward_inputs: the null-context pass needs null_ids or null_contexts")
+            null_contexts = [null_ids] * len(batch)
+        logp_a = answer_logprobs(model, list(null_contexts), batch.responses, progress=progress, **kw).logp
     return RewardInputs(
         responses=batch.texts, golds=batch.golds, data_sources=batch.data_sources, correct=batch.correct,
         lengths=batch.lengths, group_ids=batch.group_ids, logp_qa=logp_qa, logp_a=logp_a,

@@ -72,13 +72,16 @@ def grade(response: str, gold: str, data_source: str | None = None, *, problem: 
 
 
 def grade_all(responses: Sequence[str], golds: Sequence[str | None], data_sources: Sequence[str | None] | None = None,
-              problems: Sequence[Problem] | None = None) -> torch.Tensor:
+              problems: Sequence[Problem] | None = None,
+              metadata: Sequence[dict[str, Any] | None] | None = None) -> torch.Tensor:
     """``correct`` for a batch: 1.0 where :func:`grade` accepts the response, 0.0 where it does not or
     the gold is missing. ``[N]`` float32. ``problems`` (one per row) supply sources, metadata, choices."""
-    sources = data_sources if data_sources is not None else [None] * len(responses)
-    rows = problems if problems is not None else [None] * len(responses)
-    vals = [float(grade(r, g, s, problem=p).correct) if g not in (None, "") else 0.0
-            for r, g, s, p in zip(responses, golds, sources, rows)]
+    none = [None] * len(responses)
+    sources = data_sources if data_sources is not None else none
+    rows = problems if problems is not None else none
+    metas = metadata if metadata is not None else none
+    vals = [float(grade(r, str(g), s, problem=p, metadata=m).correct) if g not in (None, "") else 0.0
+            for r, g, s, p, m in zip(responses, golds, sources, rows, metas)]
     return torch.tensor(vals, dtype=torch.float32)
 
 

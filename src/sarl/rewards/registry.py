@@ -23,6 +23,9 @@ from sarl.registry import Registry
 # What a reward may need from the caller; the training loop maps each to a stage.
 NEEDS = frozenset({"correct", "lengths", "groups", "logp_qa", "logp_a", "self_certainty", "max_response_length",
                    "token_ids"})
+# The needs that only passes of the policy (or its tokenizer) can fill: a caller without the model
+# (a TRL reward function before it is bound to its trainer) cannot compute them.
+POLICY_NEEDS = frozenset({"logp_qa", "logp_a", "self_certainty", "token_ids"})
 
 
 @dataclass
