@@ -26,3 +26,7 @@ class OutputExistsError(SarlError, FileExistsError):
 
 class MissingInputError(SarlError, FileNotFoundError):
     """A file or folder the user named (a recipe, a checkpoint to resume) does not exist."""
+
+
+class ConfigError(SarlError):
+    """An invalid configuration key or value; the message names the key and what is allowed."""

@@ -33,31 +33,37 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sarl.data import Problem, load_dataset, render_problem_prompt
-from sarl.errors import UnknownNameError
+from sarl.errors import ConfigError, UnknownNameError
 from sarl.grading import grade
 from sarl.io import JsonlAppender, count_complete_lines, write_json_atomic
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode
 from sarl.rollout import GenerationConfig
+from sarl.settings import Settings, names_in, positive, setting
 
 AES_ACC_WEIGHT = 5.0
 
 
 @dataclass
-class EvalSettings:
+class EvalSettings(Settings):
     """Everything that decides what an evaluation generates (saved in ``summary.json``)."""
 
-    datasets: list[str]
-    limit: int | None = None
-    size: int | None = None  # for generated datasets (reasoning-gym)
-    data_seed: int = 0
-    instruction: str = "noformat"
-    system_prompt: str | None = DEFAULT_SYSTEM_PROMPT
-    gen: GenerationConfig = field(default_factory=GenerationConfig)
+    datasets: list[str] = setting(help="Dataset names or file paths (sarl data list).", cli=False)
+    limit: int | None = setting(None, "First N problems of each dataset.", check=positive)
+    size: int | None = setting(None, "Size of generated (reasoning-gym) datasets.", check=positive)
+    data_seed: int = setting(0, "Seed of generated datasets.")
+    instruction: str = setting("noformat", "Instruction appended to each question (noformat: the reference's "
+                                           "default).", choices=names_in("sarl.data.prompts", "INSTRUCTIONS"))
+    system_prompt: str | None = setting(DEFAULT_SYSTEM_PROMPT, "System prompt (the reference's).")
+    gen: GenerationConfig = setting(help="Decoding.", factory=GenerationConfig)
+
+    def validate(self) -> None:
+        if not self.datasets:
+            raise ConfigError("datasets: empty; e.g. --datasets gsm8k,math500")
 
 
 def tag(name: str) -> str:

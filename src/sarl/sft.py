@@ -23,12 +23,13 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sarl.errors import OutputExistsError, SarlError
+from sarl.errors import ConfigError, OutputExistsError, SarlError
 from sarl.io import DataError, JsonlAppender, get_key, read_rows, truncate_steps, write_json_atomic
+from sarl.settings import Settings, names_in, non_negative, positive, setting
 
 # The built-in corpus: problems per task (the logic training split holds ~1,870 distinct problems).
 DEFAULT_SYNTHETIC_TASKS = {"synth_arith": 6000, "synth_logic": 1500}
@@ -51,39 +52,42 @@ def format_task_counts(tasks: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in tasks.items())
 
 
+def _fraction(key: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{key}: must be in [0, 1], got {value}")
+
+
 @dataclass
-class SFTConfig:
-    data: str = "synthetic"
-    """A data file, or ``synthetic`` (the built-in arithmetic + logic corpus)."""
-    synthetic_tasks: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SYNTHETIC_TASKS))
-    """For ``data=synthetic``: problems per task."""
-    padded_fraction: float = 0.5
-    """For ``data=synthetic``: share of solutions written padded."""
-    question_key: str = "question"
-    response_key: str = "response"
-    model: str | None = None
-    """Model to fine-tune (None = the built-in default); ignored when ``new_model`` is set."""
-    new_model: str | None = None
-    """Start from a new Llama instead: ``layers=4,hidden=128,heads=4[,kv_heads=,intermediate=,seed=]``."""
-    new_tokenizer: int | None = None
-    """With ``new_model``: train a byte-level BPE tokenizer of this many entries on the corpus
-    (:mod:`sarl.tokenizer`) instead of using the default tokenizer (49,152 entries)."""
-    instruction: str = "none"
-    system_prompt: str | None = None
-    """None = sarl's default system prompt."""
-    epochs: float = 1.0
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 20
-    grad_clip: float = 1.0
-    max_length: int = 384
-    """Longer examples are an error (they would be silently cut otherwise)."""
-    seed: int = 0
-    out_dir: str = "runs/sft"
-    save_every: int = 100
-    keep_last: int = 1
-    threads: int | None = None
+class SFTConfig(Settings):
+    section = "sft"
+    data: str = setting("synthetic", "A JSONL/Parquet/CSV file with question and response columns, or 'synthetic' "
+                                     "(the built-in arithmetic + logic corpus).")
+    synthetic_tasks: dict[str, int] = setting(help="For data=synthetic: problems per task.",
+                                              factory=lambda: dict(DEFAULT_SYNTHETIC_TASKS), cli=False)
+    padded_fraction: float = setting(0.5, "For data=synthetic: share of solutions written padded.", check=_fraction)
+    question_key: str = setting("question", "Column with the question.")
+    response_key: str = setting("response", "Column with the response to learn.")
+    model: str | None = setting(None, "Model to fine-tune (None = the built-in default); ignored with new_model.")
+    new_model: str | None = setting(None, "Start from a new Llama instead: layers=4,hidden=128,heads=4"
+                                          "[,kv_heads=,intermediate=,seed=].")
+    new_tokenizer: int | None = setting(None, "With new_model: train a byte-level BPE tokenizer of this many entries "
+                                              "on the corpus instead of the default tokenizer (49,152 entries).",
+                                        check=positive)
+    instruction: str = setting("none", "Instruction appended to each question.", choices=names_in("sarl.data.prompts", "INSTRUCTIONS"))
+    system_prompt: str | None = setting(None, "System prompt (None = sarl's default).")
+    epochs: float = setting(1.0, "Passes over the corpus.", check=positive)
+    batch_size: int = setting(32, "Examples per optimizer step.", check=positive)
+    lr: float = setting(1e-3, "AdamW peak learning rate (linear warm-up, then cosine decay to 0).", check=positive)
+    weight_decay: float = setting(0.01, "AdamW weight decay.", check=non_negative)
+    warmup_steps: int = setting(20, "Linear warm-up (optimizer steps).", check=non_negative)
+    grad_clip: float = setting(1.0, "Max gradient norm.", check=positive)
+    max_length: int = setting(384, "Longest example in tokens (longer is an error: it would be cut silently "
+                                   "otherwise).", check=positive)
+    seed: int = setting(0, "Seed of data order and initialisation.")
+    out_dir: str = setting("runs/sft", "Output folder (the model in <out_dir>/model).", cli=False)
+    save_every: int = setting(100, "Checkpoint every N steps (0 = never).", check=non_negative)
+    keep_last: int = setting(1, "Checkpoints kept.", check=positive)
+    threads: int | None = setting(None, "CPU threads for torch.", check=positive)
 
 
 def load_examples(cfg: SFTConfig) -> list[dict[str, str]]:
@@ -192,10 +196,8 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     from sarl.models import load_model, load_tokenizer, new_llama, parse_new_model_spec, set_threads
     from sarl.tokenizer import train_tokenizer
     from sarl.train.checkpoint import export_model, latest_checkpoint, load_state, save_checkpoint
+    from sarl.train.update import lr_lambda
 
-    if cfg.batch_size < 1 or cfg.epochs <= 0 or cfg.lr <= 0:
-        raise SarlError(f"sft: need batch_size >= 1, epochs > 0 and lr > 0; got batch_size={cfg.batch_size}, "
-                         f"epochs={cfg.epochs}, lr={cfg.lr}")
     out = Path(cfg.out_dir)
     ckpt_root = out / "checkpoints"
     ckpt = latest_checkpoint(ckpt_root) if resume else None
@@ -225,13 +227,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     total = len(batches)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        frac = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, total, "cosine"))
     start = 0
     if ckpt is not None:
         state = load_state(ckpt)

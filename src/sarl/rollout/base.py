@@ -5,42 +5,36 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sarl.errors import SarlError
+from sarl.errors import ConfigError
+from sarl.settings import Settings, non_negative, positive, setting
+
+
+def _unit_interval(key: str, value: float) -> None:
+    if not 0 < value <= 1:
+        raise ConfigError(f"{key}: must be in (0, 1], got {value}")
 
 
 @dataclass(frozen=True)
-class GenerationConfig:
+class GenerationConfig(Settings):
     """How to sample responses. ``temperature == 0`` means greedy decoding."""
 
-    max_new_tokens: int = 512
-    """Response length limit in tokens; a response that hits it is marked ``finish_reason="length"``."""
-    temperature: float = 0.0
-    """0 = greedy; > 0 samples from softmax(logits / temperature)."""
-    top_p: float = 1.0
-    """Nucleus sampling: keep the smallest set of tokens whose probability sums to >= top_p."""
-    top_k: int = 0
-    """Keep only the k most likely tokens (0 = off)."""
-    n: int = 1
-    """Samples per prompt (greedy decoding requires n = 1)."""
-    seed: int = 0
-    """Sampling seed. Each (prompt key, sample index) gets its own generator, so a sample does not
-    depend on which other prompts share its batch, and a resumed run reproduces an uninterrupted one."""
-    batch_size: int = 32
-    """Sequences decoded together (prompts x n). 32 measured fastest on 2 CPU cores."""
+    max_new_tokens: int = setting(512, "Response length limit in tokens; a response that hits it is marked "
+                                       "finish_reason=length.", check=positive)
+    temperature: float = setting(0.0, "0 = greedy; > 0 samples from softmax(logits / temperature).",
+                                 check=non_negative)
+    top_p: float = setting(1.0, "Nucleus sampling: keep the smallest set of tokens whose probability sums to >= "
+                                "top_p (in (0, 1]).", check=_unit_interval)
+    top_k: int = setting(0, "Keep only the k most likely tokens (0 = off).", check=non_negative)
+    n: int = setting(1, "Samples per problem (hit@n); more than 1 needs a temperature > 0.", check=positive)
+    seed: int = setting(0, "Sampling seed. Each (prompt key, sample index) gets its own generator, so a sample does "
+                           "not depend on which other prompts share its batch, and a resumed run reproduces an "
+                           "uninterrupted one.")
+    batch_size: int = setting(32, "Sequences decoded together (prompts x n); 32 measured fastest on 2 CPU cores.",
+                              check=positive)
 
-    def __post_init__(self):
-        if self.max_new_tokens < 1:
-            raise SarlError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if self.temperature < 0:
-            raise SarlError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise SarlError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.n < 1:
-            raise SarlError(f"n must be >= 1, got {self.n}")
+    def validate(self) -> None:
         if self.n > 1 and self.temperature == 0:
-            raise SarlError("n > 1 with greedy decoding (temperature 0) gives n identical samples; set a temperature")
-        if self.batch_size < 1:
-            raise SarlError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise ConfigError("n > 1 with greedy decoding (temperature 0) gives n identical samples; set a temperature")
 
     @property
     def greedy(self) -> bool:

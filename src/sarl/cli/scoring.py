@@ -1,0 +1,122 @@
+"""``sarl score`` and ``sarl analyze``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+from sarl.cli.ui import (
+    HelpFormatter,
+    add_model_args,
+    add_sar_args,
+    console,
+    load_lm,
+    out_console,
+    progress_bar,
+    sar_config,
+)
+
+
+def cmd_score(args) -> int:
+    from sarl.io import read_rows, require_keys
+    from sarl.scoring import SARScorer, score_file
+
+    # validate the input before paying for the model load
+    keys = [args.question_key, args.answer_key] + ([args.gold_key] if args.gold_key else [])
+    require_keys(read_rows(args.input), keys, str(args.input))
+    lm = load_lm(args)
+    scorer = SARScorer(lm, system_prompt=args.system_prompt, sar=sar_config(args),
+                       max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
+    t0 = time.perf_counter()
+    with progress_bar() as prog:
+        task = prog.add_task("scoring", total=None, rate="")
+
+        def on_progress(done, total, tokens):
+            dt = time.perf_counter() - t0
+            prog.update(task, completed=done, total=total, rate=f"{tokens / dt:.0f} tok/s" if dt > 0 and tokens else "")
+
+        summary = score_file(scorer, args.input, args.output, question_key=args.question_key,
+                             answer_key=args.answer_key, gold_key=args.gold_key, on_progress=on_progress)
+    table = Table(title=f"sarl score → {args.output}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in summary.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    out_console.print(table)
+    if summary["empty"] or summary["truncated"]:
+        console.print(f"[yellow]{summary['empty']} empty answer(s) scored SAR 0; "
+                      f"{summary['truncated']} over-long answer(s) cut to --max-answer-tokens[/yellow]")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------- analyze
+def cmd_analyze(args) -> int:
+    from sarl.analyze import VARIANTS, analyze, write_report
+    from sarl.data import load_gsm8k
+    from sarl.scoring import SARScorer
+
+    problems = load_gsm8k()[args.offset : args.offset + args.limit]
+    if len(problems) < 2:
+        raise SystemExit("sarl analyze: needs at least 2 problems (--limit)")
+    lm = load_lm(args)
+    scorer = SARScorer(lm, system_prompt=args.system_prompt, sar=sar_config(args),
+                       max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
+    t0 = time.perf_counter()
+    total = len(problems) * len(VARIANTS)
+    with progress_bar() as prog:
+        task = prog.add_task(f"scoring {len(VARIANTS)} variants x {len(problems)} problems", total=total, rate="")
+        state = {"n": 0, "tok": 0}
+
+        def on_progress(n, tokens):
+            state["n"] += n
+            state["tok"] += tokens
+            dt = time.perf_counter() - t0
+            prog.update(task, completed=state["n"], rate=f"{state['tok'] / dt:.0f} tok/s")
+
+        res = analyze(scorer, problems, seed=args.seed, progress=on_progress)
+    paths = write_report(res, args.output, lm.name)
+    table = Table(title=f"SAR per answer variant ({res.n} GSM8K problems, {lm.name})")
+    for c in ("variant", "description", "mean SAR", "mean SAR (log)", "tokens"):
+        table.add_column(c, justify="right" if c != "description" and c != "variant" else "left")
+    for name, desc in VARIANTS.items():
+        m = res.means[name]
+        table.add_row(name, desc, f"{m['sar']:.3f}", f"{m['sar_log']:.3f}", f"{m['tokens']:.0f}")
+    out_console.print(table)
+    wt = Table(title="Win rates P(SAR(a) > SAR(b))")
+    for c in ("pair", "SAR", "SAR (log)"):
+        wt.add_column(c)
+    for pair, w in res.win_rates.items():
+        wt.add_row(pair.replace(">", " > "), f"{w['sar']:.2f}", f"{w['sar_log']:.2f}")
+    out_console.print(wt)
+    best = max(res.means, key=lambda k: res.means[k]["sar"])
+    if best != "gold":
+        out_console.print(f"[yellow]note: `{best}` has the highest mean SAR, above the concise gold answer[/yellow]")
+    out_console.print("wrote " + ", ".join(str(p) for p in paths.values()))
+    console.print(f"[dim]{time.perf_counter() - t0:.0f}s[/dim]")
+    return 0
+
+
+def register(sub) -> None:
+    s = sub.add_parser("score", help="compute ppl(a|q), ppl(a) and SAR for question/answer pairs in a file",
+                       formatter_class=HelpFormatter)
+    s.add_argument("input", type=Path, help="JSONL, Parquet or CSV file")
+    s.add_argument("-o", "--output", type=Path, required=True, help="output JSONL (resumed if it exists)")
+    s.add_argument("--question-key", default="question", help="column with the question (dotted keys reach nested "
+                                                               "columns)")
+    s.add_argument("--answer-key", default="answer", help="column with the answer to score")
+    s.add_argument("--gold-key", default=None, help="column with the gold answer; adds `correct`")
+    add_model_args(s)
+    add_sar_args(s)
+    s.set_defaults(func=cmd_score)
+
+    a = sub.add_parser("analyze", help="SAR on six answer variants of GSM8K problems (the paper's analysis)",
+                       formatter_class=HelpFormatter)
+    a.add_argument("--limit", type=int, default=100, help="number of GSM8K test problems")
+    a.add_argument("--offset", type=int, default=0, help="first problem index")
+    a.add_argument("--seed", type=int, default=0, help="seed of the answer variants")
+    a.add_argument("-o", "--output", type=Path, default=Path("runs/analyze"), help="output folder")
+    add_model_args(a)
+    add_sar_args(a)
+    a.set_defaults(func=cmd_analyze)

@@ -1,0 +1,116 @@
+"""``sarl train``, ``sarl sft`` and ``sarl quickstart``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.table import Table
+
+from sarl.cli.ui import HelpFormatter, out_console, progress_bar, task_factory
+
+
+def cmd_train(args) -> int:
+    from sarl.config import load_config
+    from sarl.train import train
+
+    recipe, overrides = args.recipe, list(args.overrides)
+    if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
+        recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
+    cfg = load_config(recipe, overrides)
+    t0 = time.perf_counter()
+    with progress_bar() as prog:
+        task = prog.add_task("training", total=cfg.trainer.total_steps, rate="")
+
+        def on_step(m):
+            comps = " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in m.items()
+                             if k.startswith("reward/") and k not in ("reward/mean", "reward/alpha") and v is not None)
+            kl = f" kl={m['kl/ref']:.4f}" if m.get("kl/ref") is not None else ""
+            val = f" val_acc={m['val/accuracy']:.3f}" if m.get("val/accuracy") is not None else ""
+            stages = " ".join(f"{k[5:]}={v:.1f}s" for k, v in m.items() if k.startswith("time/") and k != "time/step")
+            prog.console.print(
+                f"step {m['step']}: reward={m['reward/mean']:.3f} ({comps}) acc={m['accuracy']:.3f} "
+                f"len={m['response_length/mean']:.0f}{kl} entropy={m['actor/entropy']:.3f} "
+                f"clipfrac={m['actor/clipfrac']:.3f}{val} | {stages}")
+            prog.update(task, completed=m["step"], rate=f"{(time.perf_counter() - t0) / m['step']:.0f} s/step")
+
+        last = train(cfg, resume=args.resume, console=prog.console, on_step=on_step)
+    out_console.print(f"final model: {last['final_model']}  (metrics: {cfg.trainer.out_dir}/metrics.jsonl)")
+    return 0
+
+
+# --------------------------------------------------------------------------------------------- sft
+def cmd_sft(args) -> int:
+    from sarl.settings import from_args
+    from sarl.sft import SFTConfig, parse_task_counts, run_sft
+
+    cfg = from_args(SFTConfig, args, synthetic_tasks=parse_task_counts(args.synthetic), out_dir=str(args.output))
+    with progress_bar() as prog:
+        def on_step(m):
+            if m["step"] % 50 == 0:
+                prog.console.print(f"step {m['step']}: loss={m['loss']:.4f} lr={m['lr']:.2e} grad_norm={m['grad_norm']:.2f}")
+
+        summary = run_sft(cfg, resume=args.resume, on_step=on_step, progress_factory=task_factory(prog))
+    out_console.print(f"model: {summary['model']}  ({summary['parameters'] / 1e6:.1f}M parameters, "
+                      f"{summary['steps']} steps, final loss {summary['final_loss']:.4f}, {summary['seconds']:.0f}s)")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- quickstart
+def cmd_quickstart(args) -> int:
+    from sarl.quickstart import run_quickstart
+
+    warm = args.model is None
+    steps = args.steps if args.steps is not None else (80 if warm else 4)
+    limit = args.limit if args.limit is not None else (200 if warm else 48)
+    t0 = time.perf_counter()
+    with progress_bar() as prog:
+        res = run_quickstart(args.output, steps, limit, prog.console, task_factory(prog), args.overrides,
+                             model=args.model)
+    t = res["table"]
+    table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, {res['decoding']}")
+    acc_col = "accuracy (all samples)" if res["decoding"].startswith("sampled") else "accuracy"
+    for c in ("model", acc_col, "mean length (tokens)", "mean SAR", "truncated"):
+        table.add_column(c, justify="left" if c == "model" else "right")
+    for name in ("before", "after"):
+        m = t[name]
+        table.add_row(name, f"{m['accuracy'] * 100:.1f}%", f"{m['mean_length']:.1f}", f"{m['mean_sar']:.3f}",
+                      f"{m['truncation_rate'] * 100:.0f}%")
+    out_console.print(table)
+    out_console.print(f"report: {res['report']['html']}  trained model: {res['final_model']}  "
+                      f"({time.perf_counter() - t0:.0f}s)")
+    return 0
+
+
+def register(sub) -> None:
+    from sarl.settings import add_arguments
+    from sarl.sft import DEFAULT_SYNTHETIC_TASKS, SFTConfig, format_task_counts
+
+    q = sub.add_parser("quickstart", help="evaluate, train with SA-GRPO, evaluate again, report (CPU minutes)",
+                       formatter_class=HelpFormatter)
+    q.add_argument("-o", "--output", type=Path, default=Path("runs/quickstart"), help="output folder (resumed)")
+    q.add_argument("--model", default=None,
+                   help="start from this model ('default' = SmolLM2-135M-Instruct, a folder, a hub id) on reasoning-gym "
+                        "basic_arithmetic; without it: a warm start trained on the built-in synthetic corpus")
+    q.add_argument("--steps", type=int, default=None, help="SA-GRPO training steps (default 80; 4 with --model)")
+    q.add_argument("--limit", type=int, default=None, help="held-out evaluation problems (default 200; 48 with --model)")
+    q.add_argument("overrides", nargs="*", help="dotted training overrides, e.g. rewards.weights.sar=0.3")
+    q.set_defaults(func=cmd_quickstart)
+
+    tr = sub.add_parser("train", help="RL training (GRPO / PPO) with SAR and baseline rewards",
+                        formatter_class=HelpFormatter)
+    tr.add_argument("recipe", nargs="?", default=None, help="a YAML recipe (configs/*.yaml, configs/cpu/*.yaml)")
+    tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rewards.weights.sar=0.3 trainer.total_steps=20")
+    tr.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    tr.set_defaults(func=cmd_train)
+
+    sf = sub.add_parser("sft", help="supervised fine-tuning (warm start), e.g. on the built-in synthetic corpus",
+                        formatter_class=HelpFormatter)
+    sf.add_argument("data", nargs="?", default=SFTConfig.data, help=SFTConfig.__dataclass_fields__["data"].metadata["help"])
+    sf.add_argument("-o", "--output", type=Path, default=Path(SFTConfig.out_dir),
+                    help=SFTConfig.__dataclass_fields__["out_dir"].metadata["help"])
+    sf.add_argument("--synthetic", default=format_task_counts(DEFAULT_SYNTHETIC_TASKS),
+                    help="synthetic corpus: task=count,...")
+    add_arguments(sf, SFTConfig, skip=("data",))
+    sf.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    sf.set_defaults(func=cmd_sft)
