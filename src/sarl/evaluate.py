@@ -240,23 +240,34 @@ def fmt_value(v: Any, pct: bool = False, signed: bool = False) -> str:
     return str(v)
 
 
+# The comparison table's columns: (header, row key, percent, signed). The Markdown file and the
+# console table both render these.
+COMPARISON_COLUMNS = [
+    ("dataset", "dataset", False, False), ("model", "model", False, False), ("problems", "problems", False, False),
+    ("accuracy", "accuracy", True, False), ("hit@n", "hit@n", True, False),
+    ("all samples", "sample_accuracy", True, False), ("mean length", "mean_length", False, False),
+    ("correct length", "mean_correct_length", False, False), ("truncated", "truncation_rate", True, False),
+    ("Δacc", "delta_acc", True, True), ("Δlen", "delta_len", True, True), ("AES", "aes", False, True),
+]
+
+
+def comparison_cells(row: dict[str, Any]) -> list[str]:
+    """One comparison row as the table's cells (Δacc marked * where it is absolute)."""
+    cells = [fmt_value(row.get(key), pct=pct, signed=signed) for _, key, pct, signed in COMPARISON_COLUMNS]
+    if row.get("acc_delta_absolute"):
+        cells[[k for _, k, _, _ in COMPARISON_COLUMNS].index("delta_acc")] += "*"
+    return cells
+
+
 def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "_no results_\n"
     ref = rows[0]["reference"]
     lines = [f"Reference model: `{ref}`. Δlen = (L_ref − L)/L_ref (positive = shorter); Δacc relative to the "
              "reference's accuracy (absolute, marked *, when that is 0); AES = Δlen + 5·Δacc.", "",
-             "| dataset | model | problems | accuracy | hit@n | all samples | mean length | correct length | truncated "
-             "| Δacc | Δlen | AES |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        star = "*" if r.get("acc_delta_absolute") else ""
-        lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['problems']} | {fmt_value(r['accuracy'], pct=True)} | "
-            f"{fmt_value(r['hit@n'], pct=True)} | {fmt_value(r.get('sample_accuracy'), pct=True)} | "
-            f"{fmt_value(r['mean_length'])} | {fmt_value(r['mean_correct_length'])} | "
-            f"{fmt_value(r['truncation_rate'], pct=True)} | {fmt_value(r['delta_acc'], pct=True, signed=True)}{star} | "
-            f"{fmt_value(r['delta_len'], pct=True, signed=True)} | {fmt_value(r['aes'], signed=True)} |")
+             "| " + " | ".join(h for h, _, _, _ in COMPARISON_COLUMNS) + " |",
+             "|---|---|" + "---:|" * (len(COMPARISON_COLUMNS) - 2)]
+    lines += ["| " + " | ".join(comparison_cells(r)) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 

@@ -38,6 +38,21 @@ class AnswerLogprobs:
     stats: dict[str, torch.Tensor]
 
 
+def left_pad(seqs: Sequence[Sequence[int]], pad_token_id: int, width: int | None = None):
+    """Left-padded ``input_ids [B, W]``, ``attention_mask [B, W]`` and ``position_ids [B, W]`` (long)
+    for token lists; ``W = width`` or the longest list. ``position_ids = cumsum(mask) - 1`` (0 on the
+    pads) gives every real token the position it has alone, so padding cannot change a result. The one
+    padding helper of the log-prob passes, generation and SFT."""
+    w = max((len(s) for s in seqs), default=0) if width is None else width
+    ids = torch.full((len(seqs), w), pad_token_id, dtype=torch.long)
+    attn = torch.zeros((len(seqs), w), dtype=torch.long)
+    for r, seq in enumerate(seqs):
+        if len(seq):
+            ids[r, w - len(seq):] = torch.tensor(list(seq), dtype=torch.long)
+            attn[r, w - len(seq):] = 1
+    return ids, attn, (attn.cumsum(-1) - 1).clamp(min=0)
+
+
 def plan_batches(lengths: Sequence[int], answer_lengths: Sequence[int], max_batch_tokens: int,
                  max_logit_tokens: int) -> list[list[int]]:
     """Length bucketing: indices sorted by total length (longest first) and cut greedily so that
@@ -169,13 +184,7 @@ def answer_forward(
                     for name in names:
                         rows[name][i] = torch.zeros(0, device=device)
                 continue
-            ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long)
-            attn = torch.zeros((len(batch), width), dtype=torch.long)
-            for r, i in enumerate(batch):
-                seq = list(contexts[i]) + list(answers[i])
-                ids[r, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
-                attn[r, width - len(seq):] = 1
-            pos = (attn.cumsum(-1) - 1).clamp(min=0)
+            ids, attn, pos = left_pad([list(contexts[i]) + list(answers[i]) for i in batch], pad_token_id, width)
             ids, attn, pos = ids.to(device), attn.to(device), pos.to(device)
             out = model(input_ids=ids, attention_mask=attn, position_ids=pos, logits_to_keep=k + 1,
                         use_cache=False)

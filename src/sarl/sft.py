@@ -151,16 +151,13 @@ def collate(batch: list[tuple[list[int], int]], pad_id: int):
     vocabulary, never runs on prompt tokens."""
     import torch
 
-    width = max(len(ids) for ids, _ in batch)
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    from sarl.logprobs import left_pad
+
+    input_ids, mask, positions = left_pad([ids for ids, _ in batch], pad_id)
+    width = input_ids.shape[1]
     labels = torch.full((len(batch), width), -100, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
     for r, (ids, n_prompt) in enumerate(batch):
-        off = width - len(ids)
-        input_ids[r, off:] = torch.tensor(ids)
-        labels[r, off + n_prompt:] = torch.tensor(ids[n_prompt:])
-        mask[r, off:] = 1
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        labels[r, width - len(ids) + n_prompt:] = torch.tensor(ids[n_prompt:])
     keep = max(len(ids) - n for ids, n in batch) + 1
     return input_ids, mask, positions, labels, keep
 

@@ -81,22 +81,39 @@ def masked_whiten(values: torch.Tensor, mask: torch.Tensor, shift_mean: bool = T
     return white if shift_mean else white + mean
 
 
+def group_index(group_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """Map arbitrary group ids ``[N]`` to dense indices 0..G-1; returns (index ``[N]``, G)."""
+    uniq, inv = torch.unique(group_ids, return_inverse=True)
+    return inv, int(uniq.numel())
+
+
+def group_sum(values: torch.Tensor, index: torch.Tensor, n_groups: int) -> torch.Tensor:
+    """Per-row sum of ``values [N]`` over the row's group (``index`` from :func:`group_index`). ``[N]``."""
+    zeros = torch.zeros(n_groups, dtype=values.dtype, device=values.device)
+    return zeros.index_add(0, index.to(values.device), values)[index.to(values.device)]
+
+
+def group_mean(values: torch.Tensor, index: torch.Tensor, n_groups: int,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-row mean of ``values [N]`` over its group (optionally only over rows with ``weight`` 1). ``[N]``.
+
+    Groups with no weighted rows get 0."""
+    w = torch.ones_like(values) if weight is None else weight.to(values.dtype)
+    return group_sum(values * w, index, n_groups) / group_sum(w, index, n_groups).clamp(min=1)
+
+
 def _group_stats(scores: torch.Tensor, group_ids: torch.Tensor):
     """Per-row (group sum, group size, unbiased group variance) for ``scores [B]``; each ``[B]``.
 
-    Groups are found with ``torch.unique``; sums use ``index_add`` into a buffer of size B (there are at
-    most B groups). Variance is two-pass: ``sum((s - mean)^2) / (n - 1)``, 0 for singletons."""
+    Variance is two-pass: ``sum((s - mean)^2) / (n - 1)``, 0 for singletons."""
     if group_ids.shape != scores.shape:
         raise ValueError(f"group_ids must be [B] like the scores {tuple(scores.shape)}, got {tuple(group_ids.shape)}")
-    _, inv = torch.unique(group_ids.to(scores.device), return_inverse=True)
-    b = scores.shape[0]
-    zeros = torch.zeros(b, dtype=scores.dtype, device=scores.device)
-    sums = zeros.index_add(0, inv, scores)
-    counts = zeros.index_add(0, inv, torch.ones_like(scores))
-    mean = (sums / counts.clamp(min=1.0))[inv]
-    sq = zeros.index_add(0, inv, (scores - mean) ** 2)
-    var = (sq / (counts - 1).clamp(min=1.0))[inv]
-    return sums[inv], counts[inv], var
+    inv, g = group_index(group_ids.to(scores.device))
+    sums = group_sum(scores, inv, g)
+    counts = group_sum(torch.ones_like(scores), inv, g)
+    mean = sums / counts.clamp(min=1.0)
+    var = group_sum((scores - mean) ** 2, inv, g) / (counts - 1).clamp(min=1.0)
+    return sums, counts, var
 
 
 def _check_2d(name: str, x: torch.Tensor, like: torch.Tensor) -> None:

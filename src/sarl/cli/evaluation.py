@@ -34,17 +34,13 @@ def cmd_eval(args) -> int:
         del lm, backend
     reference = args.reference or (results and next(iter(results)))
     summary = write_summary(out, results, settings, reference)
-    from sarl.evaluate import fmt_value as f
+    from sarl.evaluate import COMPARISON_COLUMNS, comparison_cells
 
     table = Table(title=f"sarl eval → {out} (reference: {reference})")
-    for c in ("dataset", "model", "n", "accuracy", "hit@n", "all samples", "mean len", "correct len", "truncated", "Δacc",
-              "Δlen", "AES"):
-        table.add_column(c, justify="left" if c in ("dataset", "model") else "right")
-
+    for header, *_ in COMPARISON_COLUMNS:
+        table.add_column(header, justify="left" if header in ("dataset", "model") else "right")
     for r in summary["comparison"]:
-        table.add_row(r["dataset"], r["model"], str(r["problems"]), f(r["accuracy"], True), f(r["hit@n"], True),
-                      f(r.get("sample_accuracy"), True), f(r["mean_length"]), f(r["mean_correct_length"]), f(r["truncation_rate"], True),
-                      f(r["delta_acc"], True, True), f(r["delta_len"], True, True), f(r["aes"], signed=True))
+        table.add_row(*comparison_cells(r))
     out_console.print(table)
     out_console.print(f"wrote {out / 'summary.json'}, {out / 'compare.md'}, {out / 'plots'}/")
     return 0

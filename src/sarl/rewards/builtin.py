@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from sarl.algos.advantages import group_index, group_mean, group_sum
 from sarl.errors import SarlError
-from sarl.rewards.registry import RewardInputs, group_index, group_mean, register
+from sarl.rewards.registry import RewardInputs, register
 from sarl.rewards.self_aligned import SARConfig, self_aligned_reward
 
 
@@ -163,7 +164,7 @@ def efficient_reasoner(inp: RewardInputs) -> torch.Tensor:
     L = inp.lengths.to(torch.float64)
     mu = group_mean(L, idx, g, correct)
     var = group_mean((L - mu) ** 2, idx, g, correct)
-    n_correct = torch.zeros(g, dtype=torch.float64).index_add(0, idx, correct)[idx]
+    n_correct = group_sum(correct, idx, g)
     pen = 2 * torch.sigmoid((L - mu) / (var.sqrt() + 1e-5)) - 1
     return torch.where((correct > 0) & (n_correct > 1), -pen, torch.zeros_like(pen))
 

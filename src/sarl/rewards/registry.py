@@ -130,20 +130,3 @@ def canonical_name(name: str) -> str:
 
 def get_reward(name: str) -> RewardSpec:
     return REWARDS[name]
-
-
-def group_index(group_ids: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """Map arbitrary group ids ``[N]`` to dense indices 0..G-1; returns (index ``[N]``, G)."""
-    uniq, inv = torch.unique(group_ids, return_inverse=True)
-    return inv, int(uniq.numel())
-
-
-def group_mean(values: torch.Tensor, index: torch.Tensor, n_groups: int,
-               weight: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-row mean of ``values`` over its group (optionally only over rows with ``weight`` 1). ``[N]``.
-
-    Groups with no weighted rows get 0."""
-    w = torch.ones_like(values) if weight is None else weight.to(values.dtype)
-    sums = torch.zeros(n_groups, dtype=values.dtype).index_add(0, index, values * w)
-    counts = torch.zeros(n_groups, dtype=values.dtype).index_add(0, index, w)
-    return (sums / counts.clamp(min=1))[index]

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
+from sarl.logprobs import left_pad
 from sarl.rollout.base import Backend, GenerationConfig, ProgressFn, Sample
 
 
@@ -107,13 +108,7 @@ class HFBackend(Backend):
 
         dev = self.device
         n = cfg.n
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attn = torch.zeros((len(prompts), width), dtype=torch.long)
-        for r, p in enumerate(prompts):
-            ids[r, width - len(p):] = torch.tensor(list(p), dtype=torch.long)
-            attn[r, width - len(p):] = 1
-        pos = (attn.cumsum(-1) - 1).clamp(min=0)
+        ids, attn, pos = left_pad(prompts, self.pad_id)
         ids, attn, pos = ids.to(dev), attn.to(dev), pos.to(dev)
         cache = DynamicCache()
         ckw = {self._cache_kw: cache}

@@ -434,6 +434,8 @@ class Trainer:
     def step_metrics(self, progress, batch, old, ref, rew, actor: UpdateStats, critic: UpdateStats | None,
                      timer: StageTimer) -> dict[str, Any]:
         """The logged metrics of a step; losses are means per optimizer step."""
+        from sarl.algos import masked_mean
+
         mask = old.mask
         metrics: dict[str, Any] = {}
         if critic is not None:
@@ -450,12 +452,12 @@ class Trainer:
             "response_length/truncated": sum(batch.truncated) / len(batch.truncated),
             "actor/pg_loss": actor.losses.get("pg_loss", 0.0),
             "actor/kl_loss": actor.losses.get("kl_loss", 0.0) if self.cfg.actor.use_kl_loss else None,
-            "actor/entropy": float((old.stats["entropy"] * mask).sum() / mask.sum().clamp(min=1)),
+            "actor/entropy": float(masked_mean(old.stats["entropy"], mask)),
             "actor/clipfrac": actor.stats.get("clipfrac", 0.0),
             "actor/grad_norm": actor.grad_norm,
             "actor/lr": self.sched.get_last_lr()[0],
             "actor/skipped_updates": actor.skipped,
-            "kl/ref": None if ref is None else float(((old.logp - ref.logp) * mask).sum() / mask.sum().clamp(min=1)),
+            "kl/ref": None if ref is None else float(masked_mean(old.logp - ref.logp, mask)),
             **{f"time/{k}": v for k, v in timer.seconds.items()},
             "time/step": sum(timer.seconds.values()),
         })
