@@ -43,3 +43,49 @@ def test_analyze_end_to_end(tmp_path, lm):
     assert len(rows) == 4 * len(VARIANTS)
     assert (out / "analysis.png").stat().st_size > 10_000
     assert "| gold |" in (out / "analysis.md").read_text()
+
+
+def test_extra_restatements_leave_the_six_variants_alone():
+    from sarl.analyze import EXTRA_VARIANTS, build_extra_variants, paraphrase
+
+    probs = load_gsm8k()[:20]
+    v = build_variants(probs, seed=0)
+    before = {k: list(x) for k, x in v.items()}
+    e = build_extra_variants(probs, seed=0, base=v)
+    assert v == before and build_variants(probs, seed=0) == before  # the six outputs are untouched
+    assert set(e) == set(EXTRA_VARIANTS) and build_extra_variants(probs, seed=0) == e  # deterministic
+    for i, p in enumerate(probs):
+        wrong = v["restated"][i].rsplit("The answer is ", 1)[1]
+        assert e["restated_lead"][i].endswith(f"the final result is {wrong}") and p["question"] in e["restated_lead"][i]
+        assert e["restated_paraphrase"][i].endswith(f"The answer is {wrong}")
+        assert p["question"] not in e["restated_paraphrase"][i]
+        assert e["restated_gold"][i] == f"{p['question']} {v['gold'][i]}"
+        assert e["restated_interleaved"][i].endswith(f"The answer is {p['answer']}.")
+        shuffled = e["restated_shuffled"][i].rsplit(" The answer is", 1)[0]
+        assert sorted("".join(shuffled.split())) == sorted("".join(p["question"].split()))  # same sentences
+    # one pass of whole-word substitutions, numbers kept
+    assert paraphrase("How many apples has Tom in 3 bags?") == "What is the number of apples owns Tom within 3 bags?"
+
+
+def test_analyze_reports_every_setting_side_by_side(tmp_path):
+    """``analyze`` on a tiny random model (fast): the copy-robust columns, P(restated > gold), the plot,
+    and old two-setting results still render."""
+    from sarl.analyze import EXTRA_VARIANTS, SETTINGS, AnalysisResult, analyze, markdown_table, write_report
+    from sarl.models import LoadedModel, tiny_random_model
+    from sarl.scoring import SARScorer
+
+    model, tok = tiny_random_model()
+    scorer = SARScorer(LoadedModel(model=model, tokenizer=tok, name="tiny", device="cpu"))
+    res = analyze(scorer, load_gsm8k()[:3], extra=True)
+    assert set(res.means) == set(VARIANTS) | set(EXTRA_VARIANTS)
+    for m in res.means.values():
+        assert set(SETTINGS) <= set(m)
+    assert set(res.win_rates["restated>gold"]) == set(SETTINGS)
+    assert "restated_gold>gold" in res.win_rates
+    paths = write_report(res, tmp_path, "tiny")
+    md = paths["md"].read_text()
+    assert "SAR (copy-robust)" in md and "P(restated > gold)" in md and "| restated_half |" in md
+    assert json.loads(paths["json"].read_text())["variants"]["restated_lead"]
+    old = AnalysisResult(n=3, means={k: {"sar": 0.1, "sar_log": 0.2, "tokens": 5.0} for k in VARIANTS},
+                         win_rates={"gold>redundant": {"sar": 0.5, "sar_log": 0.5}}, rows=[])
+    assert "| gold |" in markdown_table(old, "old") and "copy-robust" not in markdown_table(old, "old")

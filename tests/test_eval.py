@@ -20,6 +20,28 @@ def test_metrics_by_hand():
     m = _sample_stats(rows)
     assert m["hit@1"] == 0.5 and m["hit@n"] == 1.0
     assert m["mean_length"] == 25 and m["mean_correct_length"] == 25 and m["truncation_rate"] == 0.25
+    # the headline: accuracy over all samples (2 of 4), SE over problems: both problems at 0.5 -> sd 0
+    assert m["accuracy"] == 0.5 == m["sample_accuracy"] and m["accuracy_se"] == 0.0
+
+
+def test_accuracy_standard_error_by_hand():
+    from sarl.evaluate import accuracy_with_se
+
+    # per-problem accuracies 1, 0.5, 0 -> mean of all 6 samples 0.5; sd (ddof 1) = 0.5; SE = 0.5 / sqrt(3)
+    acc, se = accuracy_with_se([[True, True], [True, False], [False, False]])
+    assert acc == 0.5 and se == pytest.approx(0.5 / 3 ** 0.5)
+    assert accuracy_with_se([]) == (None, 0.0) and accuracy_with_se([[True]]) == (1.0, 0.0)
+    # unequal sample counts: accuracy is over samples (3 of 4), the SE over per-problem means (1, 2/3)
+    acc, se = accuracy_with_se([[True], [True, True, False]])
+    # mean 5/6, deviations +-1/6: var (ddof 1) = 2/36, SE = sqrt(var / 2) = 1/6
+    assert acc == 0.75 and se == pytest.approx(1 / 6)
+
+
+def test_within_noise_flags_small_differences():
+    ref = {"accuracy": 0.50, "accuracy_se": 0.03, "mean_length": 100.0}
+    assert aes(ref, {"accuracy": 0.54, "accuracy_se": 0.03, "mean_length": 90.0})["within_noise"]  # 4 < 8.3 points
+    far = aes(ref, {"accuracy": 0.62, "accuracy_se": 0.03, "mean_length": 90.0})
+    assert not far["within_noise"] and far["delta_acc_points"] == pytest.approx(0.12)
 
 
 def test_aes_by_hand():
@@ -71,7 +93,8 @@ def test_eval_two_models_resume_and_report(tmp_path, lm):
             for m, d in (("a", "smollm2-135m"), ("b", next(p.name for p in out.iterdir() if p.name.endswith("copy"))))}
     assert [r["response"] for r in rows["a"]] == [r["response"] for r in rows["b"]]
     cmp_rows = summary["comparison"]
-    assert all(r["delta_len"] == pytest.approx(0.0) for r in cmp_rows)
+    assert all(r["delta_len"] == pytest.approx(0.0) for r in cmp_rows if r["model"] != r["reference"])
+    assert all(r["delta_len"] is None and r["aes"] is None for r in cmp_rows if r["model"] == r["reference"])
     assert (out / "plots" / "gsm8k.png").exists() and "| gsm8k |" in (out / "compare.md").read_text()
 
     # crash recovery: drop one problem's rows and tear the last line, as a kill would

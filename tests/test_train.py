@@ -170,10 +170,20 @@ def test_config_errors_name_the_key(tmp_path):
 def test_every_recipe_loads():
     from pathlib import Path
 
-    recipes = sorted(Path("configs").rglob("*.yaml"))
-    assert len(recipes) == 14
+    from sarl.config import RECIPES_DIR, list_recipes
+
+    recipes = sorted(Path("configs").rglob("*.yaml"))  # the checkout's configs/ points at the shipped recipes
+    assert len(recipes) == 16 and sorted(RECIPES_DIR.rglob("*.yaml")) == sorted(RECIPES_DIR / r.relative_to("configs")
+                                                                                for r in recipes)
     for r in recipes:
         load_config(r)
+    for name, desc in list_recipes():  # by name, from any folder
+        assert load_config(name) and desc, name
+
+
+def test_unknown_recipe_lists_the_shipped_ones():
+    with pytest.raises(ConfigError, match=r"no such recipe.*cpu/sa_grpo"):
+        load_config("cpu/sa_grpoo")
 
 
 def test_dataset_without_gold_is_a_clear_error(tmp_path):

@@ -313,3 +313,13 @@ def test_group_reward_across_processes_sees_whole_groups(tmp_path):
         completion_ids=[[7] * n for n in [2, 4, 3, 3, 5, 1]])
     assert results[0] + results[1] == pytest.approx(single)
     assert single == pytest.approx([0.5, -0.25, 0.0, 0.0, -0.4, 1.0])  # (1 - 3) / 1 = -2 is clipped to -1
+
+
+def test_copy_robust_sar_through_trl(tmp_path):
+    """The copy-robust SAR options reach the TRL plug-in (the adapter supplies the token ids)."""
+    from sarl.rewards import SARConfig
+
+    r = SarlReward("sar", SARConfig.copy_robust(copy_ngram=3), keep_history=4)
+    assert r.needs_policy and "token_ids" in r.needs
+    _train(tmp_path, [r], [1.0], max_steps=1)
+    assert r.history and all(math.isfinite(v) for rec in r.history for v in rec["values"])

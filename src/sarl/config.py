@@ -20,7 +20,7 @@ from sarl.prompts import DEFAULT_SYSTEM_PROMPT
 from sarl.rewards.compose import Schedule
 from sarl.settings import Settings, names_in, non_negative, positive, setting
 
-__all__ = ["ConfigError", "TrainConfig", "load_config", "to_dict"]
+__all__ = ["RECIPES_DIR", "ConfigError", "TrainConfig", "list_recipes", "load_config", "recipe_path", "to_dict"]
 
 
 @dataclass
@@ -268,13 +268,41 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+RECIPES_DIR = Path(__file__).resolve().parent / "configs"  # the recipes shipped with sarl
+
+
+def list_recipes() -> list[tuple[str, str]]:
+    """``(name, description)`` of every shipped recipe; ``name`` is what ``sarl train NAME`` takes."""
+    out = []
+    for p in sorted(RECIPES_DIR.rglob("*.yaml")):
+        try:
+            desc = (yaml.safe_load(p.read_text()) or {}).get("description", "")
+        except yaml.YAMLError:
+            desc = "(not valid YAML)"
+        out.append((p.relative_to(RECIPES_DIR).with_suffix("").as_posix(), desc))
+    return out
+
+
+def recipe_path(name: str | Path) -> Path:
+    """A recipe file: an existing path, or a shipped recipe by name (``sa_grpo``, ``cpu/sa_grpo``, with or
+    without ``.yaml``, or ``configs/...`` as in a checkout); unknown names list the shipped ones."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    rel = p.as_posix().removeprefix("configs/")
+    for cand in (RECIPES_DIR / rel, RECIPES_DIR / f"{rel}.yaml"):
+        if cand.is_file():
+            return cand
+    names = ", ".join(n for n, _ in list_recipes())
+    raise ConfigError(f"{name}: no such recipe file or shipped recipe; shipped: {names} (sarl train --list)")
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
-    """A recipe (YAML, optional) plus ``key.sub=value`` overrides (values parsed as YAML), validated."""
+    """A recipe (a YAML file or a shipped recipe's name, optional) plus ``key.sub=value`` overrides
+    (values parsed as YAML), validated as it is built."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.exists():
-            raise ConfigError(f"{p}: no such recipe; see the configs/ folder")
+        p = recipe_path(path)
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as exc:

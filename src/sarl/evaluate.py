@@ -12,10 +12,13 @@ A crashed run loses nothing already generated: re-running the same command skips
 samples are all in ``samples.jsonl`` and generates the rest.
 
 Metrics per dataset (lengths in response tokens, the stop token not counted):
-- ``hit@1``: fraction of problems whose first sample is correct (the accuracy; greedy: the only sample);
+- ``accuracy``: fraction of all samples that are correct (with n > 1 sampled: the policy's accuracy; greedy:
+  the only sample), the headline everywhere, with ``accuracy_se``, its standard error over problems
+  (the sd of the per-problem accuracies, ddof 1, over sqrt(problems): samples of one problem are not
+  independent) and ``accuracy_ci95`` = accuracy ± 1.96 SE. ``sample_accuracy`` is the same value (older
+  name);
+- ``hit@1``: fraction of problems whose first sample is correct;
 - ``hit@n``: fraction of problems with at least one correct sample among n;
-- ``sample_accuracy``: fraction of all samples that are correct (with n > 1 sampled: the policy's accuracy;
-  the "all samples" column of the comparison);
 - ``mean_length``: mean response length over all samples;
 - ``mean_correct_length``: mean length over correct samples (NaN → null when none is correct);
 - ``truncation_rate``: fraction of samples that hit ``max_new_tokens``.
@@ -23,7 +26,8 @@ Metrics per dataset (lengths in response tokens, the stop token not counted):
 AES (accuracy-efficiency score, as the SAR paper reports it) of model M against reference R:
 ``Δlen = (L_R - L_M) / L_R`` (positive = shorter), ``Δacc = (A_M - A_R) / A_R`` (relative),
 ``AES = Δlen + 5 · Δacc``. When ``A_R = 0`` the relative Δacc is undefined; sarl then uses the
-absolute difference ``A_M - A_R`` and marks the row.
+absolute difference ``A_M - A_R`` and marks the row. ``within_noise``: the accuracy difference is
+smaller than 1.96 · sqrt(SE_R² + SE_M²) (an unpaired, conservative test).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import Any
 from sarl.data import Problem, load_dataset, render_problem_prompt
 from sarl.errors import ConfigError, UnknownNameError
 from sarl.grading import grade
-from sarl.io import JsonlAppender, count_complete_lines, write_json_atomic
+from sarl.io import JsonlAppender, TokenProgress, count_complete_lines, write_json_atomic
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode
 from sarl.rollout import GenerationConfig
 from sarl.settings import Settings, names_in, positive, setting
@@ -80,18 +84,37 @@ def _sample_stats(rows: list[dict]) -> dict[str, Any]:
     n_prob = len(problems)
     lengths = [r["length"] for r in rows]
     correct_lengths = [r["length"] for r in rows if r["correct"]]
+    acc, se = accuracy_with_se([[bool(s["correct"]) for s in p.values()] for p in problems])
     out = {
         "problems": n_prob,
         "samples": len(rows),
+        "accuracy": acc,
+        "accuracy_se": se,
+        "accuracy_ci95": None if acc is None else [acc - 1.96 * se, acc + 1.96 * se],
         "hit@1": sum(bool(p.get(0, {}).get("correct")) for p in problems) / n_prob if n_prob else None,
         "hit@n": sum(any(s["correct"] for s in p.values()) for p in problems) / n_prob if n_prob else None,
-        "sample_accuracy": sum(bool(r["correct"]) for r in rows) / len(rows) if rows else None,
+        "sample_accuracy": acc,
         "mean_length": sum(lengths) / len(lengths) if lengths else None,
         "mean_correct_length": sum(correct_lengths) / len(correct_lengths) if correct_lengths else None,
         "truncation_rate": sum(r["truncated"] for r in rows) / len(rows) if rows else None,
     }
-    out["accuracy"] = out["hit@1"]
     return out
+
+
+def accuracy_with_se(per_problem: Sequence[Sequence[bool]]) -> tuple[float | None, float]:
+    """(accuracy over all samples, its standard error over problems) from each problem's sample
+    outcomes: SE = sd of the per-problem accuracies (ddof 1) / sqrt(problems); 0 for one problem."""
+    scored = [p for p in per_problem if len(p)]
+    n = sum(len(p) for p in scored)
+    if not n:
+        return None, 0.0
+    acc = sum(sum(p) for p in scored) / n
+    means = [sum(p) / len(p) for p in scored]
+    if len(means) < 2:
+        return acc, 0.0
+    mu = sum(means) / len(means)
+    var = sum((m - mu) ** 2 for m in means) / (len(means) - 1)
+    return acc, math.sqrt(var / len(means))
 
 
 def read_samples(path: Path) -> list[dict]:
@@ -119,10 +142,8 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
     prior = [r for r in existing if r["id"] in complete]
     todo = [(i, p) for i, p in enumerate(problems) if p.id not in complete]
     wanted = {p.id for p in problems}
-    done = len(wanted & complete)
-    tokens = 0
-    if progress:
-        progress(done, len(problems), 0)
+    report = TokenProgress(progress, len(problems), done=len(wanted & complete))
+    report()
     if todo:
         if len(prior) != len(existing):  # rewrite without the partial problems before appending
             tmp = out_path.with_suffix(".tmp")
@@ -139,14 +160,7 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
             for s in range(0, len(todo), slice_size):
                 part = todo[s : s + slice_size]
                 ids = prompt_ids[s : s + slice_size]
-
-                def gen_progress(n, t, _s=s):
-                    nonlocal tokens
-                    tokens += t
-                    if progress:
-                        progress(done, len(problems), tokens)
-
-                outs = backend.generate(ids, cfg, keys=[i for i, _ in part], progress=gen_progress)
+                outs = backend.generate(ids, cfg, keys=[i for i, _ in part], progress=report)
                 rows = []
                 for (i, p), prompt, samples in zip(part, prompts_text[s : s + slice_size], outs):
                     for k, smp in enumerate(samples):
@@ -159,9 +173,8 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
                             "length": n_tok, "truncated": smp.truncated, "finish_reason": smp.finish_reason,
                         })
                 writer.write(rows)
-                done += len(part)
-                if progress:
-                    progress(done, len(problems), tokens)
+                report.done += len(part)
+                report()
     rows = [r for r in read_samples(out_path) if r["id"] in wanted]
     return _sample_stats(rows)
 
@@ -196,8 +209,10 @@ def aes(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, Any]:
     absolute = a_r == 0
     d_acc = (a_m - a_r) if absolute else (a_m - a_r) / a_r
     d_len = (l_r - l_m) / l_r
+    noise = 1.96 * math.hypot(ref.get("accuracy_se") or 0.0, cur.get("accuracy_se") or 0.0)
     return {"delta_acc": d_acc, "delta_len": d_len, "aes": d_len + AES_ACC_WEIGHT * d_acc,
-            "acc_delta_absolute": absolute}
+            "acc_delta_absolute": absolute, "delta_acc_points": a_m - a_r,
+            "within_noise": abs(a_m - a_r) < noise}
 
 
 def comparison(summary: dict[str, Any], reference: str | None = None) -> list[dict[str, Any]]:
@@ -222,9 +237,10 @@ def comparison(summary: dict[str, Any], reference: str | None = None) -> list[di
             if cur is None:
                 continue
             row = {"dataset": ds, "model": m, "reference": ref, **{k: cur.get(k) for k in (
-                "problems", "samples", "accuracy", "hit@n", "sample_accuracy", "mean_length", "mean_correct_length",
-                "truncation_rate")}}
-            row.update(aes(base, cur) if base else {"delta_acc": None, "delta_len": None, "aes": None})
+                "problems", "samples", "accuracy", "accuracy_se", "hit@1", "hit@n", "sample_accuracy", "mean_length",
+                "mean_correct_length", "truncation_rate")}}
+            alone = len(models) == 1 or m == ref  # Δ columns only where there is a reference to compare with
+            row.update(aes(base, cur) if base and not alone else {"delta_acc": None, "delta_len": None, "aes": None})
             rows.append(row)
     return rows
 
@@ -244,8 +260,8 @@ def fmt_value(v: Any, pct: bool = False, signed: bool = False) -> str:
 # console table both render these.
 COMPARISON_COLUMNS = [
     ("dataset", "dataset", False, False), ("model", "model", False, False), ("problems", "problems", False, False),
-    ("accuracy", "accuracy", True, False), ("hit@n", "hit@n", True, False),
-    ("all samples", "sample_accuracy", True, False), ("mean length", "mean_length", False, False),
+    ("accuracy (all samples)", "accuracy", True, False), ("± SE", "accuracy_se", True, False),
+    ("hit@1", "hit@1", True, False), ("hit@n", "hit@n", True, False), ("mean length", "mean_length", False, False),
     ("correct length", "mean_correct_length", False, False), ("truncated", "truncation_rate", True, False),
     ("Δacc", "delta_acc", True, True), ("Δlen", "delta_len", True, True), ("AES", "aes", False, True),
 ]
@@ -254,8 +270,11 @@ COMPARISON_COLUMNS = [
 def comparison_cells(row: dict[str, Any]) -> list[str]:
     """One comparison row as the table's cells (Δacc marked * where it is absolute)."""
     cells = [fmt_value(row.get(key), pct=pct, signed=signed) for _, key, pct, signed in COMPARISON_COLUMNS]
+    keys = [k for _, k, _, _ in COMPARISON_COLUMNS]
     if row.get("acc_delta_absolute"):
-        cells[[k for _, k, _, _ in COMPARISON_COLUMNS].index("delta_acc")] += "*"
+        cells[keys.index("delta_acc")] += "*"
+    if row.get("within_noise"):
+        cells[keys.index("delta_acc")] += " (noise)"
     return cells
 
 
@@ -263,8 +282,10 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "_no results_\n"
     ref = rows[0]["reference"]
-    lines = [f"Reference model: `{ref}`. Δlen = (L_ref − L)/L_ref (positive = shorter); Δacc relative to the "
-             "reference's accuracy (absolute, marked *, when that is 0); AES = Δlen + 5·Δacc.", "",
+    lines = [f"Reference model: `{ref}`. Accuracy over all samples, ± its standard error over problems. "
+             "Δlen = (L_ref − L)/L_ref (positive = shorter); Δacc relative to the reference's accuracy (absolute, "
+             "marked *, when that is 0), marked (noise) when the difference is below 1.96 · the combined SE; "
+             "AES = Δlen + 5·Δacc.", "",
              "| " + " | ".join(h for h, _, _, _ in COMPARISON_COLUMNS) + " |",
              "|---|---|" + "---:|" * (len(COMPARISON_COLUMNS) - 2)]
     lines += ["| " + " | ".join(comparison_cells(r)) + " |" for r in rows]

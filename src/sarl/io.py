@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,20 @@ def count_complete_lines(path: Path) -> int:
         with open(path, "r+b") as fh:
             fh.truncate(keep)
     return good
+
+
+class TokenProgress:
+    """Turns a model pass's ``(n, tokens)`` reports into ``callback(done, total, tokens_so_far)``: the
+    command's progress in items with the tokens counted across every pass. ``done`` is set by the caller
+    as items finish."""
+
+    def __init__(self, callback: Callable[[int, int, int], None] | None, total: int, done: int = 0):
+        self.callback, self.total, self.done, self.tokens = callback, total, done, 0
+
+    def __call__(self, n: int = 0, tokens: int = 0) -> None:
+        self.tokens += tokens
+        if self.callback is not None:
+            self.callback(self.done, self.total, self.tokens)
 
 
 class JsonlAppender:

@@ -38,6 +38,17 @@ class AnswerLogprobs:
     stats: dict[str, torch.Tensor]
 
 
+def require_prompts(prompts: Sequence[Sequence[int]], paired: Sequence, what: str = "prompt",
+                    paired_name: str = "keys") -> None:
+    """Each prompt (or context) is non-empty, and there is one per ``paired`` item: the first generated
+    or scored token needs something to condition on."""
+    if len(prompts) != len(paired):
+        raise ValueError(f"{len(prompts)} {what}s but {len(paired)} {paired_name}")
+    for i, p in enumerate(prompts):
+        if len(p) == 0:
+            raise ValueError(f"{what} {i} is empty; the first token needs a {what}")
+
+
 def left_pad(seqs: Sequence[Sequence[int]], pad_token_id: int, width: int | None = None):
     """Left-padded ``input_ids [B, W]``, ``attention_mask [B, W]`` and ``position_ids [B, W]`` (long)
     for token lists; ``W = width`` or the longest list. ``position_ids = cumsum(mask) - 1`` (0 on the
@@ -162,11 +173,7 @@ def answer_forward(
     ``{name: [B, k]}`` (the LM's log-probs, or a critic's values). Returns ``({name: [N, T]}, mask [N, T])``
     right-padded to the longest answer, in input order.
     """
-    if len(contexts) != len(answers):
-        raise ValueError(f"{len(contexts)} contexts but {len(answers)} answers")
-    for i, ctx in enumerate(contexts):
-        if len(ctx) == 0:
-            raise ValueError(f"context {i} is empty; the first answer token needs a context")
+    require_prompts(contexts, answers, "context", "answers")
     n = len(answers)
     device = next(model.parameters()).device
     ans_lens = [len(a) for a in answers]

@@ -20,7 +20,8 @@ a few steps show the pipeline, not an effect.
 Re-running the same command resumes: finished stages are reused, training continues from its last
 checkpoint.
 
-The same recipe (:data:`SYNTH_SFT`, :func:`synth_rl_overrides`) drives ``benchmarks/reproduce.py``.
+The same recipes (:data:`SYNTH_SFT`; :data:`SYNTH_RECIPE`, the YAML file ``configs/cpu/quickstart.yaml``,
+through :func:`synth_rl_overrides`) drive ``benchmarks/reproduce.py``.
 """
 
 from __future__ import annotations
@@ -40,36 +41,34 @@ SYNTH_SFT: dict[str, Any] = {
 SYNTH_TRAIN, SYNTH_EVAL = "synth_arith", "synth_arith_test"
 
 
+# The RL recipes (YAML files shipped in sarl/configs/cpu/).
+SYNTH_RECIPE, MODEL_RECIPE = "cpu/quickstart", "cpu/quickstart_model"
+
+
 def synth_rl_overrides(model: str | Path, out_dir: str | Path, *, weights: dict[str, float], steps: int,
-                       seed: int = 0, lr: float = 3e-5, n: int = 8, prompts_per_step: int = 8,
-                       max_response: int = 160) -> list[str]:
-    """RL on ``synth_arith`` from a warm start: Dr.GRPO (no std normalisation,
-    ``seq-mean-token-sum-norm``), k3 KL loss 0.001, T=1, as the reference's SA-GRPO recipe; only the
-    reward ``weights`` differ between the arms of the reproduction."""
+                       seed: int = 0, lr: float | None = None, n: int | None = None,
+                       prompts_per_step: int | None = None, max_response: int | None = None) -> list[str]:
+    """Overrides of :data:`SYNTH_RECIPE` (RL on ``synth_arith`` from a warm start: Dr.GRPO, no std
+    normalisation, ``seq-mean-token-sum-norm``, k3 KL loss 0.001, T=1, as the reference's SA-GRPO recipe)
+    for one run: the warm start, the output, the reward ``weights`` (the only difference between the arms
+    of the reproduction), steps and seed; ``lr``, ``n``, ``prompts_per_step`` and ``max_response`` change
+    the recipe's values only when given."""
+    from sarl.config import load_config, recipe_path
+
     w = ", ".join(f"{k}: {v}" for k, v in weights.items())
-    return [
-        f"model.name={model}", "model.dtype=float32", "model.device=cpu",
-        f"data.train={SYNTH_TRAIN}", "data.train_size=4000", "data.val=null", "data.instruction=none",
-        "data.max_prompt_length=128", f"data.max_response_length={max_response}",
-        f"rollout.n={n}", "rollout.temperature=1.0", f"rollout.batch_size={n * prompts_per_step}",
-        f"trainer.prompts_per_step={prompts_per_step}", f"trainer.total_steps={steps}",
-        f"trainer.seed={seed}", f"trainer.out_dir={out_dir}", "trainer.save_every=10", "trainer.keep_last=1",
-        "algorithm.adv_estimator=grpo", "algorithm.norm_adv_by_std_in_grpo=false",
-        f"actor.lr={lr}", "actor.loss_agg_mode=seq-mean-token-sum-norm", "actor.micro_batch_size=32",
-        "actor.use_kl_loss=true", "actor.kl_loss_coef=0.001", "actor.kl_loss_type=k3",
-        f"rewards.weights={{{w}}}",
-    ]
-
-
-# --model: the default model (or any) on reasoning-gym basic_arithmetic, no warm start.
-MODEL_OVERRIDES = [
-    "data.train=basic_arithmetic", "data.train_size=2000", "data.val=null", "data.max_response_length=96",
-    "data.max_prompt_length=256", "rollout.n=4", "rollout.batch_size=32", "trainer.prompts_per_step=4",
-    "actor.lr=1e-5", "actor.loss_agg_mode=seq-mean-token-sum-norm", "actor.micro_batch_size=8",
-    "actor.use_kl_loss=true", "actor.kl_loss_coef=0.001", "actor.kl_loss_type=k3",
-    "algorithm.adv_estimator=grpo", "algorithm.norm_adv_by_std_in_grpo=false",
-    "rewards.weights={correctness: 1.0, sar: 0.2}", "trainer.save_every=0", "trainer.keep_last=1",
-]
+    out = [f"model.name={model}", f"trainer.out_dir={out_dir}", f"rewards.weights={{{w}}}",
+           f"trainer.total_steps={steps}", f"trainer.seed={seed}"]
+    if lr is not None:
+        out.append(f"actor.lr={lr}")
+    if max_response is not None:
+        out.append(f"data.max_response_length={max_response}")
+    if n is not None or prompts_per_step is not None:
+        base = load_config(recipe_path(SYNTH_RECIPE))
+        n = n or base.rollout.n
+        prompts_per_step = prompts_per_step or base.trainer.prompts_per_step
+        out += [f"rollout.n={n}", f"trainer.prompts_per_step={prompts_per_step}",
+                f"rollout.batch_size={n * prompts_per_step}"]
+    return out
 
 
 def warm_start(out: Path, console, progress_factory, sft_overrides: dict[str, Any] | None = None) -> Path:
@@ -106,7 +105,7 @@ def train_or_resume(cfg, console, on_step) -> Path:
 
 def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_factory, extra: list[str] | None = None,
                    model: str | None = None, sft_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    from sarl.config import load_config
+    from sarl.config import load_config, recipe_path
     from sarl.data import get_instruction, load_dataset
     from sarl.evaluate import EvalSettings, evaluate_model, read_samples, tag, write_summary
     from sarl.models import load_model
@@ -121,13 +120,13 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     if model is None:
         console.print(f"[bold]1/{n_steps}[/bold] warm start")
         start = str(warm_start(out_dir / "sft", console, progress_factory, sft_overrides))
+        recipe = SYNTH_RECIPE
         base = synth_rl_overrides(start, out_dir / "train", weights={"correctness": 1.0, "sar": 0.2}, steps=steps)
         dataset = SYNTH_EVAL
     else:
-        start = model
-        base = MODEL_OVERRIDES + [f"model.name={model}", f"trainer.total_steps={steps}",
-                                  f"trainer.out_dir={out_dir / 'train'}"]
-    cfg = load_config(None, base + ["trainer.tensorboard=false"] + extra)
+        start, recipe = model, MODEL_RECIPE
+        base = [f"model.name={model}", f"trainer.total_steps={steps}", f"trainer.out_dir={out_dir / 'train'}"]
+    cfg = load_config(recipe_path(recipe), base + ["trainer.tensorboard=false"] + extra)
     if model is not None:
         dataset = cfg.data.train
     # sampled like the training rollouts (the policy's own accuracy and length) for the warm start;

@@ -12,7 +12,15 @@ from typing import Any
 
 import torch
 
-from sarl.io import DataError, JsonlAppender, count_complete_lines, get_key, read_rows, require_keys
+from sarl.io import (
+    DataError,
+    JsonlAppender,
+    TokenProgress,
+    count_complete_lines,
+    get_key,
+    read_rows,
+    require_keys,
+)
 from sarl.models import LoadedModel
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode, render_null_prompt, render_prompt
 from sarl.reward_inputs import reward_inputs
@@ -21,6 +29,19 @@ from sarl.rewards.self_aligned import SARConfig, self_aligned_reward
 from sarl.rollout.batch import RolloutBatch
 
 DEFAULT_MAX_ANSWER_TOKENS = 4096  # the reference's max_response_length
+
+
+def fit_answer(ids: list[int], max_answer_tokens: int, max_positions: int | None,
+               context_len: int) -> tuple[list[int], str]:
+    """The scored answer tokens and their status: ``empty`` (no tokens: SAR 0), ``truncated`` (cut to
+    ``max_answer_tokens`` or to what fits the context window after ``context_len`` prompt tokens), or
+    ``ok``. One rule for ``sarl score`` and the TRL adapter."""
+    if not ids:
+        return [], "empty"
+    limit = max_answer_tokens if max_positions is None else min(max_answer_tokens, max_positions - context_len)
+    if len(ids) > limit:
+        return ids[: max(limit, 0)], "truncated"
+    return ids, "ok"
 
 
 @dataclass
@@ -49,15 +70,8 @@ class SARScorer:
         ctx, ans, status = [], [], []
         for q, a in zip(questions, answers):
             c = encode(tok, render_prompt(tok, q, self.system_prompt, self.instruction))
-            if not a or not a.strip():
-                ids, st = [], "empty"
-            else:
-                ids, st = encode(tok, a), "ok"
-                limit = self.max_answer_tokens
-                if self._max_pos is not None:
-                    limit = min(limit, self._max_pos - max(len(c), len(self._null_ids)))
-                if len(ids) > limit:
-                    ids, st = ids[: max(limit, 0)], "truncated"
+            ids = [] if not a or not a.strip() else encode(tok, a)
+            ids, st = fit_answer(ids, self.max_answer_tokens, self._max_pos, max(len(c), len(self._null_ids)))
             ctx.append(c)
             ans.append(ids)
             status.append(st)
@@ -92,6 +106,8 @@ class SARScorer:
                 "answer_tokens": len(ans[i]),
                 "status": status[i],
             }
+            if "copied" in parts:  # copy-robust SAR: answer tokens counted as copied from the question
+                row["copied_tokens"] = int(parts["copied"][i])
             for name, vals in extra.items():
                 row[f"sar_{name}"] = float(vals[i])
             for k in ("ppl_qa", "ppl_a", "sar"):
@@ -161,23 +177,15 @@ def score_file(
                     f"{out}: row {i + 1} was scored from a different input than {src}; "
                     "use another -o (nothing was overwritten)"
                 )
-    tokens = 0
     t0 = time.perf_counter()
-    if on_progress:
-        on_progress(done, len(rows), 0)
+    report = TokenProgress(on_progress, len(rows), done=done)
+    report()
     with JsonlAppender(out) as writer:
         for start in range(done, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
             qs = [get_key(r, question_key) or "" for r in chunk]
             ans = [get_key(r, answer_key) or "" for r in chunk]
-
-            def prog(n, t, _start=start):
-                nonlocal tokens
-                tokens += t
-                if on_progress:
-                    on_progress(_start, len(rows), tokens)
-
-            scored = scorer.score(qs, ans, progress=prog)
+            scored = scorer.score(qs, ans, progress=report)
             out_rows = []
             for r, s, a in zip(chunk, scored, ans):
                 row = {**r, **s}
@@ -187,12 +195,12 @@ def score_file(
                     row["extracted_answer"] = g.extracted
                 out_rows.append(row)
             writer.write(out_rows)
-            if on_progress:
-                on_progress(start + len(chunk), len(rows), tokens)
+            report.done = start + len(chunk)
+            report()
     elapsed = time.perf_counter() - t0
     summary = summarize(read_rows(out) if out.exists() and out.stat().st_size else [])
     summary["resumed_from"] = done
-    summary["tokens_scored"] = tokens
+    summary["tokens_scored"] = tokens = report.tokens
     summary["tokens_per_s"] = tokens / elapsed if elapsed > 0 and tokens else 0.0
     return summary
 

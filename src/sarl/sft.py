@@ -184,14 +184,32 @@ def _batches(n: int, batch_size: int, epochs: float, seed: int) -> list[list[int
     return [order[i:i + batch_size] for i in range(0, len(order), batch_size) if order[i:i + batch_size]]
 
 
+def _start_model(cfg: SFTConfig, ckpt: Path | None, examples: list[dict[str, str]]):
+    """(model, tokenizer) to train: the checkpoint to resume, a new Llama (with a tokenizer trained on the
+    corpus when ``new_tokenizer``), or the model named by ``cfg.model``."""
+    from sarl.models import load_model, load_tokenizer, new_llama, parse_new_model_spec
+    from sarl.tokenizer import train_tokenizer
+
+    if ckpt is not None:
+        lm = load_model(str(ckpt / "policy"), dtype="float32", device="cpu")
+        return lm.model, lm.tokenizer
+    if cfg.new_model:
+        spec = parse_new_model_spec(cfg.new_model)
+        tok = load_tokenizer(None)
+        if cfg.new_tokenizer:
+            tok = train_tokenizer(corpus_texts(tok, examples, cfg), cfg.new_tokenizer, template=tok)
+        return new_llama(tok, **{"seed": cfg.seed, **spec}), tok
+    lm = load_model(cfg.model, dtype="float32", device="cpu")
+    return lm.model, lm.tokenizer
+
+
 def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], None] | None = None,
             progress_factory=None) -> dict[str, Any]:
     """Fine-tune and write ``<out_dir>/model``; returns the run summary (also ``summary.json``).
     ``progress_factory(description, total) -> update(done, total, tokens)`` shows progress (optional)."""
     import torch
 
-    from sarl.models import load_model, load_tokenizer, new_llama, parse_new_model_spec, set_threads
-    from sarl.tokenizer import train_tokenizer
+    from sarl.models import set_threads
     from sarl.train.checkpoint import export_model, latest_checkpoint, load_state, save_checkpoint
     from sarl.train.update import lr_lambda
 
@@ -206,24 +224,12 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     set_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     examples = load_examples(cfg)
-    if ckpt is not None:
-        lm = load_model(str(ckpt / "policy"), dtype="float32", device="cpu")
-        model, tok = lm.model, lm.tokenizer
-    elif cfg.new_model:
-        spec = parse_new_model_spec(cfg.new_model)
-        tok = load_tokenizer(None)
-        if cfg.new_tokenizer:
-            tok = train_tokenizer(corpus_texts(tok, examples, cfg), cfg.new_tokenizer, template=tok)
-        model = new_llama(tok, **{"seed": cfg.seed, **spec})
-    else:
-        lm = load_model(cfg.model, dtype="float32", device="cpu")
-        model, tok = lm.model, lm.tokenizer
+    model, tok = _start_model(cfg, ckpt, examples)
     model.train()
     data = encode_examples(tok, examples, cfg)
     batches = _batches(len(data), cfg.batch_size, cfg.epochs, cfg.seed)
     total = len(batches)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg.warmup_steps, total, "cosine"))
     start = 0
     if ckpt is not None:

@@ -39,7 +39,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted; results written so far are kept (re-run to resume)[/yellow]")
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

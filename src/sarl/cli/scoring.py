@@ -17,18 +17,26 @@ from sarl.cli.ui import (
     progress_bar,
     sar_config,
 )
+from sarl.errors import SarlError
+
+
+def load_scorer(args):
+    """The model and a :class:`~sarl.scoring.SARScorer` with the command's SAR options."""
+    from sarl.scoring import SARScorer
+
+    lm = load_lm(args)
+    return lm, SARScorer(lm, system_prompt=args.system_prompt, sar=sar_config(args),
+                         max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
 
 
 def cmd_score(args) -> int:
     from sarl.io import read_rows, require_keys
-    from sarl.scoring import SARScorer, score_file
+    from sarl.scoring import score_file
 
     # validate the input before paying for the model load
     keys = [args.question_key, args.answer_key] + ([args.gold_key] if args.gold_key else [])
     require_keys(read_rows(args.input), keys, str(args.input))
-    lm = load_lm(args)
-    scorer = SARScorer(lm, system_prompt=args.system_prompt, sar=sar_config(args),
-                       max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
+    _, scorer = load_scorer(args)
     t0 = time.perf_counter()
     with progress_bar() as prog:
         task = prog.add_task("scoring", total=None, rate="")
@@ -53,20 +61,18 @@ def cmd_score(args) -> int:
 
 # ----------------------------------------------------------------------------------------- analyze
 def cmd_analyze(args) -> int:
-    from sarl.analyze import VARIANTS, analyze, write_report
+    from sarl.analyze import EXTRA_VARIANTS, SETTINGS, VARIANTS, analyze, settings_in, write_report
     from sarl.data import load_gsm8k
-    from sarl.scoring import SARScorer
 
     problems = load_gsm8k()[args.offset : args.offset + args.limit]
     if len(problems) < 2:
-        raise SystemExit("sarl analyze: needs at least 2 problems (--limit)")
-    lm = load_lm(args)
-    scorer = SARScorer(lm, system_prompt=args.system_prompt, sar=sar_config(args),
-                       max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
+        raise SarlError("sarl analyze: needs at least 2 problems (--limit)")
+    lm, scorer = load_scorer(args)
     t0 = time.perf_counter()
-    total = len(problems) * len(VARIANTS)
+    n_variants = len(VARIANTS) + (len(EXTRA_VARIANTS) if args.extra_variants else 0)
     with progress_bar() as prog:
-        task = prog.add_task(f"scoring {len(VARIANTS)} variants x {len(problems)} problems", total=total, rate="")
+        task = prog.add_task(f"scoring {n_variants} variants x {len(problems)} problems",
+                             total=len(problems) * n_variants, rate="")
         state = {"n": 0, "tok": 0}
 
         def on_progress(n, tokens):
@@ -75,20 +81,20 @@ def cmd_analyze(args) -> int:
             dt = time.perf_counter() - t0
             prog.update(task, completed=state["n"], rate=f"{state['tok'] / dt:.0f} tok/s")
 
-        res = analyze(scorer, problems, seed=args.seed, progress=on_progress)
+        res = analyze(scorer, problems, seed=args.seed, progress=on_progress, extra=args.extra_variants)
     paths = write_report(res, args.output, lm.name)
-    table = Table(title=f"SAR per answer variant ({res.n} GSM8K problems, {lm.name})")
-    for c in ("variant", "description", "mean SAR", "mean SAR (log)", "tokens"):
-        table.add_column(c, justify="right" if c != "description" and c != "variant" else "left")
-    for name, desc in VARIANTS.items():
-        m = res.means[name]
-        table.add_row(name, desc, f"{m['sar']:.3f}", f"{m['sar_log']:.3f}", f"{m['tokens']:.0f}")
+    keys = settings_in(res)
+    table = Table(title=f"mean SAR per answer variant ({res.n} GSM8K problems, {lm.name})")
+    for c in ("variant", *(SETTINGS[k][0] for k in keys), "tokens"):
+        table.add_column(c, justify="left" if c == "variant" else "right")
+    for name, m in res.means.items():
+        table.add_row(name, *(f"{m[k]:.3f}" for k in keys), f"{m['tokens']:.0f}")
     out_console.print(table)
-    wt = Table(title="Win rates P(SAR(a) > SAR(b))")
-    for c in ("pair", "SAR", "SAR (log)"):
+    wt = Table(title="win rates P(SAR(a) > SAR(b))")
+    for c in ("pair", *(SETTINGS[k][0] for k in keys)):
         wt.add_column(c)
     for pair, w in res.win_rates.items():
-        wt.add_row(pair.replace(">", " > "), f"{w['sar']:.2f}", f"{w['sar_log']:.2f}")
+        wt.add_row(pair.replace(">", " > "), *(f"{w[k]:.2f}" for k in keys))
     out_console.print(wt)
     best = max(res.means, key=lambda k: res.means[k]["sar"])
     if best != "gold":
@@ -116,6 +122,8 @@ def register(sub) -> None:
     a.add_argument("--limit", type=int, default=100, help="number of GSM8K test problems")
     a.add_argument("--offset", type=int, default=0, help="first problem index")
     a.add_argument("--seed", type=int, default=0, help="seed of the answer variants")
+    a.add_argument("--extra-variants", action="store_true",
+                   help="also score six other ways of restating the question (twice the model time)")
     a.add_argument("-o", "--output", type=Path, default=Path("runs/analyze"), help="output folder")
     add_model_args(a)
     add_sar_args(a)

@@ -14,6 +14,16 @@ def cmd_train(args) -> int:
     from sarl.config import load_config
     from sarl.train import train
 
+    if args.list:
+        from sarl.config import list_recipes
+
+        table = Table(title="shipped recipes (sarl train NAME)")
+        table.add_column("name")
+        table.add_column("description")
+        for name, desc in list_recipes():
+            table.add_row(name, desc)
+        out_console.print(table)
+        return 0
     recipe, overrides = args.recipe, list(args.overrides)
     if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
         recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
@@ -99,9 +109,11 @@ def register(sub) -> None:
 
     tr = sub.add_parser("train", help="RL training (GRPO / PPO) with SAR and baseline rewards",
                         formatter_class=HelpFormatter)
-    tr.add_argument("recipe", nargs="?", default=None, help="a YAML recipe (configs/*.yaml, configs/cpu/*.yaml)")
+    tr.add_argument("recipe", nargs="?", default=None,
+                    help="a YAML recipe file, or a shipped recipe by name (sa_grpo, cpu/sa_grpo; see --list)")
     tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rewards.weights.sar=0.3 trainer.total_steps=20")
     tr.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    tr.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
     tr.set_defaults(func=cmd_train)
 
     sf = sub.add_parser("sft", help="supervised fine-tuning (warm start), e.g. on the built-in synthetic corpus",

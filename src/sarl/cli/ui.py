@@ -41,23 +41,45 @@ def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
 
 
 def add_sar_args(p: argparse.ArgumentParser) -> None:
+    """The SAR options: one flag per :class:`~sarl.rewards.SARConfig` field (``--denominator`` /
+    ``--no-denominator``, ``--comparison`` / ``--no-comparison``, ``--copy-ngram``, ...), and
+    ``--copy-robust`` / ``--copy-dense`` for the recommended copy-robust setting."""
     from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+    from sarl.rewards.self_aligned import SARConfig
+    from sarl.scoring import DEFAULT_MAX_ANSWER_TOKENS
+    from sarl.settings import add_arguments
 
     g = p.add_argument_group("SAR")
     g.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT, help="system prompt for both contexts")
-    g.add_argument("--use-log", action="store_true", help="compare log-perplexities")
-    g.add_argument("--no-denominator", action="store_true", help="plain difference ppl(a) - ppl(a|q)")
-    g.add_argument("--no-comparison", action="store_true", help="-ppl(a|q) + 5 (implies --no-denominator)")
-    g.add_argument("--clip-value", type=float, default=-1.0, help="cap each term at this value when > 1")
-    g.add_argument("--max-answer-tokens", type=int, default=4096, help="longer answers are cut and flagged")
+    add_arguments(g, SARConfig, flags={"use_denominator": ("--denominator",), "use_comparison": ("--comparison",)})
+    g.add_argument("--copy-robust", action="store_true",
+                   help="the recommended copy-robust SAR (SARConfig.copy_robust: copy_ngram=10, copy_mode=zero; "
+                        "combines with the other flags, e.g. --use-log); answers that parrot the question stop "
+                        "earning SAR for the copied tokens")
+    g.add_argument("--copy-dense", action="store_true",
+                   help="with --copy-robust: also catch reworded restatements (copy_dense_ngram=3; costs some gold "
+                        "answers a little of their SAR)")
+    g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS,
+                   help="longer answers are cut and flagged")
     g.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per forward pass")
 
 
 def sar_config(args):
+    """The :class:`~sarl.rewards.SARConfig` of the flags (``--no-comparison`` implies ``--no-denominator``)."""
+    import dataclasses
+
     from sarl.rewards.self_aligned import SARConfig
 
-    return SARConfig(use_log=args.use_log, use_denominator=not (args.no_denominator or args.no_comparison),
-                     use_comparison=not args.no_comparison, clip_value=args.clip_value)
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SARConfig)}
+    if not values["use_comparison"]:
+        values["use_denominator"] = False
+    if args.copy_robust or args.copy_dense:
+        preset = dataclasses.asdict(SARConfig.copy_robust(dense=args.copy_dense))
+        defaults = dataclasses.asdict(SARConfig())
+        for key in ("copy_ngram", "copy_mode", "copy_dense_ngram", "copy_dense_window", "copy_dense_min"):
+            if values[key] == defaults[key]:  # flags the user set explicitly win over the preset
+                values[key] = preset[key]
+    return SARConfig(**values)
 
 
 def load_lm(args):

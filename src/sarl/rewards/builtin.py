@@ -12,12 +12,22 @@ from sarl.algos.advantages import group_index, group_mean, group_sum
 from sarl.errors import SarlError
 from sarl.rewards.registry import RewardInputs, register
 from sarl.rewards.self_aligned import SARConfig, self_aligned_reward
+from sarl.settings import Settings, positive, setting
 
 
 # --------------------------------------------------------------------------------------- per answer
 def _correct(inp: RewardInputs, reward: str) -> torch.Tensor:
     inp.require(reward, "correct")
     return inp.correct > 0.5  # type: ignore[operator]
+
+
+def _length_limit(inp: RewardInputs, max_len: int | None, reward: str) -> int:
+    """L_max of a length reward: its ``max_len`` option, else the inputs' ``max_response_length``."""
+    inp.require(reward, "lengths")
+    lmax = max_len or inp.max_response_length
+    if not lmax:
+        raise SarlError(f"{reward} needs max_len (option) or max_response_length")
+    return lmax
 
 
 @register("correctness", needs={"correct"}, aliases=("base",), scheduled=False)
@@ -33,7 +43,7 @@ def correctness(inp: RewardInputs) -> torch.Tensor:
 
 def _sar_needs(cfg: SARConfig) -> frozenset[str]:
     needs = {"logp_qa"} | ({"logp_a"} if cfg.needs_null_context else set())
-    return frozenset(needs | ({"token_ids"} if getattr(cfg, "needs_token_ids", False) else set()))
+    return frozenset(needs | ({"token_ids"} if cfg.needs_token_ids else set()))
 
 
 @register("sar", needs={"logp_qa", "logp_a", "token_ids"}, options=SARConfig, aliases=("ppl_qa",),
@@ -77,19 +87,16 @@ def self_certainty(inp: RewardInputs) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class CosineOptions:
+class CosineOptions(Settings):
     """Cosine length scaling; defaults are open-r1's ``cosine_scaled_reward`` scale."""
 
-    max_len: int | None = None
-    """Length (tokens) where the cosine reaches its end value; default: ``max_response_length``."""
-    r0_correct: float = 1.0
-    """Reward of a correct answer of length 0."""
-    rL_correct: float = 0.5
-    """Reward of a correct answer of length ``max_len``."""
-    r0_wrong: float = -1.0
-    """Reward of a wrong answer of length 0 (short wrong answers are punished hardest)."""
-    rL_wrong: float = -0.5
-    """Reward of a wrong answer of length ``max_len``."""
+    section = "rewards.options.cosine_length"
+    max_len: int | None = setting(None, "Length (tokens) where the cosine reaches its end value; default: "
+                                        "max_response_length.", check=positive)
+    r0_correct: float = setting(1.0, "Reward of a correct answer of length 0.")
+    rL_correct: float = setting(0.5, "Reward of a correct answer of length max_len.")
+    r0_wrong: float = setting(-1.0, "Reward of a wrong answer of length 0 (short wrong answers are punished hardest).")
+    rL_wrong: float = setting(-0.5, "Reward of a wrong answer of length max_len.")
 
 
 @register("cosine_length", needs={"correct", "lengths", "max_response_length"}, options=CosineOptions)
@@ -99,10 +106,7 @@ def cosine_length(inp: RewardInputs, o: CosineOptions) -> torch.Tensor:
     correctness, so short correct answers earn most and short wrong answers lose most. The paper uses
     r0c=2, rLc=1, r0w=-10, rLw=0; our defaults are open-r1's, on the scale of the 0/1 correctness."""
     correct = _correct(inp, "cosine_length")
-    inp.require("cosine_length", "lengths")
-    lmax = o.max_len or inp.max_response_length
-    if not lmax:
-        raise SarlError("cosine_length needs max_len (option) or max_response_length")
+    lmax = _length_limit(inp, o.max_len, "cosine_length")
     t = inp.lengths.to(torch.float64).clamp(max=lmax) / lmax
     cos = torch.cos(math.pi * t)
     r0 = torch.where(correct, o.r0_correct, o.r0_wrong).to(torch.float64)
@@ -111,13 +115,13 @@ def cosine_length(inp: RewardInputs, o: CosineOptions) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class OverlongOptions:
+class OverlongOptions(Settings):
     """DAPO's soft overlong punishment."""
 
-    max_len: int | None = None
-    """L_max in tokens; default: ``max_response_length``."""
-    buffer_len: int | None = None
-    """L_cache, the soft zone before L_max; default: L_max // 5 (DAPO: 4096 of 20480)."""
+    section = "rewards.options.overlong"
+    max_len: int | None = setting(None, "L_max in tokens; default: max_response_length.", check=positive)
+    buffer_len: int | None = setting(None, "L_cache, the soft zone before L_max; default: L_max // 5 (DAPO: 4096 "
+                                           "of 20480).", check=positive)
 
 
 @register("overlong", needs={"lengths", "max_response_length"}, options=OverlongOptions)
@@ -125,10 +129,7 @@ def overlong(inp: RewardInputs, o: OverlongOptions) -> torch.Tensor:
     """DAPO soft overlong punishment (Yu et al. 2025, eq. 13):
     ``0`` if ``L <= L_max - L_cache``; ``((L_max - L_cache) - L) / L_cache`` inside the buffer;
     ``-1`` if ``L > L_max``."""
-    inp.require("overlong", "lengths")
-    lmax = o.max_len or inp.max_response_length
-    if not lmax:
-        raise SarlError("overlong needs max_len (option) or max_response_length")
+    lmax = _length_limit(inp, o.max_len, "overlong")
     cache = o.buffer_len if o.buffer_len is not None else lmax // 5
     if not 0 < cache <= lmax:
         raise SarlError(f"overlong: buffer_len must be in (0, max_len={lmax}], got {cache}")

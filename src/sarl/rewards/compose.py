@@ -13,32 +13,27 @@ from dataclasses import dataclass, field
 
 import torch
 
-from sarl.errors import SarlError
+from sarl.errors import ConfigError, SarlError
 from sarl.rewards.registry import REWARDS, RewardInputs, canonical_name
+from sarl.settings import Settings, setting
 
 SCHEDULE_TYPES = ("constant", "linear")
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """The weight schedule of every non-correctness reward (the reference's ``alpha_scheduler``)."""
+class Schedule(Settings):
+    """The weight schedule of every scheduled reward (the reference's ``alpha_scheduler``)."""
 
-    type: str = "constant"
-    """``constant`` (alpha = 1) or ``linear``."""
-    peak_pos: float = 0.5
-    """Progress (0-1) where a linear schedule peaks at alpha = 1."""
-    bottom: float = 0.0
-    """Alpha at progress 0 (when ``increase``) and at progress 1 (when ``decrease``)."""
-    increase: bool = False
-    """Linear ramp from ``bottom`` up to 1 before ``peak_pos`` (else alpha = 1 there)."""
-    decrease: bool = False
-    """Linear ramp from 1 down to ``bottom`` after ``peak_pos`` (else alpha = 1 there)."""
+    section = "rewards.schedule"
+    type: str = setting("constant", "constant (alpha = 1) or linear.", choices=SCHEDULE_TYPES)
+    peak_pos: float = setting(0.5, "Progress (0-1) where a linear schedule peaks at alpha = 1.")
+    bottom: float = setting(0.0, "Alpha at progress 0 (when increase) and at progress 1 (when decrease).")
+    increase: bool = setting(False, "Linear ramp from bottom up to 1 before peak_pos (else alpha = 1 there).")
+    decrease: bool = setting(False, "Linear ramp from 1 down to bottom after peak_pos (else alpha = 1 there).")
 
-    def __post_init__(self):
-        if self.type not in SCHEDULE_TYPES:
-            raise SarlError(f"schedule.type must be one of {SCHEDULE_TYPES}, got {self.type!r}")
-        if not 0.0 < self.peak_pos < 1.0 and self.type == "linear":
-            raise SarlError(f"schedule.peak_pos must be in (0, 1), got {self.peak_pos}")
+    def validate(self) -> None:
+        if self.type == "linear" and not 0.0 < self.peak_pos < 1.0:
+            raise ConfigError(f"rewards.schedule.peak_pos: must be in (0, 1), got {self.peak_pos}")
 
     def alpha(self, progress: float) -> float:
         """alpha(x): constant → 1. linear → ``bottom + (1-bottom) x/peak`` for x <= peak if increase,

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from sarl.logprobs import left_pad
+from sarl.logprobs import left_pad, require_prompts
 from sarl.rollout.base import Backend, GenerationConfig, ProgressFn, Sample
 
 
@@ -78,11 +78,7 @@ class HFBackend(Backend):
     def generate(self, prompt_ids, cfg: GenerationConfig, keys=None, progress: ProgressFn | None = None):
         if keys is None:
             keys = list(range(len(prompt_ids)))
-        if len(keys) != len(prompt_ids):
-            raise ValueError(f"{len(prompt_ids)} prompts but {len(keys)} keys")
-        for i, p in enumerate(prompt_ids):
-            if len(p) == 0:
-                raise ValueError(f"prompt {i} is empty")
+        require_prompts(prompt_ids, keys)
         results: list[list[Sample] | None] = [None] * len(prompt_ids)
         per_batch = max(1, cfg.batch_size // cfg.n)
         order = sorted(range(len(prompt_ids)), key=lambda i: (-len(prompt_ids[i]), i))

@@ -22,13 +22,16 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
    (std_group(R, ddof=1) + 1e-6) only if ``norm_adv_by_std_in_grpo`` (off = Dr.GRPO, the reference's
    setting); ``gae``: γ, λ GAE, returns = A + V, A whitened over the batch's response tokens
    (var ddof=1, eps 1e-8); ``rloo``: leave-one-out mean baseline; ``reinforce_plus_plus``: discounted
-   returns whitened over the batch. Broadcast to every response token.
+   returns whitened over the batch; ``grpo_weighted`` (``advantage_weighting_in_grpo``): each reward
+   component group-normalised separately, then weighted with ``w_k · α(x)`` (α only on scheduled
+   rewards) and summed. Broadcast to every response token. The loop passes each estimator what its
+   registry entry declares it needs (groups, critic values, reward components).
 8. ``update_critic`` (PPO): 0.5 · max((V − R)², (clip(V, V_old ± cliprange_value) − R)²), aggregated
    like the actor loss.
 9. ``update_actor``: ``ppo_epochs`` passes; mini-batches of ``actor.mini_batch_size`` sequences, each
    one AdamW step (grad-norm clip ``grad_clip``; a non-finite norm skips the step); micro-batches of
    ``micro_batch_size`` accumulate gradients with the mini-batch's global normaliser, so the gradient
-   equals one big batch's. Loss per token: clipped ratio objective
+   equals one big batch's (:func:`sarl.train.update.accumulate_update`, shared with the critic). Loss per token: clipped ratio objective
    max(−A r, −A clip(r, 1 − clip_ratio_low, 1 + clip_ratio_high)) (dual clip at clip_ratio_c for A < 0),
    r = exp(log π − log π_old); plus ``kl_loss_coef`` · KL_t(π ‖ π_ref) (``kl_loss_type``, default k3)
    if ``use_kl_loss``; minus ``entropy_coeff`` · H_t. Aggregated by ``actor.loss_agg_mode``
@@ -64,6 +67,7 @@ from sarl.train.checkpoint import (
     set_rng_state,
 )
 from sarl.train.critic import values_head
+from sarl.train.stream import DataStream
 from sarl.train.update import UpdateStats, accumulate_update, lr_lambda
 
 STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
@@ -86,36 +90,6 @@ class StageTimer:
             yield
         finally:
             self.seconds[name] += time.perf_counter() - t
-
-
-class DataStream:
-    """Training problems in a seeded order per epoch; its position is saved in checkpoints."""
-
-    def __init__(self, problems: list, seed: int, shuffle: bool, epoch: int = 0, pos: int = 0):
-        if not problems:
-            raise SarlError("the training dataset is empty")
-        self.problems, self.seed, self.shuffle = problems, seed, shuffle
-        self.epoch, self.pos = epoch, pos
-        self._order = self._make_order()
-
-    def _make_order(self) -> list[int]:
-        if not self.shuffle:
-            return list(range(len(self.problems)))
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(len(self.problems), generator=g).tolist()
-
-    def take(self, k: int) -> list:
-        out = []
-        while len(out) < k:
-            if self.pos >= len(self._order):
-                self.epoch, self.pos = self.epoch + 1, 0
-                self._order = self._make_order()
-            out.append(self.problems[self._order[self.pos]])
-            self.pos += 1
-        return out
-
-    def state(self) -> dict[str, int]:
-        return {"epoch": self.epoch, "pos": self.pos}
 
 
 def _mean(t: torch.Tensor | None) -> float | None:

@@ -24,7 +24,7 @@ from sarl.reward_inputs import reward_inputs
 from sarl.rewards import RewardInputs, get_reward, perplexity
 from sarl.rewards.registry import POLICY_NEEDS
 from sarl.rollout.batch import RolloutBatch
-from sarl.scoring import DEFAULT_MAX_ANSWER_TOKENS
+from sarl.scoring import DEFAULT_MAX_ANSWER_TOKENS, fit_answer
 
 # What this adapter gathers across processes for group rewards (length, correctness, prompt).
 GATHERED_NEEDS = frozenset({"correct", "lengths", "groups", "max_response_length"})
@@ -335,16 +335,10 @@ class SarlReward:
         ans, status = [], []
         for i, text in enumerate(texts):
             if self.answer_tokens == "text":
-                ids, st = ([], "empty") if not text or not text.strip() else (encode(tok, text), "ok")
+                ids = [] if not text or not text.strip() else encode(tok, text)
             else:
                 ids = [int(t) for t in completion_ids[i]]
-                st = "ok" if ids else "empty"
-            if st == "ok":
-                limit = self.max_answer_tokens
-                if max_pos is not None:
-                    limit = min(limit, max_pos - max(len(ctx[i]), len(null[i])))
-                if len(ids) > limit:
-                    ids, st = ids[: max(limit, 0)], "truncated"
+            ids, st = fit_answer(ids, self.max_answer_tokens, max_pos, max(len(ctx[i]), len(null[i])))
             ans.append(ids)
             status.append(st)
         return ans, status
