@@ -243,6 +243,10 @@ def test_quickstart_default_path_warm_starts_then_trains(tmp_path):
     for name in ("before", "after"):
         m = res["table"][name]
         assert 0 <= m["accuracy"] <= 1 and m["mean_length"] <= 8 and -1 <= m["mean_sar"] <= 1
+        assert m["accuracy_se"] >= 0 and m["hit@1"] is not None and m["hit@n"] >= m["hit@1"]
+    ch = res["table"]["change"]
+    assert ch["accuracy_points"] == pytest.approx(res["table"]["after"]["accuracy"] - res["table"]["before"]["accuracy"])
+    assert isinstance(ch["within_noise"], bool)
     samples = (tmp_path / "eval" / "before" / "synth_arith_test.samples.jsonl").read_text().splitlines()
     assert len(samples) == 2 * 4  # 2 problems x 4 samples
     assert (tmp_path / "sft" / "model" / "tokenizer.json").exists()

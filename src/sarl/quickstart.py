@@ -164,10 +164,13 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     console.print(f"[bold]{4 + k}/{n_steps}[/bold] writing the report")
     write_summary(eval_dir, results, settings, reference="before")
     paths = build_report([eval_dir], out_dir / "report")
-    acc_key = "sample_accuracy" if sampled else "accuracy"
-    table = {name: {"accuracy": m[dataset].get(acc_key),
-                    **{k: m[dataset].get(k) for k in ("mean_length", "mean_sar", "truncation_rate")}}
-             for name, m in results.items()}
+    from sarl.evaluate import aes
+
+    keys = ("accuracy", "accuracy_se", "hit@1", "hit@n", "mean_length", "mean_sar", "truncation_rate")
+    table = {name: {k: m[dataset].get(k) for k in keys} for name, m in results.items()}
+    change = aes(results["before"][dataset], results["after"][dataset])
+    table["change"] = {"accuracy_points": change["delta_acc_points"], "within_noise": change["within_noise"],
+                       "length_relative": -change["delta_len"]}
     (out_dir / "before_after.json").write_text(json.dumps(table, indent=2) + "\n")
     decoding = f"sampled (T=1, {gen.n} per problem)" if sampled else "greedy"
     return {"table": table, "report": paths, "final_model": str(final), "dataset": dataset,

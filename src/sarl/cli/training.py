@@ -79,14 +79,20 @@ def cmd_quickstart(args) -> int:
                              model=args.model)
     t = res["table"]
     table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, {res['decoding']}")
-    acc_col = "accuracy (all samples)" if res["decoding"].startswith("sampled") else "accuracy"
-    for c in ("model", acc_col, "mean length (tokens)", "mean SAR", "truncated"):
+    for c in ("model", "accuracy (all samples) ± SE", "hit@1", "hit@n", "mean length (tokens)", "mean SAR", "truncated"):
         table.add_column(c, justify="left" if c == "model" else "right")
     for name in ("before", "after"):
         m = t[name]
-        table.add_row(name, f"{m['accuracy'] * 100:.1f}%", f"{m['mean_length']:.1f}", f"{m['mean_sar']:.3f}",
+        table.add_row(name, f"{m['accuracy'] * 100:.1f}% ± {m['accuracy_se'] * 100:.1f}", f"{m['hit@1'] * 100:.1f}%",
+                      f"{m['hit@n'] * 100:.1f}%", f"{m['mean_length']:.1f}", f"{m['mean_sar']:.3f}",
                       f"{m['truncation_rate'] * 100:.0f}%")
     out_console.print(table)
+    ch = t["change"]
+    verdict = ("within noise (smaller than 1.96 x the combined standard error over problems)" if ch["within_noise"]
+               else "outside the noise of 1.96 x the combined standard error over problems")
+    out_console.print(f"accuracy {ch['accuracy_points'] * 100:+.1f} points: {verdict}; length "
+                      f"{ch['length_relative'] * 100:+.0f}%. One run on one machine: floating-point paths differ "
+                      "between machines, so compare seeds before trusting a small change.")
     out_console.print(f"report: {res['report']['html']}  trained model: {res['final_model']}  "
                       f"({time.perf_counter() - t0:.0f}s)")
     return 0
