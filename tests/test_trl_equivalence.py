@@ -140,7 +140,7 @@ def test_dr_grpo_loss_gradient_and_advantages_equal_trl(tmp_path):
     assert flat.abs().max() > 0
     # Same direction and size. TRL's position ids ignore the left padding (RoPE is shift-invariant) and
     # its batch layout differs, so the two forwards agree up to float rounding, not bit for bit: measured
-    # |g_sarl - g_trl|_max 6e-6 against |g|_max 0.037, relative norm of the difference ~1e-4.
+    # |g_sarl - g_trl|_max 9e-6 against |g|_max 0.039, relative norm of the difference 1.7e-4.
     cos = torch.nn.functional.cosine_similarity(flat, trl_flat, dim=0)
     assert float(cos) > 0.9999
     assert float((flat - trl_flat).norm() / trl_flat.norm()) < 1e-3
