@@ -114,3 +114,36 @@ def test_over_long_answer_is_truncated_and_flagged(lm):
     sc = SARScorer(lm, max_answer_tokens=8)
     r = sc.score(["What is 2+3?"], ["2 plus 3 is 5, because adding three to two gives five. The answer is 5."])[0]
     assert r["status"] == "truncated" and r["answer_tokens"] == 8
+
+
+def test_unknown_model_fails_fast_with_did_you_mean_and_offline(tmp_path, capsys, monkeypatch):
+    """A typo in a model name: a one-line error naming the close built-in name, in well under 2 s, and
+    no attempt to reach the hub (downloads are off unless asked for)."""
+    import time
+
+    monkeypatch.delenv("SARL_ALLOW_DOWNLOAD", raising=False)
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
+    for name, hint in (("smollm-135m", "smollm2-135m"), ("tiny-randm", "tiny-random"), ("someorg/some-model", None)):
+        t = time.perf_counter()
+        assert main(["score", str(src), "-o", str(tmp_path / "o.jsonl"), "--model", name]) == 2
+        assert time.perf_counter() - t < 2.0
+        err = capsys.readouterr().err
+        assert f"unknown model {name!r}" in err and "--allow-download" in err and "tiny-random" in err
+        if hint:
+            assert f"did you mean {hint!r}" in err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_output_folder_and_binary_input_fail_before_the_model_loads(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    assert main(["score", str(src), "-o", str(folder), "--model", "no-such-model-at-all"]) == 2
+    assert f"{folder}: is a folder" in capsys.readouterr().err  # the output is checked first
+    binary = tmp_path / "bin.jsonl"
+    binary.write_bytes(b"\xbb\xff\x00\x01" * 8)
+    assert main(["score", str(binary), "-o", str(tmp_path / "o.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert str(binary) in err and "not UTF-8" in err

@@ -19,8 +19,31 @@ class DataError(SarlError):
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a ``.jsonl``/``.json``/``.parquet``/``.csv`` file (``.gz`` allowed for JSONL)."""
+    """Rows of a ``.jsonl``/``.json``/``.parquet``/``.csv`` file (``.gz`` allowed for JSONL). Errors
+    name the file (and the line where there is one)."""
     p = Path(path)
+    try:
+        return _read_rows(p)
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{p}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected a .jsonl, .json or "
+                        ".csv text file, or .parquet") from None
+    except (OSError, EOFError) as exc:  # e.g. a truncated or non-gzip .gz file
+        raise DataError(f"{p}: cannot be read ({exc})") from None
+
+
+def check_output_file(path: str | Path) -> Path:
+    """Fail before any work when ``path`` cannot become an output file (a folder, or a parent that is a
+    file); its folder is created."""
+    p = Path(path)
+    if p.is_dir():
+        raise DataError(f"{p}: is a folder; give an output file name, e.g. {p / 'scored.jsonl'}")
+    if p.parent.exists() and not p.parent.is_dir():
+        raise DataError(f"{p.parent}: is a file, so {p} cannot be written")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _read_rows(p: Path) -> list[dict[str, Any]]:
     if not p.exists():
         raise DataError(f"{p}: no such file")
     if p.is_dir():

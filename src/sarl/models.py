@@ -180,8 +180,47 @@ def ensure_builtin(name: str) -> Path:
     return target
 
 
-def resolve_model_path(name_or_path: str | None) -> str:
-    """Map a user's model argument to something ``from_pretrained`` accepts."""
+ALLOW_DOWNLOAD_ENV = "SARL_ALLOW_DOWNLOAD"
+
+
+def downloads_allowed(allow_download: bool = False) -> bool:
+    """Whether a hub id may be fetched: ``--allow-download`` / ``allow_download=True``, or the
+    environment variable ``SARL_ALLOW_DOWNLOAD=1``. Off by default: sarl runs offline."""
+    return allow_download or os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def builtin_names() -> list[str]:
+    """Every name that loads without a path or the network: built-in models, their aliases, tiny-random."""
+    return [*BUILTIN_MODELS, TINY_RANDOM, *MODEL_ALIASES]
+
+
+def _unknown_model(name: str) -> ModelError:
+    import difflib
+
+    close = difflib.get_close_matches(name, builtin_names(), n=2, cutoff=0.5)
+    did = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+    return ModelError(
+        f"unknown model {name!r}: not a built-in model, not a local folder, and not in the local Hugging Face "
+        f"cache; {did}built-in: {', '.join(builtin_names())}. To fetch a hub id, pass --allow-download (or set "
+        f"{ALLOW_DOWNLOAD_ENV}=1); sarl never goes online on its own."
+    )
+
+
+def _in_hub_cache(repo_id: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return False
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # an id the hub client rejects (bad characters): not cached  # noqa: BLE001
+        return False
+
+
+def resolve_model_path(name_or_path: str | None, allow_download: bool = False) -> str:
+    """Map a user's model argument to something ``from_pretrained`` accepts: a built-in name, a local
+    folder, or a hub id (cached, or fetched when :func:`downloads_allowed`). Unknown names fail at once
+    with the built-in names and close matches."""
     name = name_or_path or DEFAULT_MODEL
     name = MODEL_ALIASES.get(name, name)
     if name in BUILTIN_MODELS:
@@ -193,9 +232,11 @@ def resolve_model_path(name_or_path: str | None) -> str:
         return str(path)
     if name.startswith(("/", ".", "~")) or name.count("/") > 1:
         raise ModelError(
-            f"model folder {name!r} does not exist; built-in models: {', '.join(BUILTIN_MODELS)}"
+            f"model folder {name!r} does not exist; built-in models: {', '.join(builtin_names())}"
         )
-    return name  # a hub id; works when online
+    if "/" not in name or not (downloads_allowed(allow_download) or _in_hub_cache(name)):
+        raise _unknown_model(name)
+    return name  # a hub id: cached, or downloads allowed
 
 
 @dataclass
@@ -210,11 +251,11 @@ class LoadedModel:
         return next(self.model.parameters()).dtype
 
 
-def load_tokenizer(name_or_path: str | None = None):
+def load_tokenizer(name_or_path: str | None = None, allow_download: bool = False):
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name_or_path)
-    tok = AutoTokenizer.from_pretrained(path)
+    path = resolve_model_path(name_or_path, allow_download)
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=not downloads_allowed(allow_download))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -278,11 +319,14 @@ def load_model(
     device: str = "auto",
     threads: int | None = None,
     trust_remote_code: bool = False,
+    allow_download: bool = False,
 ) -> LoadedModel:
     """Load a causal LM and its tokenizer for scoring, evaluation or training.
 
-    ``name_or_path``: ``None``/``"default"`` for the built-in SmolLM2-135M-Instruct, a local
-    Hugging Face folder, or a hub id (needs network). Weights load from safetensors only.
+    ``name_or_path``: ``None``/``"default"`` for the built-in SmolLM2-135M-Instruct, ``tiny-random``, a
+    local Hugging Face folder, or a hub id: one in the local Hugging Face cache, or any with
+    ``allow_download`` (or ``SARL_ALLOW_DOWNLOAD=1``); nothing goes online otherwise. Weights load from
+    safetensors only.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -295,17 +339,19 @@ def load_model(
         model, tok = tiny_random_model()
         model.to(dev, dtype=torch_dtype).eval()
         return LoadedModel(model=model, tokenizer=tok, name=TINY_RANDOM, device=dev)
-    path = resolve_model_path(name_or_path)
+    path = resolve_model_path(name_or_path, allow_download)
+    offline = not downloads_allowed(allow_download)
     try:
-        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=offline)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+            local_files_only=offline,
         )
     except OSError as exc:
         raise ModelError(
             f"could not load model {name_or_path!r} ({path}): {exc}\n"
             "Use the built-in default (no argument), a local Hugging Face folder with safetensors "
-            "weights, or a hub id while online."
+            f"weights, or a hub id with --allow-download ({ALLOW_DOWNLOAD_ENV}=1)."
         ) from exc
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token

@@ -18,7 +18,12 @@ def cmd_eval(args) -> int:
 
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     settings = from_args(EvalSettings, args, datasets=datasets, gen=from_args(GenerationConfig, args))
-    # load (and so validate) every dataset before any model work
+    # check every model name and load (and so validate) every dataset before any model work
+    from sarl.models import TINY_RANDOM, resolve_model_path
+
+    for m in args.model or [None]:
+        if m != TINY_RANDOM:
+            resolve_model_path(m, args.allow_download)
     problems = {ds: load_dataset(ds, limit=settings.limit, seed=settings.data_seed, size=settings.size)
                 for ds in datasets}
     models = args.model or [None]

@@ -30,12 +30,13 @@ def load_scorer(args):
 
 
 def cmd_score(args) -> int:
-    from sarl.io import read_rows, require_keys
+    from sarl.io import check_output_file, read_rows, require_keys
     from sarl.scoring import score_file
 
-    # validate the input before paying for the model load
+    # validate the input, the output and the model name before paying for the model load
     keys = [args.question_key, args.answer_key] + ([args.gold_key] if args.gold_key else [])
     require_keys(read_rows(args.input), keys, str(args.input))
+    check_output_file(args.output)
     _, scorer = load_scorer(args)
     t0 = time.perf_counter()
     with progress_bar() as prog:

@@ -38,6 +38,9 @@ def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
     g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (None: torch's choice)")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model folder's own Python code to run (off unless you ask)")
+    g.add_argument("--allow-download", action="store_true",
+                   help="let a hub id be fetched from the Hugging Face hub (also SARL_ALLOW_DOWNLOAD=1); "
+                        "otherwise sarl stays offline")
 
 
 def add_sar_args(p: argparse.ArgumentParser) -> None:
@@ -88,7 +91,7 @@ def load_lm(args):
     t = time.perf_counter()
     with console.status(f"loading model {args.model or 'smollm2-135m (default)'}..."):
         lm = load_model(args.model, dtype=args.dtype, device=args.device, threads=args.threads,
-                        trust_remote_code=args.trust_remote_code)
+                        trust_remote_code=args.trust_remote_code, allow_download=args.allow_download)
     console.print(f"[dim]model {lm.name} on {lm.device} ({lm.dtype}) loaded in {time.perf_counter() - t:.1f}s[/dim]")
     return lm
 
