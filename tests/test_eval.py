@@ -129,6 +129,22 @@ def test_eval_two_models_resume_and_report(tmp_path, lm):
     assert dark > 0.005 and colored > 100, (dark, colored)
 
 
+def test_eval_rerun_with_other_settings_refuses(tmp_path, capsys):
+    """A rerun with another --max-new-tokens used to reuse samples made with the first one; it refuses,
+    naming the setting, and --overwrite regenerates."""
+    out = tmp_path / "ev"
+    base = ["eval", "--model", "tiny-random", "--datasets", "chain_sum", "--limit", "2", "--batch-size", "2",
+            "-o", str(out)]
+    assert main(base + ["--max-new-tokens", "6"]) == 0
+    assert main(base + ["--max-new-tokens", "6", "--limit", "3"]) == 0  # more problems extend the same samples
+    assert main(base + ["--max-new-tokens", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "gen.max_new_tokens: 6 before, 4 now" in err and "--overwrite" in err
+    assert main(base + ["--max-new-tokens", "4", "--overwrite"]) == 0
+    rows = [json.loads(x) for x in (out / "tiny-random" / "chain_sum.samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and all(r["length"] <= 4 for r in rows)
+
+
 def test_report_errors(tmp_path, capsys):
     assert main(["report", str(tmp_path / "none"), "-o", str(tmp_path / "r")]) == 2
     assert "not a folder" in capsys.readouterr().err

@@ -147,3 +147,22 @@ def test_output_folder_and_binary_input_fail_before_the_model_loads(tmp_path, ca
     assert main(["score", str(binary), "-o", str(tmp_path / "o.jsonl")]) == 2
     err = capsys.readouterr().err
     assert str(binary) in err and "not UTF-8" in err
+
+
+def test_resume_with_other_settings_refuses_and_overwrite_replaces(tmp_path, capsys):
+    """A rerun with different SAR settings must not keep the old values (it used to resume and print
+    tokens_scored 0); it refuses naming the setting, and --overwrite starts over."""
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(json.dumps({"question": f"q{i}", "answer": f"a {i}"}) for i in range(3)) + "\n")
+    out = tmp_path / "out.jsonl"
+    base = ["score", str(src), "-o", str(out), "--model", "tiny-random"]
+    assert main(base) == 0
+    first = out.read_text()
+    assert main(base) == 0 and out.read_text() == first  # same settings: resumes (nothing to do)
+    assert main(base + ["--use-log"]) == 2
+    err = capsys.readouterr().err
+    assert "sar.use_log: False before, True now" in err and "--overwrite" in err
+    assert out.read_text() == first  # nothing lost
+    assert main(base + ["--use-log", "--overwrite"]) == 0
+    rows = [json.loads(x) for x in out.read_text().splitlines()]
+    assert len(rows) == 3 and out.read_text() != first

@@ -82,6 +82,10 @@ def test_sft_learns_and_resumes_exactly(tmp_path):
     assert (tmp_path / "cut" / "checkpoints" / "step_3").is_dir()
     with pytest.raises(FileExistsError, match="--resume"):
         run_sft(cut)
+    from sarl.errors import OutputExistsError
+
+    with pytest.raises(OutputExistsError, match="lr: 0.01 before, 0.02 now"):  # never resumed with other settings
+        run_sft(SFTConfig(**{**base, "lr": 2e-2}, out_dir=str(tmp_path / "cut")), resume=True)
     run_sft(cut, resume=True)
     rows_cut = [json.loads(line) for line in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows_cut] == list(range(1, 21))  # steps 4-5 were redone, not duplicated

@@ -282,3 +282,15 @@ def test_weighted_grpo_end_to_end_applies_the_linear_schedule(tmp_path):
     last = tr.run()
     assert [k for k, v in params(tr.policy).items() if torch.equal(v, before[k])] == []
     assert last["reward/alpha"] == 1.0  # progress 1.0 with peak 0.5: alpha back at 1 (no decrease)
+
+
+def test_resume_with_other_settings_refuses(tmp_path):
+    """--resume never mixes steps made with different settings; harmless ones (threads, checkpoint
+    frequency) may change."""
+    from sarl.errors import OutputExistsError
+
+    Trainer(cfg_for(tmp_path, "trainer.total_steps=2", "trainer.save_every=1")).run()
+    with pytest.raises(OutputExistsError, match=r"actor.lr: 0.001 before, 0.002 now"):
+        Trainer(cfg_for(tmp_path, "trainer.total_steps=2", "trainer.save_every=1", "actor.lr=2e-3"), resume=True)
+    tr = Trainer(cfg_for(tmp_path, "trainer.total_steps=2", "trainer.save_every=2", "model.threads=1"), resume=True)
+    assert tr.step == 2

@@ -44,7 +44,14 @@ from typing import Any
 from sarl.data import Problem, load_dataset, render_problem_prompt
 from sarl.errors import ConfigError, UnknownNameError
 from sarl.grading import grade
-from sarl.io import JsonlAppender, TokenProgress, count_complete_lines, write_json_atomic
+from sarl.io import (
+    JsonlAppender,
+    TokenProgress,
+    count_complete_lines,
+    flat_settings,
+    guard_settings,
+    write_json_atomic,
+)
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode
 from sarl.rollout import GenerationConfig
 from sarl.settings import Settings, names_in, positive, setting
@@ -182,9 +189,18 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
 def evaluate_model(lm, backend, model_name: str, settings: EvalSettings, out_dir: Path,
                    progress_factory: Callable[[str, int], Callable[[int, int, int], None]] | None = None,
                    problems_by_dataset: dict[str, list[Problem]] | None = None) -> dict[str, dict]:
-    """Evaluate one model on every dataset of ``settings``; writes ``<model_tag>/metrics.json``."""
+    """Evaluate one model on every dataset of ``settings``; writes ``<model_tag>/metrics.json``.
+
+    The settings that decide the samples (model, dtype, prompt, decoding, generated-data seed and size;
+    not ``limit``: more problems extend the same samples) are recorded in ``<model_tag>/settings.json``;
+    a rerun with different ones refuses instead of mixing samples."""
     mdir = out_dir / tag(model_name)
     mdir.mkdir(parents=True, exist_ok=True)
+    record = {"model": model_name, "dtype": str(lm.dtype).removeprefix("torch."), "instruction": settings.instruction,
+              "system_prompt": settings.system_prompt, "data_seed": settings.data_seed, "size": settings.size,
+              **flat_settings(settings.gen, "gen.")}
+    guard_settings(mdir / "settings.json", record, mdir,
+                   "evaluate into another -o, or pass --overwrite to replace this model's samples")
     metrics: dict[str, dict] = {}
     for ds in settings.datasets:
         problems = (problems_by_dataset or {}).get(ds) or load_dataset(

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from sarl.errors import SarlError
+from sarl.errors import OutputExistsError, SarlError
 
 
 class DataError(SarlError):
@@ -205,6 +205,54 @@ def write_json_atomic(path: str | Path, obj: Any) -> None:
     tmp = p.with_name(p.name + ".tmp")
     tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=_json_default) + "\n", encoding="utf-8")
     os.replace(tmp, p)
+
+
+def settings_diff(before: dict[str, Any], now: dict[str, Any], ignore: Iterable[str] = ()) -> str | None:
+    """The settings that differ (``"key: old before, new now; ..."``), or None; keys in ``ignore`` (those
+    that do not change an output's content, e.g. threads or checkpoint frequency) are not compared."""
+    before = json.loads(json.dumps(before, default=_json_default))
+    now = json.loads(json.dumps(now, default=_json_default))
+    skip = set(ignore)
+    diff = [k for k in sorted(set(before) | set(now)) if k not in skip and before.get(k) != now.get(k)]
+    if not diff:
+        return None
+    more = f" (and {len(diff) - 8} more)" if len(diff) > 8 else ""
+    return "; ".join(f"{k}: {before.get(k)!r} before, {now.get(k)!r} now" for k in diff[:8]) + more
+
+
+def guard_settings(path: str | Path, settings: dict[str, Any], output: str | Path, way_out: str,
+                   ignore: Iterable[str] = ()) -> None:
+    """Record the settings that determine an output's content in ``path`` (JSON), or, when an earlier
+    run recorded different ones, refuse to continue it: a resumed output never mixes results made with
+    different settings. The error names every differing setting (then and now) and ``way_out``."""
+    p = Path(path)
+    if p.exists():
+        try:
+            old = json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            old = {}
+        diff = settings_diff(old, settings, ignore)
+        if diff:
+            raise OutputExistsError(f"{output} holds results made with other settings ({diff}); {way_out}")
+        return
+    write_json_atomic(p, settings)
+
+
+def flat_settings(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """A nested dict (or dataclass) as ``{"a.b": value}``, so differences name the exact key."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        obj = dataclasses.asdict(obj)
+    if not isinstance(obj, dict):
+        return {prefix.rstrip("."): obj}
+    out: dict[str, Any] = {}
+    for k, v in obj.items():
+        if isinstance(v, dict) and v and all(isinstance(x, str) for x in v):
+            out.update(flat_settings(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def truncate_steps(path: str | Path, keep_steps: int) -> None:

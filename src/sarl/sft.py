@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from sarl.errors import ConfigError, OutputExistsError, SarlError
-from sarl.io import DataError, JsonlAppender, get_key, read_rows, truncate_steps, write_json_atomic
+from sarl.io import (
+    DataError,
+    JsonlAppender,
+    get_key,
+    guard_settings,
+    read_rows,
+    truncate_steps,
+    write_json_atomic,
+)
 from sarl.settings import Settings, names_in, non_negative, positive, setting
 
 # The built-in corpus: problems per task (the logic training split holds ~1,870 distinct problems).
@@ -238,6 +246,10 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
         sched.load_state_dict(state["scheduler"])
         start = state["step"]
     out.mkdir(parents=True, exist_ok=True)
+    if ckpt is not None and (out / "config.json").exists():  # never resume with other settings
+        guard_settings(out / "config.json", asdict(cfg), out,
+                       "resume with the same settings, or start a new run in another -o (or --overwrite)",
+                       ignore=("threads", "save_every", "keep_last"))
     write_json_atomic(out / "config.json", asdict(cfg))
     truncate_steps(out / "metrics.jsonl", start)
     n_params = sum(p.numel() for p in model.parameters())

@@ -33,6 +33,12 @@ def cmd_eval(args) -> int:
     for m in models:
         margs = argparse.Namespace(**{**vars(args), "model": m})
         lm = load_lm(margs)
+        if args.overwrite:
+            import shutil
+
+            from sarl.evaluate import tag
+
+            shutil.rmtree(out / tag(lm.name), ignore_errors=True)
         backend = make_backend(lm, args.backend, model_path=m)
         with progress_bar() as prog:
             results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, task_factory(prog), problems)
@@ -98,7 +104,9 @@ def register(sub) -> None:
     e = sub.add_parser("eval", help="accuracy and response length of one or more models on benchmarks",
                        formatter_class=HelpFormatter)
     e.add_argument("--datasets", default="gsm8k", help="comma-separated dataset names or file paths (see `sarl data list`)")
-    e.add_argument("-o", "--output", type=Path, default=Path("runs/eval"), help="output folder (resumed if it exists)")
+    e.add_argument("-o", "--output", type=Path, default=Path("runs/eval"),
+                   help="output folder (resumed if it exists and was made with the same settings)")
+    e.add_argument("--overwrite", action="store_true", help="replace the models' earlier samples instead of resuming")
     e.add_argument("--reference", default=None, help="model the comparison is relative to (None: the first)")
     add_arguments(e.add_argument_group("data and prompt"), EvalSettings)
     add_arguments(e.add_argument_group("decoding"), GenerationConfig, skip=("top_k",), flags={"n": ("-n", "--n")})

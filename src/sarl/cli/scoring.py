@@ -30,13 +30,26 @@ def load_scorer(args):
 
 
 def cmd_score(args) -> int:
-    from sarl.io import check_output_file, read_rows, require_keys
+    from sarl.errors import OutputExistsError
+    from sarl.io import check_output_file, flat_settings, guard_settings, read_rows, require_keys
     from sarl.scoring import score_file
 
     # validate the input, the output and the model name before paying for the model load
     keys = [args.question_key, args.answer_key] + ([args.gold_key] if args.gold_key else [])
     require_keys(read_rows(args.input), keys, str(args.input))
-    check_output_file(args.output)
+    out = check_output_file(args.output)
+    record = out.with_name(out.name + ".settings.json")
+    if args.overwrite:
+        out.unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
+    elif out.exists() and out.stat().st_size and not record.exists():
+        raise OutputExistsError(f"{out} holds rows with no record of the settings that made them; write to another "
+                                "-o, or pass --overwrite to replace it")
+    settings = {"input": str(Path(args.input).resolve()), "model": args.model or "smollm2-135m", "dtype": args.dtype,
+                "system_prompt": args.system_prompt, "question_key": args.question_key, "answer_key": args.answer_key,
+                "gold_key": args.gold_key, "max_answer_tokens": args.max_answer_tokens,
+                **flat_settings(sar_config(args), "sar.")}
+    guard_settings(record, settings, out, "write to another -o, or pass --overwrite to replace it")
     _, scorer = load_scorer(args)
     t0 = time.perf_counter()
     with progress_bar() as prog:
@@ -109,7 +122,9 @@ def register(sub) -> None:
     s = sub.add_parser("score", help="compute ppl(a|q), ppl(a) and SAR for question/answer pairs in a file",
                        formatter_class=HelpFormatter)
     s.add_argument("input", type=Path, help="JSONL, Parquet or CSV file")
-    s.add_argument("-o", "--output", type=Path, required=True, help="output JSONL (resumed if it exists)")
+    s.add_argument("-o", "--output", type=Path, required=True,
+                   help="output JSONL (resumed if it exists and was made with the same settings)")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
     s.add_argument("--question-key", default="question", help="column with the question (dotted keys reach nested "
                                                                "columns)")
     s.add_argument("--answer-key", default="answer", help="column with the answer to score")

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.table import Table
 
 from sarl.cli.ui import HelpFormatter, out_console, progress_bar, task_factory
+from sarl.errors import SarlError
 
 
 def cmd_train(args) -> int:
@@ -28,6 +29,10 @@ def cmd_train(args) -> int:
     if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
         recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
     cfg = load_config(recipe, overrides)
+    if args.overwrite:
+        if args.resume:
+            raise SarlError("--overwrite and --resume contradict each other; choose one")
+        _remove_run(Path(cfg.trainer.out_dir), "metrics.jsonl")
     t0 = time.perf_counter()
     with progress_bar() as prog:
         task = prog.add_task("training", total=cfg.trainer.total_steps, rate="")
@@ -55,6 +60,10 @@ def cmd_sft(args) -> int:
     from sarl.sft import SFTConfig, parse_task_counts, run_sft
 
     cfg = from_args(SFTConfig, args, synthetic_tasks=parse_task_counts(args.synthetic), out_dir=str(args.output))
+    if args.overwrite:
+        if args.resume:
+            raise SarlError("--overwrite and --resume contradict each other; choose one")
+        _remove_run(args.output, "metrics.jsonl")
     with progress_bar() as prog:
         def on_step(m):
             if m["step"] % 50 == 0:
@@ -98,6 +107,16 @@ def cmd_quickstart(args) -> int:
     return 0
 
 
+def _remove_run(folder: Path, marker: str) -> None:
+    """``--overwrite``: delete an earlier run's folder, only if it is one (it holds ``marker``)."""
+    import shutil
+
+    if folder.exists():
+        if not (folder / marker).exists():
+            raise SarlError(f"--overwrite: {folder} does not look like a run folder (no {marker}); remove it yourself")
+        shutil.rmtree(folder)
+
+
 def register(sub) -> None:
     from sarl.settings import add_arguments
     from sarl.sft import DEFAULT_SYNTHETIC_TASKS, SFTConfig, format_task_counts
@@ -120,6 +139,7 @@ def register(sub) -> None:
     tr.add_argument("overrides", nargs="*", help="dotted overrides, e.g. rewards.weights.sar=0.3 trainer.total_steps=20")
     tr.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     tr.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
+    tr.add_argument("--overwrite", action="store_true", help="delete an earlier run in trainer.out_dir first")
     tr.set_defaults(func=cmd_train)
 
     sf = sub.add_parser("sft", help="supervised fine-tuning (warm start), e.g. on the built-in synthetic corpus",
@@ -131,4 +151,5 @@ def register(sub) -> None:
                     help="synthetic corpus: task=count,...")
     add_arguments(sf, SFTConfig, skip=("data",))
     sf.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    sf.add_argument("--overwrite", action="store_true", help="delete an earlier run in --output first")
     sf.set_defaults(func=cmd_sft)

@@ -54,7 +54,7 @@ import yaml
 
 from sarl.config import TrainConfig, to_dict
 from sarl.errors import MissingInputError, OutputExistsError, SarlError
-from sarl.io import truncate_steps
+from sarl.io import flat_settings, settings_diff, truncate_steps
 from sarl.reward_inputs import reward_inputs
 from sarl.rollout.batch import RolloutBatch
 from sarl.train.checkpoint import (
@@ -72,6 +72,11 @@ from sarl.train.update import UpdateStats, accumulate_update, lr_lambda
 
 STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
           "update_critic", "update_actor", "validate", "checkpoint")
+
+
+# Settings a resumed run may change: they do not change what the run computes.
+RESUME_MAY_CHANGE = ("model.threads", "trainer.save_every", "trainer.keep_last", "trainer.tensorboard",
+                     "trainer.max_bad_steps", "trainer.val_every")
 
 
 class TrainingAborted(SarlError, RuntimeError):
@@ -170,6 +175,14 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
+        saved = self.out / "config.yaml"
+        if saved.exists():  # a resumed run never mixes steps made with different settings
+            diff = settings_diff(flat_settings(yaml.safe_load(saved.read_text()) or {}), flat_settings(to_dict(self.cfg)),
+                                 ignore=RESUME_MAY_CHANGE)
+            if diff:
+                raise OutputExistsError(f"--resume: {self.out} was trained with other settings ({diff}); resume with "
+                                        "the same recipe and overrides, or start a new run in another "
+                                        "trainer.out_dir (or --overwrite)")
         ckpt = latest_checkpoint(self.ckpt_root)
         if ckpt is None:
             raise MissingInputError(f"--resume: no complete checkpoint under {self.ckpt_root}")
