@@ -221,6 +221,46 @@ def test_hub_id_offline_is_a_clear_error(monkeypatch):
         load_dataset("someone/some_dataset")
 
 
+def test_hub_id_config_and_split():
+    from sarl.data.local import looks_like_hub_id, parse_hub_id
+
+    assert parse_hub_id("openai/gsm8k@main:train") == ("openai/gsm8k", "main", "train")
+    assert parse_hub_id("openai/gsm8k@main") == ("openai/gsm8k", "main", "test")
+    assert parse_hub_id("openai/gsm8k", default_split="train") == ("openai/gsm8k", None, "train")
+    assert looks_like_hub_id("openai/gsm8k@main:train") and not looks_like_hub_id("data/x.jsonl")
+
+
+def test_hub_id_with_config_offline_names_config_and_split(monkeypatch):
+    pytest.importorskip("datasets")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(DataError, match="could not load config 'main', split 'train'"):
+        load_dataset("someone/some_dataset@main:train")
+    with pytest.raises(DataError, match="split 'train'"):
+        load_dataset("someone/some_dataset", split="train")  # what the trainer asks for
+
+
+def test_verl_chat_format_rows_load_as_they_are(tmp_path):
+    """The reference's verl rows: the question only inside ``prompt`` messages (or with the reference's
+    instruction appended), the gold in ``reward_model.ground_truth``; sarl appends its own instruction,
+    so the reference's is removed (and recorded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"data_source": "gsm8k", "ability": "math", "question": None, "answer": None,
+             "prompt": [{"role": "system", "content": "S"},
+                        {"role": "user", "content": f"Tom has 3 apples. How many? {INSTRUCTION_NOFORMAT}"}],
+             "reward_model": {"style": "rule", "ground_truth": "3"}, "extra_info": {"split": "test", "index": 0}},
+            {"data_source": "gsm8k", "ability": "math", "question": f"What is 2 + 2? {INSTRUCTION_FORMAT}", "answer": "4",
+             "prompt": None, "reward_model": {"style": "rule", "ground_truth": "4"}, "extra_info": {"split": "test", "index": 1}}]
+    path = tmp_path / "test.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), path)
+    a, b = load_dataset(str(path))
+    assert a.question == "Tom has 3 apples. How many?" and a.answer == "3" and a.data_source == "gsm8k"
+    assert a.metadata["instruction_removed"] == "noformat" and a.metadata["extra_info"]["index"] == 0
+    assert b.question == "What is 2 + 2?" and b.answer == "4" and b.metadata["instruction_removed"] == "format"
+
+
 def test_duplicate_registration():
     with pytest.raises(ValueError, match="registered twice"):
         register_dataset("gsm8k", lambda **kw: [], description="x", size=0, source="x", licence="x", grader="math")

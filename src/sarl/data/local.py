@@ -4,7 +4,7 @@ Row schema (the reference's verl-style rows load as they are):
 
 | field        | read from (first present wins)                                  | default              |
 |--------------|-----------------------------------------------------------------|----------------------|
-| question     | ``question``, ``problem``, ``extra_info.question``              | required             |
+| question     | ``question``, ``problem``, ``extra_info.question``, the last user message of ``prompt`` (verl's chat-format rows) | required |
 | answer       | ``reward_model.ground_truth``, ``answer``, ``extra_info.answer``| required             |
 | data_source  | ``data_source``                                                 | the file's stem      |
 | id           | ``id``                                                          | ``<stem>-<row index>`` (0-based) |
@@ -12,7 +12,10 @@ Row schema (the reference's verl-style rows load as they are):
 | choices      | ``choices`` (a list)                                            | None                 |
 
 ``reward_model.ground_truth`` wins over ``answer`` because it is what verl grades against (in verl's
-GSM8K rows ``answer`` can be the whole worked solution). Every other column is kept in ``metadata``
+GSM8K rows ``answer`` can be the whole worked solution). A question that ends with one of the
+reference's instructions (its preprocessing appends ``math_instruction`` / ``math_instruction_noformat``)
+has it removed, since sarl appends the instruction itself (``data.instruction``); the removed one is
+kept as ``metadata["instruction_removed"]``. Every other column is kept in ``metadata``
 (made JSON-serialisable). A row without a question or an answer raises :class:`~sarl.io.DataError`
 naming the file, the row (1-based, as in the file) and the keys the row does have.
 """
@@ -31,8 +34,8 @@ from sarl.io import DataError, get_key, read_rows
 QUESTION_KEYS = ("question", "problem", "extra_info.question")
 ANSWER_KEYS = ("reward_model.ground_truth", "answer", "extra_info.answer")
 DATA_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".json", ".parquet", ".csv")
-# "owner/name" or "owner/name:split" (a Hugging Face hub id).
-HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?::[\w.-]+)?$")
+# "owner/name", with an optional "@config" and ":split" (a Hugging Face hub id), e.g. openai/gsm8k@main:train.
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(?:@[\w.-]+)?(?::[\w.-]+)?$")
 
 
 def file_stem(path: str | Path) -> str:
@@ -55,6 +58,28 @@ def _first(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]
     return None, None
 
 
+def _question_from_prompt(prompt: Any) -> tuple[str | None, Any]:
+    """verl's chat-format rows: the question is the content of the last user message of ``prompt``."""
+    if isinstance(prompt, str):
+        return "prompt", prompt
+    if isinstance(prompt, list):
+        users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            return "prompt", users[-1].get("content")
+    return None, None
+
+
+def _strip_instruction(question: str) -> tuple[str, str | None]:
+    """``question`` without a trailing reference instruction, and that instruction's name (or None)."""
+    from sarl.data.prompts import INSTRUCTIONS
+
+    q = question.strip()
+    for name, text in INSTRUCTIONS.items():
+        if text and q.endswith(text.strip()) and len(q) > len(text.strip()):
+            return q[: -len(text.strip())].rstrip(), name
+    return q, None
+
+
 def rows_to_problems(rows: list[dict[str, Any]], where: str, stem: str) -> list[Problem]:
     """Convert rows in the schema above; ``where`` names the source in errors, ``stem`` makes the
     default ``data_source`` and ids."""
@@ -63,10 +88,13 @@ def rows_to_problems(rows: list[dict[str, Any]], where: str, stem: str) -> list[
     for i, row in enumerate(rows):
         available = ", ".join(sorted(map(str, row))) or "(none)"
         qkey, question = _first(row, QUESTION_KEYS)
+        if qkey is None:
+            qkey, question = _question_from_prompt(row.get("prompt"))
         if not isinstance(question, str) or not question.strip():
             what = "has no question" if qkey is None else f"has an empty or non-text {qkey!r}"
-            raise DataError(f"{where}: row {i + 1} {what}; expected one of {', '.join(QUESTION_KEYS)}; "
-                            f"available: {available}")
+            raise DataError(f"{where}: row {i + 1} {what}; expected one of {', '.join(QUESTION_KEYS)} or a "
+                            f"'prompt' list of chat messages with a user turn; available: {available}")
+        question, removed = _strip_instruction(question)
         akey, answer = _first(row, ANSWER_KEYS)
         if akey is None or (isinstance(answer, str) and not answer.strip()):
             raise DataError(f"{where}: row {i + 1} has no answer; expected one of {', '.join(ANSWER_KEYS)}; "
@@ -84,6 +112,8 @@ def rows_to_problems(rows: list[dict[str, Any]], where: str, stem: str) -> list[
         # one value read from them (style, split, index).
         used = {"id", "data_source", "solution", "choices"} | {k for k in (qkey, akey) if k in row}
         meta = {k: v for k, v in row.items() if k not in used}
+        if removed:
+            meta["instruction_removed"] = removed
         out.append(Problem(
             id=pid,
             data_source=str(row.get("data_source") or stem),
@@ -109,12 +139,20 @@ def load_local(path: str | Path, limit: int | None = None) -> list[Problem]:
 
 
 def looks_like_hub_id(name: str) -> bool:
-    """``owner/name`` or ``owner/name:split``, without a data-file suffix."""
+    """``owner/name[@config][:split]``, without a data-file suffix."""
     return bool(HUB_ID.match(name)) and not name.lower().endswith(DATA_SUFFIXES)
 
 
-def load_hub(hub_id: str, limit: int | None = None) -> list[Problem]:
-    """A Hugging Face hub dataset (``owner/name`` or ``owner/name:split``, default split ``test``)
+def parse_hub_id(hub_id: str, default_split: str = "test") -> tuple[str, str | None, str]:
+    """``owner/name[@config][:split]`` → (repo, config or None, split)."""
+    rest, _, split = hub_id.partition(":")
+    repo, _, config = rest.partition("@")
+    return repo, config or None, split or default_split
+
+
+def load_hub(hub_id: str, limit: int | None = None, default_split: str = "test") -> list[Problem]:
+    """A Hugging Face hub dataset, ``owner/name[@config][:split]`` (e.g. ``openai/gsm8k@main:train``;
+    the split defaults to ``default_split``: ``test`` for evaluation, ``train`` for ``data.train``),
     through the optional ``datasets`` package; rows must follow the schema above. Needs network access
     unless the dataset is already in the local ``datasets`` cache."""
     if importlib.util.find_spec("datasets") is None:
@@ -122,13 +160,14 @@ def load_hub(hub_id: str, limit: int | None = None) -> list[Problem]:
                         f"hub install the optional package: pip install datasets (network access needed)")
     import datasets
 
-    repo, _, split = hub_id.partition(":")
-    split = split or "test"
+    repo, config, split = parse_hub_id(hub_id, default_split)
     try:
-        ds = datasets.load_dataset(repo, split=split)
-    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, unknown split: all end here
-        raise DataError(f"{hub_id}: could not load split {split!r} from the Hugging Face hub "
-                        f"({type(exc).__name__}: {exc})") from None
+        ds = datasets.load_dataset(repo, config, split=split)
+    except Exception as exc:  # noqa: BLE001 - offline, unknown repo, config or split: all end here
+        what = f"config {config!r}, split {split!r}" if config else f"split {split!r}"
+        raise DataError(f"{hub_id}: could not load {what} from the Hugging Face hub "
+                        f"({type(exc).__name__}: {exc}); give a config as owner/name@config and a split as "
+                        ":split") from None
     n = len(ds) if limit is None else min(limit, len(ds))
     rows = [dict(ds[i]) for i in range(n)]
     return rows_to_problems(rows, f"{hub_id} ({split})", repo.split("/")[-1])

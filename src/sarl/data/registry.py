@@ -78,13 +78,14 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def load_dataset(name_or_path: str | Path, limit: int | None = None, seed: int = 0,
-                 size: int | None = None) -> list[Problem]:
+                 size: int | None = None, split: str = "test") -> list[Problem]:
     """Load problems by name or path.
 
     1. a registered name (:func:`list_datasets`) → its built-in loader;
     2. ``reasoning_gym/<generator>`` → any reasoning-gym generator with its default configuration;
     3. an existing file → :func:`~sarl.data.local.load_local` (``seed``/``size`` do not apply);
-    4. ``owner/name[:split]`` → the Hugging Face hub through the optional ``datasets`` package;
+    4. ``owner/name[@config][:split]`` → the Hugging Face hub through the optional ``datasets`` package
+       (``split`` is the default split: ``test``; the trainer asks for ``train``);
     5. anything else → ``UnknownDataset`` (a ``KeyError``) listing the valid names.
     """
     name = str(name_or_path)
@@ -100,7 +101,7 @@ def load_dataset(name_or_path: str | Path, limit: int | None = None, seed: int =
         raise DataError(f"{name}: no such file" if not path.exists() else f"{name}: is a folder, not a data file")
     if looks_like_hub_id(name):
         _no_size(name, size)
-        return load_hub(name, limit=limit)
+        return load_hub(name, limit=limit, default_split=split)
     raise _unknown(name)
 
 

@@ -126,7 +126,7 @@ class Trainer:
             self.policy.gradient_checkpointing_enable()
             self.policy.config.use_cache = False
         problems = load_dataset(cfg.data.train, limit=cfg.data.train_limit, seed=cfg.trainer.seed,
-                                size=cfg.data.train_size)
+                                size=cfg.data.train_size, split="train")
         missing = [p.id for p in problems if p.answer in (None, "")]
         if missing:
             raise SarlError(f"data.train {cfg.data.train!r}: {len(missing)} problem(s) have no gold answer "
