@@ -286,3 +286,20 @@ def test_instructions_and_prompt():
     assert text == render_prompt(tok, p.question, DEFAULT_SYSTEM_PROMPT, INSTRUCTION_NOFORMAT)
     assert f"User: {p.question} {INSTRUCTION_NOFORMAT}\n" in text
     assert render_problem_prompt(tok, "Q?", instruction="none").endswith("User: Q?\nAssistant: ")
+
+
+def test_chat_template_without_system_role_folds_the_system_prompt():
+    """Gemma-style templates raise on a system message; the system prompt goes into the user turn (as
+    the reference does), and the null prompt keeps the system prompt with an empty question."""
+    from sarl.models import load_tokenizer
+    from sarl.prompts import render_null_prompt
+
+    tok = load_tokenizer(None)
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                         "{{ raise_exception('System role not supported') }}{% endif %}"
+                         "<u>{{ m['content'] }}</u>{% endfor %}{% if add_generation_prompt %}<a>{% endif %}")
+    assert render_prompt(tok, "Q?", "SYS") == "<u>SYS\n\nQ?</u><a>"
+    assert render_null_prompt(tok, "SYS") == "<u>SYS</u><a>"
+    tok.chat_template = "{{ raise_exception('something else') }}"
+    with pytest.raises(Exception, match="something else"):
+        render_prompt(tok, "Q?", "SYS")

@@ -2,7 +2,10 @@
 
 Both go through the tokenizer's chat template with the same system prompt; the null prompt has an
 empty user turn. A tokenizer without a chat template falls back to plain text:
-``"System: {system}\\nUser: {user}\\nAssistant: "``.
+``"System: {system}\\nUser: {user}\\nAssistant: "``. A chat template that rejects a system role
+(Gemma's raises "System role not supported") gets the system prompt folded into the user turn,
+``"{system}\\n\\n{user}"``, as the reference does; the null prompt then holds the system prompt alone, so
+ppl(a|q) and ppl(a) still differ only by the question.
 """
 
 from __future__ import annotations
@@ -24,11 +27,18 @@ def render_chat(tokenizer, user: str, system: str | None = DEFAULT_SYSTEM_PROMPT
     """Render one user turn (after a system turn) ending with the assistant's generation prompt."""
     if not has_chat_template(tokenizer):
         return PLAIN_TEMPLATE.format(system=system or "", user=user)
-    messages = []
-    if system is not None:
-        messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": user})
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if system is None:
+        return tokenizer.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                             add_generation_prompt=True)
+    try:
+        return tokenizer.apply_chat_template([{"role": "system", "content": system}, {"role": "user", "content": user}],
+                                             tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # jinja2's TemplateError from the template's raise_exception  # noqa: BLE001
+        if "system" not in str(exc).lower():
+            raise
+    folded = f"{system}\n\n{user}" if user else system
+    return tokenizer.apply_chat_template([{"role": "user", "content": folded}], tokenize=False,
+                                         add_generation_prompt=True)
 
 
 def render_prompt(tokenizer, question: str, system: str | None = DEFAULT_SYSTEM_PROMPT,
