@@ -294,3 +294,34 @@ def test_resume_with_other_settings_refuses(tmp_path):
         Trainer(cfg_for(tmp_path, "trainer.total_steps=2", "trainer.save_every=1", "actor.lr=2e-3"), resume=True)
     tr = Trainer(cfg_for(tmp_path, "trainer.total_steps=2", "trainer.save_every=2", "model.threads=1"), resume=True)
     assert tr.step == 2
+
+
+def test_verl_keys_paste_the_reference_script():
+    """The reference's SA-GRPO script arguments after `sarl train` (sizes shrunk): verl's keys map to
+    sarl's with verl's meanings; engine and cluster keys are ignored with a note; unknown verl keys fail."""
+    from sarl.verl_keys import translate
+
+    ref = ["algorithm.adv_estimator=grpo", "algorithm.norm_adv_by_std_in_grpo=False", "data.train_files=[chain_sum]",
+           "data.train_batch_size=4", "data.max_response_length=12", "data.prompt_key=question",
+           "actor_rollout_ref.model.path=tiny-random", "actor_rollout_ref.actor.optim.lr=1e-6",
+           "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum-norm",
+           "actor_rollout_ref.actor.ppo_mini_batch_size=2", "actor_rollout_ref.actor.ppo_micro_batch_size=4",
+           "actor_rollout_ref.actor.fsdp_config.param_offload=False", "actor_rollout_ref.actor.use_kl_loss=True",
+           "actor_rollout_ref.actor.kl_loss_coef=0.001", "actor_rollout_ref.actor.kl_loss_type=low_var_kl",
+           "actor_rollout_ref.rollout.name=vllm", "actor_rollout_ref.rollout.n=6", "trainer.logger=['console']",
+           "trainer.total_training_steps=3", "trainer.save_freq=100", "trainer.n_gpus_per_node=8",
+           "trainer.default_local_dir=runs/x", 'trainer.reward_types=["base","ppl_qa"]', "trainer.reward_factors=[1,0.2]",
+           "trainer.ppl_qa.use_log=True", "trainer.alpha_scheduler.type=linear", "trainer.alpha_scheduler.increase=True"]
+    cfg = load_config(None, ref)
+    assert (cfg.rollout.n, cfg.trainer.prompts_per_step, cfg.actor.mini_batch_size) == (6, 4, 12)  # 2 prompts x 6
+    assert cfg.actor.micro_batch_size == 4 and cfg.actor.lr == 1e-6 and cfg.actor.kl_loss_type == "low_var_kl"
+    assert cfg.model.name == "tiny-random" and cfg.data.train == "chain_sum" and cfg.trainer.total_steps == 3
+    assert cfg.trainer.out_dir == "runs/x" and cfg.trainer.save_every == 100
+    assert cfg.rewards.weights == {"base": 1, "ppl_qa": 0.2} and cfg.rewards.options == {"sar": {"use_log": True}}
+    assert cfg.rewards.schedule.type == "linear" and cfg.rewards.schedule.increase
+    _, notes = translate(ref)
+    assert any(n.startswith("actor_rollout_ref.rollout.name: ignored") for n in notes) and len(notes) == 5
+    with pytest.raises(ConfigError, match="actor_rollout_ref.actor.use_dynamic_bsz: a verl key sarl does not map"):
+        load_config(None, ["actor_rollout_ref.actor.use_dynamic_bsz=True"])
+    with pytest.raises(ConfigError, match="reward_types and trainer.reward_factors go together"):
+        load_config(None, ["trainer.reward_types=[base]"])

@@ -308,7 +308,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML ({exc})") from None
         data.pop("description", None)
-    for ov in overrides or []:
+    from sarl.verl_keys import MINI_BATCH_PROMPTS, translate
+
+    overrides, _ = translate(list(overrides or []))  # verl's keys as aliases (the CLI prints the notes)
+    for ov in overrides:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r}: expected key.sub=value")
         key, raw = ov.split("=", 1)
@@ -317,6 +320,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         except yaml.YAMLError:
             value = raw
         _set_dotted(data, key.strip(), value)
+    section, _, field = MINI_BATCH_PROMPTS.partition(".")
+    prompts = data.get(section, {}).pop(field, None) if isinstance(data.get(section), dict) else None
+    if prompts is not None:  # verl's ppo_mini_batch_size counts prompts; sarl's mini-batch counts sequences
+        n = (data.get("rollout") or {}).get("n", RolloutConfig.n)
+        if not isinstance(prompts, int) or not isinstance(n, int):
+            raise ConfigError(f"actor_rollout_ref.actor.ppo_mini_batch_size: expected an integer, got {prompts!r}")
+        data.setdefault("actor", {})["mini_batch_size"] = prompts * n
     # dict-valued fields (rewards.weights) are replaced by a recipe but updated by a dotted override
     return _from_dict(TrainConfig, data)  # validated as it is built
 

@@ -33,7 +33,7 @@ def render_chat(tokenizer, user: str, system: str | None = DEFAULT_SYSTEM_PROMPT
     try:
         return tokenizer.apply_chat_template([{"role": "system", "content": system}, {"role": "user", "content": user}],
                                              tokenize=False, add_generation_prompt=True)
-    except Exception as exc:  # jinja2's TemplateError from the template's raise_exception  # noqa: BLE001
+    except Exception as exc:  # jinja2's TemplateError from the template's raise_exception
         if "system" not in str(exc).lower():
             raise
     folded = f"{system}\n\n{user}" if user else system

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from sarl.cli.ui import HelpFormatter, out_console, progress_bar, task_factory
+from sarl.cli.ui import HelpFormatter, console, out_console, progress_bar, task_factory
 from sarl.errors import SarlError
 
 
@@ -28,6 +28,11 @@ def cmd_train(args) -> int:
     recipe, overrides = args.recipe, list(args.overrides)
     if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
         recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
+    from sarl.verl_keys import translate
+
+    overrides, notes = translate(overrides)
+    for note in notes:
+        console.print(f"[dim]{note}[/dim]")
     cfg = load_config(recipe, overrides)
     if args.overwrite:
         if args.resume:

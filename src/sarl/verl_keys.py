@@ -1,0 +1,170 @@
+"""verl's (and the SAR reference's) command-line keys as aliases of sarl's, with verl's meanings, so
+that the arguments of the reference's training scripts can be pasted after ``sarl train``.
+
+    sarl train cpu/sa_grpo actor_rollout_ref.rollout.n=6 data.train_batch_size=8 \\
+        actor_rollout_ref.actor.ppo_mini_batch_size=4 trainer.reward_types=[base,ppl_qa] trainer.reward_factors=[1,0.2]
+
+:func:`translate` turns such overrides into sarl's. Three kinds of keys (the tables below are the
+documentation; ``docs/REFERENCE.md`` shows them too):
+
+- :data:`RENAMED`: the same setting under another name (``actor_rollout_ref.actor.optim.lr`` →
+  ``actor.lr``), or one that needs a conversion: verl's ``ppo_mini_batch_size`` counts *prompts*, sarl's
+  ``actor.mini_batch_size`` counts sequences, so it becomes ``ppo_mini_batch_size × rollout.n``;
+  ``trainer.reward_types`` + ``trainer.reward_factors`` become ``rewards.weights``; lists of one file
+  become a path; ``clip_ratio`` sets both clip bounds.
+- :data:`IGNORED`: engine, logging or cluster settings with no effect on what ``sarl train`` computes
+  (sharding, offload, vLLM memory, GPU counts, experiment names); accepted, and reported as ignored.
+- anything else under verl's own sections (``actor_rollout_ref.``, ``trainer.`` keys sarl does not know)
+  is refused with the reason: a setting that would change the run must not be dropped silently.
+
+Keys that verl and sarl spell the same (``algorithm.adv_estimator``, ``data.max_response_length``, ...)
+need no translation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sarl.errors import ConfigError
+
+_A = "actor_rollout_ref.actor."
+RENAMED: dict[str, str] = {
+    "actor_rollout_ref.model.path": "model.name",
+    "actor_rollout_ref.model.enable_gradient_checkpointing": "model.gradient_checkpointing",
+    _A + "optim.lr": "actor.lr",
+    _A + "optim.weight_decay": "actor.weight_decay",
+    _A + "optim.lr_warmup_steps": "actor.warmup_steps",
+    _A + "optim.warmup_style": "actor.lr_schedule",
+    _A + "loss_agg_mode": "actor.loss_agg_mode",
+    _A + "ppo_mini_batch_size": "actor.mini_batch_size",  # prompts in verl: x rollout.n below
+    _A + "ppo_micro_batch_size": "actor.micro_batch_size",
+    _A + "ppo_micro_batch_size_per_gpu": "actor.micro_batch_size",
+    _A + "ppo_epochs": "actor.ppo_epochs",
+    _A + "grad_clip": "actor.grad_clip",
+    _A + "clip_ratio": "actor.clip_ratio_low",  # and clip_ratio_high
+    _A + "clip_ratio_low": "actor.clip_ratio_low",
+    _A + "clip_ratio_high": "actor.clip_ratio_high",
+    _A + "clip_ratio_c": "actor.clip_ratio_c",
+    _A + "use_kl_loss": "actor.use_kl_loss",
+    _A + "kl_loss_coef": "actor.kl_loss_coef",
+    _A + "kl_loss_type": "actor.kl_loss_type",
+    _A + "entropy_coeff": "actor.entropy_coeff",
+    "actor_rollout_ref.rollout.n": "rollout.n",
+    "actor_rollout_ref.rollout.temperature": "rollout.temperature",
+    "actor_rollout_ref.rollout.top_p": "rollout.top_p",
+    "algorithm.kl_ctrl.kl_coef": "algorithm.kl_coef",
+    "critic.optim.lr": "critic.lr",
+    "data.train_files": "data.train",
+    "data.val_files": "data.val",
+    "data.train_batch_size": "trainer.prompts_per_step",
+    "trainer.total_training_steps": "trainer.total_steps",
+    "trainer.save_freq": "trainer.save_every",
+    "trainer.test_freq": "trainer.val_every",
+    "trainer.default_local_dir": "trainer.out_dir",
+    "trainer.reward_types": "rewards.weights",  # with trainer.reward_factors
+    "trainer.reward_factors": "rewards.weights",
+}
+# Prefixes renamed as a whole: trainer.ppl_qa.use_log -> rewards.options.sar.use_log, ...
+RENAMED_PREFIXES = {"trainer.ppl_qa.": "rewards.options.sar.", "trainer.alpha_scheduler.": "rewards.schedule."}
+IGNORED: dict[str, str] = {
+    "actor_rollout_ref.model.use_remove_padding": "sarl packs no padding into the LM head anyway",
+    _A + "fsdp_config.": "FSDP sharding and offload (sarl train runs one process)",
+    "actor_rollout_ref.ref.fsdp_config.": "FSDP sharding and offload (sarl train runs one process)",
+    _A + "optim.total_training_steps": "the schedule follows trainer.total_steps",
+    "actor_rollout_ref.rollout.name": "sarl train samples with its own transformers backend",
+    "actor_rollout_ref.rollout.tensor_model_parallel_size": "vLLM parallelism",
+    "actor_rollout_ref.rollout.gpu_memory_utilization": "vLLM memory",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size": "log-prob passes are batched by a token budget",
+    "actor_rollout_ref.rollout.log_prob_micro_batch_size_per_gpu": "log-prob passes are batched by a token budget",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size": "log-prob passes are batched by a token budget",
+    "actor_rollout_ref.ref.log_prob_micro_batch_size_per_gpu": "log-prob passes are batched by a token budget",
+    "data.prompt_key": "sarl reads question, problem or the prompt's user message (docs: data files)",
+    "data.val_proportion": "validation uses data.val_limit problems",
+    "data.filter_overlong_prompts": "prompts are cut from the left to data.max_prompt_length",
+    "data.truncation": "prompts are cut from the left (verl's 'left')",
+    "trainer.logger": "sarl logs to the console, metrics.jsonl and TensorBoard",
+    "trainer.project_name": "experiment naming",
+    "trainer.experiment_name": "experiment naming",
+    "trainer.n_gpus_per_node": "cluster size",
+    "trainer.nnodes": "cluster size",
+    "trainer.critic_warmup": "the critic trains from the first step",
+    "trainer.val_only": "use sarl eval",
+    "trainer.total_epochs": "the run length is trainer.total_steps",
+}
+# verl's own sections: a key there that is neither renamed nor ignored is refused.
+VERL_SECTIONS = ("actor_rollout_ref.", "trainer.ppl_qa.", "trainer.alpha_scheduler.")
+
+
+def _ignored(key: str) -> str | None:
+    for k, why in IGNORED.items():
+        if key == k or (k.endswith(".") and key.startswith(k)):
+            return why
+    return None
+
+
+def _one_path(key: str, value: Any) -> Any:
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise ConfigError(f"{key}: sarl trains on one data file or dataset; got {len(value)}: {value}")
+        return value[0]
+    return value
+
+
+def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
+    """``(sarl overrides, notes)`` for overrides that may use verl's keys (see the module docstring).
+    ``notes`` say which keys were ignored and why; unknown keys of verl's sections raise
+    :class:`ConfigError`. sarl's own keys pass through unchanged (in their order)."""
+    import yaml
+
+    out: list[str] = []
+    notes: list[str] = []
+    types = factors = mini = None
+    for ov in overrides:
+        key, sep, raw = ov.partition("=")
+        key = key.strip()
+        if not sep:
+            out.append(ov)
+            continue
+        prefix = next((p for p in RENAMED_PREFIXES if key.startswith(p)), None)
+        if key not in RENAMED and prefix is None:
+            why = _ignored(key)
+            if why is not None:
+                notes.append(f"{key}: ignored ({why})")
+            elif key.startswith(VERL_SECTIONS) or (key.startswith("trainer.") and key.count(".") > 1):
+                raise ConfigError(f"{key}: a verl key sarl does not map; see sarl.verl_keys for the ones it maps "
+                                  "and ignores, or use sarl's own key (sarl train --help, docs/REFERENCE.md)")
+            else:
+                out.append(ov)
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        if prefix is not None:
+            out.append(f"{RENAMED_PREFIXES[prefix]}{key[len(prefix):]}={raw}")
+        elif key == "trainer.reward_types":
+            types = value
+        elif key == "trainer.reward_factors":
+            factors = value
+        elif key == _A + "ppo_mini_batch_size":
+            mini = value
+        elif key in ("data.train_files", "data.val_files"):
+            out.append(f"{RENAMED[key]}={_one_path(key, value)}")
+        elif key == _A + "clip_ratio":
+            out += [f"actor.clip_ratio_low={raw}", f"actor.clip_ratio_high={raw}"]
+        else:
+            out.append(f"{RENAMED[key]}={raw}")
+    if (types is None) != (factors is None):
+        raise ConfigError("trainer.reward_types and trainer.reward_factors go together (names and their weights)")
+    if types is not None:
+        if not isinstance(types, list) or not isinstance(factors, list) or len(types) != len(factors):
+            raise ConfigError(f"trainer.reward_types {types!r} and trainer.reward_factors {factors!r} must be "
+                              "lists of the same length")
+        out.append("rewards.weights={" + ", ".join(f"{t}: {f}" for t, f in zip(types, factors)) + "}")
+    if mini is not None:
+        out.append(f"{MINI_BATCH_PROMPTS}={mini}")
+    return out, notes
+
+
+# A pseudo-key resolved by sarl.config.load_config once rollout.n is known (prompts -> sequences).
+MINI_BATCH_PROMPTS = "actor.mini_batch_prompts"
