@@ -325,3 +325,17 @@ def test_verl_keys_paste_the_reference_script():
         load_config(None, ["actor_rollout_ref.actor.use_dynamic_bsz=True"])
     with pytest.raises(ConfigError, match="reward_types and trainer.reward_factors go together"):
         load_config(None, ["trainer.reward_types=[base]"])
+
+
+def test_trainable_subset_freezes_the_rest(tmp_path):
+    """actor.trainable: only the matching policy parameters change; a name that matches nothing is a
+    clear error."""
+    tr = Trainer(cfg_for(tmp_path / "a", "trainer.total_steps=2", "actor.trainable=[model.norm.weight]"))
+    before = params(tr.policy)
+    tr.run()
+    changed = [k for k, v in params(tr.policy).items() if not torch.equal(v, before[k])]
+    assert changed == ["model.norm.weight"]
+    with pytest.raises(ConfigError, match="matches no parameter"):
+        Trainer(cfg_for(tmp_path / "b", "actor.trainable=[no_such_weight]"))
+    with pytest.raises(ConfigError, match="expected a list of text"):
+        cfg_for(tmp_path / "c", "actor.trainable=model.norm.weight")

@@ -122,6 +122,10 @@ class ActorConfig(Settings):
     kl_loss_coef: float = setting(0.001, "Weight of the KL loss.", check=non_negative)
     kl_loss_type: str = setting("k3", "KL estimator of the loss (k3 = low_var_kl).", choices=names_in("sarl.algos", "KL_ESTIMATORS"))
     entropy_coeff: float = setting(0.0, "Entropy bonus weight (0 = off, the reference's default).")
+    trainable: list[str] = setting(help="Train only the policy parameters whose names contain one of these "
+                                        "substrings (empty: all); e.g. [model.norm.weight] trains only the final "
+                                        "RMSNorm gain (a per-dimension logit sharpness). The reference model and "
+                                        "a PPO critic are unaffected.", factory=list)
 
 
 @dataclass
@@ -226,6 +230,10 @@ def _coerce(key: str, val: Any, typ) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, val, inner[0])
+    if origin is list:
+        if not isinstance(val, list) or not all(isinstance(v, str) for v in val):
+            raise ConfigError(f"{key}: expected a list of text, e.g. [model.norm.weight], got {val!r}")
+        return list(val)
     if origin is dict:
         if not isinstance(val, dict):
             raise ConfigError(f"{key}: expected a mapping, got {val!r}")

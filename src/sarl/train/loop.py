@@ -53,7 +53,7 @@ import torch
 import yaml
 
 from sarl.config import TrainConfig, to_dict
-from sarl.errors import MissingInputError, OutputExistsError, SarlError
+from sarl.errors import ConfigError, MissingInputError, OutputExistsError, SarlError
 from sarl.io import flat_settings, settings_diff, truncate_steps
 from sarl.reward_inputs import reward_inputs
 from sarl.rollout.batch import RolloutBatch
@@ -148,7 +148,14 @@ class Trainer:
         rollouts = cfg.trainer.prompts_per_step * cfg.rollout.n
         self.mini = ac.mini_batch_size or rollouts
         opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // self.mini)
-        self.opt = torch.optim.AdamW(self.policy.parameters(), lr=ac.lr, weight_decay=ac.weight_decay)
+        if ac.trainable:  # freeze the rest (the reference model and the critic were copied above, before this)
+            for name, prm in self.policy.named_parameters():
+                prm.requires_grad_(any(key in name for key in ac.trainable))
+        params = [prm for prm in self.policy.parameters() if prm.requires_grad]
+        if not params:
+            raise ConfigError(f"actor.trainable={ac.trainable!r} matches no parameter of the policy; names look "
+                              f"like {next(iter(dict(self.policy.named_parameters())))!r}")
+        self.opt = torch.optim.AdamW(params, lr=ac.lr, weight_decay=ac.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(ac.warmup_steps, opt_steps, ac.lr_schedule))
         self.copt = self.csched = None
         if self.critic is not None:
