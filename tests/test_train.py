@@ -339,3 +339,12 @@ def test_trainable_subset_freezes_the_rest(tmp_path):
         Trainer(cfg_for(tmp_path / "b", "actor.trainable=[no_such_weight]"))
     with pytest.raises(ConfigError, match="expected a list of text"):
         cfg_for(tmp_path / "c", "actor.trainable=model.norm.weight")
+
+
+def test_extending_a_run_is_refused_when_the_schedule_depends_on_its_length(tmp_path):
+    from sarl.errors import OutputExistsError
+
+    lin = "rewards.schedule={type: linear, increase: true}"
+    Trainer(cfg_for(tmp_path, "trainer.total_steps=2", "trainer.save_every=1", lin)).run()
+    with pytest.raises(OutputExistsError, match="trainer.total_steps: 2 before, 3 now"):
+        Trainer(cfg_for(tmp_path, "trainer.total_steps=3", "trainer.save_every=1", lin), resume=True)

@@ -266,6 +266,13 @@ def markdown_table(res: AnalysisResult, model_name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _grouped_bars(draw, keys: list[str], width: float, values: dict[str, list[float]]) -> None:
+    """One bar per setting at each position, side by side (``draw`` is ``ax.bar`` or ``ax.barh``)."""
+    for j, k in enumerate(keys):
+        off = (j - (len(keys) - 1) / 2) * width
+        draw([i + off for i in range(len(values[k]))], values[k], width, label=SETTINGS[k][0])
+
+
 def plot(res: AnalysisResult, path: Path, model_name: str) -> None:
     import matplotlib
 
@@ -277,18 +284,14 @@ def plot(res: AnalysisResult, path: Path, model_name: str) -> None:
     width = 0.8 / len(keys)
     fig, axes = plt.subplots(1, 2, figsize=(14, 4.6 + 0.12 * len(res.win_rates)))
     x = range(len(names))
-    for j, k in enumerate(keys):
-        off = (j - (len(keys) - 1) / 2) * width
-        axes[0].bar([i + off for i in x], [res.means[n][k] for n in names], width, label=SETTINGS[k][0])
+    _grouped_bars(axes[0].bar, keys, width, {k: [res.means[n][k] for n in names] for k in keys})
     axes[0].set_xticks(list(x), names, rotation=30, ha="right")
     axes[0].axhline(0, color="k", lw=0.5)
     axes[0].set_title("Mean SAR per answer variant")
     axes[0].legend(fontsize=8)
     pairs = list(res.win_rates)
     y = range(len(pairs))
-    for j, k in enumerate(keys):
-        off = (j - (len(keys) - 1) / 2) * width
-        axes[1].barh([i + off for i in y], [res.win_rates[p][k] for p in pairs], width, label=SETTINGS[k][0])
+    _grouped_bars(axes[1].barh, keys, width, {k: [res.win_rates[p][k] for p in pairs] for k in keys})
     axes[1].set_yticks(list(y), [p.replace(">", " > ") for p in pairs])
     axes[1].invert_yaxis()
     axes[1].axvline(0.5, color="k", lw=0.5, ls="--")

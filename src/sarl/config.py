@@ -18,7 +18,7 @@ import yaml
 from sarl.errors import ConfigError
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT
 from sarl.rewards.compose import Schedule
-from sarl.settings import Settings, names_in, non_negative, positive, setting
+from sarl.settings import Settings, names_in, non_negative, parse_value, positive, setting
 
 __all__ = ["RECIPES_DIR", "ConfigError", "TrainConfig", "list_recipes", "load_config", "recipe_path", "to_dict"]
 
@@ -323,11 +323,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if "=" not in ov:
             raise ConfigError(f"override {ov!r}: expected key.sub=value")
         key, raw = ov.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        _set_dotted(data, key.strip(), value)
+        _set_dotted(data, key.strip(), parse_value(raw))
     section, _, field = MINI_BATCH_PROMPTS.partition(".")
     prompts = data.get(section, {}).pop(field, None) if isinstance(data.get(section), dict) else None
     if prompts is not None:  # verl's ppo_mini_batch_size counts prompts; sarl's mini-batch counts sequences

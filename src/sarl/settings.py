@@ -49,6 +49,19 @@ def names_in(module: str, attr: str) -> Callable[[], tuple]:
     return names
 
 
+def parse_value(raw: str) -> Any:
+    """A ``key=value`` override's value: parsed as YAML (numbers, booleans, lists, mappings), else the
+    text itself; the empty string stays empty."""
+    import yaml
+
+    if raw == "":
+        return ""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
+
+
 def choices_of(f: dataclasses.Field) -> tuple | None:
     c = f.metadata.get("choices")
     return tuple(c()) if callable(c) else c

@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from sarl.errors import ConfigError
+from sarl.settings import parse_value
 
 _A = "actor_rollout_ref.actor."
 RENAMED: dict[str, str] = {
@@ -114,8 +115,6 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
     """``(sarl overrides, notes)`` for overrides that may use verl's keys (see the module docstring).
     ``notes`` say which keys were ignored and why; unknown keys of verl's sections raise
     :class:`ConfigError`. sarl's own keys pass through unchanged (in their order)."""
-    import yaml
-
     out: list[str] = []
     notes: list[str] = []
     types = factors = mini = None
@@ -136,10 +135,7 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
             else:
                 out.append(ov)
             continue
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
+        value = parse_value(raw)
         if prefix is not None:
             out.append(f"{RENAMED_PREFIXES[prefix]}{key[len(prefix):]}={raw}")
         elif key == "trainer.reward_types":

@@ -109,3 +109,29 @@ def load_critic_weights(critic, ckpt: Path) -> None:
     from safetensors.torch import load_file
 
     critic.load_state_dict(load_file(str(ckpt / "critic.safetensors")))
+
+
+# Settings a resumed run may change: they do not change what the run computes.
+RESUME_MAY_CHANGE = ("model.threads", "trainer.save_every", "trainer.keep_last", "trainer.tensorboard",
+                     "trainer.max_bad_steps", "trainer.val_every")
+
+
+def check_resume_settings(saved: Path, config: dict, out: Path) -> None:
+    """A resumed run never mixes steps made with different settings: compare the run's saved
+    ``config.yaml`` with the resolved ``config`` (except :data:`RESUME_MAY_CHANGE`). A run may be
+    extended (``trainer.total_steps`` raised) only when nothing depends on the run length: a constant
+    reward-weight schedule and a constant learning rate."""
+    import yaml
+
+    from sarl.errors import OutputExistsError
+    from sarl.io import flat_settings, settings_diff
+
+    if not saved.exists():
+        return
+    now = flat_settings(config)
+    length_free = now.get("rewards.schedule.type") == "constant" and now.get("actor.lr_schedule") == "constant"
+    ignore = RESUME_MAY_CHANGE + (("trainer.total_steps",) if length_free else ())
+    diff = settings_diff(flat_settings(yaml.safe_load(saved.read_text()) or {}), now, ignore=ignore)
+    if diff:
+        raise OutputExistsError(f"--resume: {out} was trained with other settings ({diff}); resume with the same "
+                                "recipe and overrides, or start a new run in another trainer.out_dir (or --overwrite)")

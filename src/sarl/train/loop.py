@@ -43,9 +43,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
-from collections import defaultdict
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +51,11 @@ import yaml
 
 from sarl.config import TrainConfig, to_dict
 from sarl.errors import ConfigError, MissingInputError, OutputExistsError, SarlError
-from sarl.io import flat_settings, settings_diff, truncate_steps
+from sarl.io import truncate_steps
 from sarl.reward_inputs import reward_inputs
 from sarl.rollout.batch import RolloutBatch
 from sarl.train.checkpoint import (
+    check_resume_settings,
     export_model,
     latest_checkpoint,
     load_critic_weights,
@@ -67,34 +65,13 @@ from sarl.train.checkpoint import (
     set_rng_state,
 )
 from sarl.train.critic import values_head
+from sarl.train.stages import StageTimer
 from sarl.train.stream import DataStream
 from sarl.train.update import UpdateStats, accumulate_update, lr_lambda
-
-STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
-          "update_critic", "update_actor", "validate", "checkpoint")
-
-
-# Settings a resumed run may change: they do not change what the run computes.
-RESUME_MAY_CHANGE = ("model.threads", "trainer.save_every", "trainer.keep_last", "trainer.tensorboard",
-                     "trainer.max_bad_steps", "trainer.val_every")
 
 
 class TrainingAborted(SarlError, RuntimeError):
     pass
-
-
-class StageTimer:
-    def __init__(self):
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextmanager
-    def __call__(self, name: str):
-        assert name in STAGES, name
-        t = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] += time.perf_counter() - t
 
 
 def _mean(t: torch.Tensor | None) -> float | None:
@@ -182,14 +159,7 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
-        saved = self.out / "config.yaml"
-        if saved.exists():  # a resumed run never mixes steps made with different settings
-            diff = settings_diff(flat_settings(yaml.safe_load(saved.read_text()) or {}), flat_settings(to_dict(self.cfg)),
-                                 ignore=RESUME_MAY_CHANGE)
-            if diff:
-                raise OutputExistsError(f"--resume: {self.out} was trained with other settings ({diff}); resume with "
-                                        "the same recipe and overrides, or start a new run in another "
-                                        "trainer.out_dir (or --overwrite)")
+        check_resume_settings(self.out / "config.yaml", to_dict(self.cfg), self.out)
         ckpt = latest_checkpoint(self.ckpt_root)
         if ckpt is None:
             raise MissingInputError(f"--resume: no complete checkpoint under {self.ckpt_root}")
