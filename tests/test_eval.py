@@ -37,6 +37,22 @@ def test_accuracy_standard_error_by_hand():
     assert acc == 0.75 and se == pytest.approx(1 / 6)
 
 
+def test_paired_standard_error_by_hand():
+    from sarl.evaluate import paired_se
+
+    ref = {"a": 0.0, "b": 0.5, "c": 1.0, "x": 1.0}
+    cur = {"a": 0.5, "b": 0.5, "c": 1.0, "y": 0.0}
+    # shared a, b, c: differences 0.5, 0, 0 -> mean 1/6, var (ddof 1) = ((1/3)^2 + 2 (1/6)^2) / 2 = 1/12
+    se, paired = paired_se(ref, cur)
+    assert paired and se == pytest.approx((1 / 12 / 3) ** 0.5)
+    assert paired_se(ref, {"a": 1.0}) == (None, False) and paired_se(None, cur) == (None, False)
+    # the same difference is outside the noise once pairing removes the problems' spread
+    r = aes({"accuracy": 0.5, "accuracy_se": 0.1, "mean_length": 10.0, "per_problem_accuracy": {str(i): i % 2 for i in range(40)}},
+            {"accuracy": 0.6, "accuracy_se": 0.1, "mean_length": 10.0,
+             "per_problem_accuracy": {str(i): (i % 2) + (0.1 if i % 2 == 0 else -0.0) * 2 for i in range(40)}})
+    assert r["delta_acc_paired"] and not r["within_noise"]
+
+
 def test_within_noise_flags_small_differences():
     ref = {"accuracy": 0.50, "accuracy_se": 0.03, "mean_length": 100.0}
     assert aes(ref, {"accuracy": 0.54, "accuracy_se": 0.03, "mean_length": 90.0})["within_noise"]  # 4 < 8.3 points

@@ -348,3 +348,24 @@ def test_extending_a_run_is_refused_when_the_schedule_depends_on_its_length(tmp_
     Trainer(cfg_for(tmp_path, "trainer.total_steps=2", "trainer.save_every=1", lin)).run()
     with pytest.raises(OutputExistsError, match="trainer.total_steps: 2 before, 3 now"):
         Trainer(cfg_for(tmp_path, "trainer.total_steps=3", "trainer.save_every=1", lin), resume=True)
+
+
+def test_report_of_a_training_run(tmp_path):
+    """sarl report on a training folder: settings, per-step curves of the metric groups, and example
+    answers of the first and last step with their rewards; the console names the KL estimator."""
+    from sarl.cli import main
+
+    out = tmp_path / "run"
+    Trainer(cfg_for(out, "trainer.total_steps=2", "actor.use_kl_loss=true", "trainer.log_samples=3")).run()
+    samples = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert [s["step"] for s in samples] == [1, 1, 1, 2, 2, 2]
+    assert {"question", "gold", "response", "reward", "reward/sar", "reward/correctness"} <= set(samples[0])
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["kl/estimator"] == "k3" and last["kl/ref"] >= 0  # k3 is never negative (k1 can be)
+    rep = tmp_path / "rep"
+    assert main(["report", str(out), "-o", str(rep)]) == 0
+    md = (rep / "report.md").read_text()
+    assert "## Training run" in md and "| actor.kl_loss_type | \"k3\" |" in md and "**step 2**" in md
+    assert (rep / "plots" / "train_run.png").exists()
+    page = (rep / "report.html").read_text()
+    assert "Example answers" in page and "data:image/png;base64," in page

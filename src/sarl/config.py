@@ -169,6 +169,8 @@ class TrainerConfig(Settings):
     val_before_train: bool = setting(False, "Validate the starting model first.")
     max_bad_steps: int = setting(3, "Abort after this many consecutive steps with a non-finite loss.", check=positive)
     tensorboard: bool = setting(True, "Also write TensorBoard event files (if the tensorboard package is installed).")
+    log_samples: int = setting(4, "Rollouts per step written to samples.jsonl (question, response, rewards) for "
+                                  "the report; 0 = none.", check=non_negative)
 
 
 @dataclass

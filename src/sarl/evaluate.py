@@ -27,7 +27,8 @@ AES (accuracy-efficiency score, as the SAR paper reports it) of model M against 
 ``Δlen = (L_R - L_M) / L_R`` (positive = shorter), ``Δacc = (A_M - A_R) / A_R`` (relative),
 ``AES = Δlen + 5 · Δacc``. When ``A_R = 0`` the relative Δacc is undefined; sarl then uses the
 absolute difference ``A_M - A_R`` and marks the row. ``within_noise``: the accuracy difference is
-smaller than 1.96 · sqrt(SE_R² + SE_M²) (an unpaired, conservative test).
+smaller than 1.96 · its standard error: paired over the shared problems when both models answered the
+same ones (``per_problem_accuracy``; :func:`paired_se`), else sqrt(SE_R² + SE_M²).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ def _sample_stats(rows: list[dict]) -> dict[str, Any]:
     lengths = [r["length"] for r in rows]
     correct_lengths = [r["length"] for r in rows if r["correct"]]
     acc, se = accuracy_with_se([[bool(s["correct"]) for s in p.values()] for p in problems])
+    per_problem = {pid: sum(bool(s["correct"]) for s in p.values()) / len(p) for pid, p in by_problem.items() if p}
     out = {
         "problems": n_prob,
         "samples": len(rows),
@@ -101,6 +103,7 @@ def _sample_stats(rows: list[dict]) -> dict[str, Any]:
         "hit@1": sum(bool(p.get(0, {}).get("correct")) for p in problems) / n_prob if n_prob else None,
         "hit@n": sum(any(s["correct"] for s in p.values()) for p in problems) / n_prob if n_prob else None,
         "sample_accuracy": acc,
+        "per_problem_accuracy": per_problem,
         "mean_length": sum(lengths) / len(lengths) if lengths else None,
         "mean_correct_length": sum(correct_lengths) / len(correct_lengths) if correct_lengths else None,
         "truncation_rate": sum(r["truncated"] for r in rows) / len(rows) if rows else None,
@@ -225,10 +228,28 @@ def aes(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, Any]:
     absolute = a_r == 0
     d_acc = (a_m - a_r) if absolute else (a_m - a_r) / a_r
     d_len = (l_r - l_m) / l_r
-    noise = 1.96 * math.hypot(ref.get("accuracy_se") or 0.0, cur.get("accuracy_se") or 0.0)
+    se, paired = paired_se(ref.get("per_problem_accuracy"), cur.get("per_problem_accuracy"))
+    if se is None:  # no shared problems: unpaired, conservative
+        se = math.hypot(ref.get("accuracy_se") or 0.0, cur.get("accuracy_se") or 0.0)
     return {"delta_acc": d_acc, "delta_len": d_len, "aes": d_len + AES_ACC_WEIGHT * d_acc,
-            "acc_delta_absolute": absolute, "delta_acc_points": a_m - a_r,
-            "within_noise": abs(a_m - a_r) < noise}
+            "acc_delta_absolute": absolute, "delta_acc_points": a_m - a_r, "delta_acc_se": se,
+            "delta_acc_paired": paired, "within_noise": abs(a_m - a_r) < 1.96 * se}
+
+
+def paired_se(ref: dict[str, float] | None, cur: dict[str, float] | None) -> tuple[float | None, bool]:
+    """Standard error of the accuracy difference from the per-problem accuracies of both models on their
+    shared problems: sd of the per-problem differences (ddof 1) / sqrt(shared). (None, False) when they
+    share fewer than 2 problems. Pairing removes the problems' own difficulty from the noise, so it is
+    the precise test when both models answered the same problems."""
+    if not ref or not cur:
+        return None, False
+    shared = [k for k in ref if k in cur]
+    if len(shared) < 2:
+        return None, False
+    d = [cur[k] - ref[k] for k in shared]
+    mu = sum(d) / len(d)
+    var = sum((x - mu) ** 2 for x in d) / (len(d) - 1)
+    return math.sqrt(var / len(d)), True
 
 
 def comparison(summary: dict[str, Any], reference: str | None = None) -> list[dict[str, Any]]:
@@ -309,14 +330,17 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_accuracy_vs_length(summary: dict[str, Any], out_dir: Path) -> list[Path]:
-    """One PNG per dataset: accuracy (hit@1) against mean response length, a point per model."""
+    """One PNG per dataset (in the order the comparison table lists them): accuracy over all samples
+    (± 1.96 SE) against mean response length, a point per model; the accuracy axis spans 0–100%."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     paths = []
-    datasets = sorted({ds for m in summary["models"].values() for ds in m})
+    datasets: list[str] = []
+    for per in summary["models"].values():
+        datasets += [ds for ds in per if ds not in datasets]
     out_dir.mkdir(parents=True, exist_ok=True)
     for ds in datasets:
         fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -324,13 +348,14 @@ def plot_accuracy_vs_length(summary: dict[str, Any], out_dir: Path) -> list[Path
             m = per.get(ds)
             if not m or m.get("accuracy") is None or m.get("mean_length") is None:
                 continue
-            ax.scatter(m["mean_length"], m["accuracy"] * 100, s=50)
+            acc = m["accuracy"] * 100
+            ax.errorbar(m["mean_length"], acc, yerr=1.96 * (m.get("accuracy_se") or 0.0) * 100, fmt="o", capsize=3)
             label = Path(model).name if "/" in model and Path(model).exists() else model
-            ax.annotate(label, (m["mean_length"], m["accuracy"] * 100), textcoords="offset points",
-                        xytext=(5, 5), fontsize=8)
+            ax.annotate(label, (m["mean_length"], acc), textcoords="offset points", xytext=(5, 5), fontsize=8)
         ax.set_xlabel("mean response length (tokens)")
-        ax.set_ylabel("accuracy (hit@1, %)")
-        ax.set_title(f"{ds}: accuracy vs length")
+        ax.set_ylabel("accuracy over all samples (%)")
+        ax.set_ylim(0, 100)
+        ax.set_title(ds)
         ax.grid(alpha=0.3)
         fig.tight_layout()
         p = out_dir / f"{tag(ds)}.png"

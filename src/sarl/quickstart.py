@@ -169,7 +169,8 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     keys = ("accuracy", "accuracy_se", "hit@1", "hit@n", "mean_length", "mean_sar", "truncation_rate")
     table = {name: {k: m[dataset].get(k) for k in keys} for name, m in results.items()}
     change = aes(results["before"][dataset], results["after"][dataset])
-    table["change"] = {"accuracy_points": change["delta_acc_points"], "within_noise": change["within_noise"],
+    table["change"] = {"accuracy_points": change["delta_acc_points"], "se": change["delta_acc_se"],
+                       "paired": change["delta_acc_paired"], "within_noise": change["within_noise"],
                        "length_relative": -change["delta_len"]}
     (out_dir / "before_after.json").write_text(json.dumps(table, indent=2) + "\n")
     decoding = f"sampled (T=1, {gen.n} per problem)" if sampled else "greedy"

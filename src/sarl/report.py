@@ -15,15 +15,20 @@ from sarl.evaluate import comparison, comparison_markdown, plot_accuracy_vs_leng
 from sarl.io import DataError
 
 
-def collect(run_dirs: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def collect(run_dirs: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     """Merge the evaluation summaries of ``run_dirs`` (a model seen in two folders is named
-    ``<folder>/<model>``) and gather analysis results."""
+    ``<folder>/<model>``) and gather analysis results and training runs."""
+    from sarl.train_report import is_training_run, load_run
+
     merged: dict[str, Any] = {"models": {}}
-    analyses = []
+    analyses, runs = [], []
     for d in run_dirs:
         if not d.is_dir():
-            raise DataError(f"{d}: not a folder; expected an output folder of `sarl eval` or `sarl analyze`")
-        found = False
+            raise DataError(f"{d}: not a folder; expected an output folder of `sarl eval`, `sarl analyze` or "
+                            "`sarl train`")
+        found = is_training_run(d)
+        if found:
+            runs.append(load_run(d))
         summ = d / "summary.json"
         if summ.exists():
             found = True
@@ -33,6 +38,7 @@ def collect(run_dirs: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]]]
                 raise DataError(f"{summ}:{exc.lineno}: not valid JSON ({exc.msg})") from None
             if not isinstance(data.get("models"), dict):
                 raise DataError(f"{summ}: no 'models' object; is this a `sarl eval` summary?")
+            merged.setdefault("settings", data.get("settings"))
             for model, per in data["models"].items():
                 name = model if model not in merged["models"] else f"{d.name}/{model}"
                 merged["models"][name] = per
@@ -41,8 +47,9 @@ def collect(run_dirs: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]]]
             found = True
             analyses.append({"dir": str(d), "png": d / "analysis.png", **json.loads(an.read_text())})
         if not found:
-            raise DataError(f"{d}: holds neither summary.json (sarl eval) nor analysis.json (sarl analyze)")
-    return merged, analyses
+            raise DataError(f"{d}: holds neither summary.json (sarl eval), analysis.json (sarl analyze) nor "
+                            "metrics.jsonl + config.yaml (sarl train)")
+    return merged, analyses, runs
 
 
 def _md_to_html_table(md: str) -> str:
@@ -74,6 +81,20 @@ def _md_to_html_table(md: str) -> str:
     return "\n".join(out)
 
 
+def _settings_line(summary: dict[str, Any]) -> str:
+    """Problems and samples per dataset and the generation settings of each model (from summary.json)."""
+    parts = []
+    for model, per in summary["models"].items():
+        for ds, m in per.items():
+            parts.append(f"{model} on {ds}: {m.get('problems')} problems, {m.get('samples')} samples")
+    gen = summary.get("settings", {}).get("gen") if isinstance(summary.get("settings"), dict) else None
+    text = "; ".join(parts) + "."
+    if gen:
+        text += (f" Decoding: temperature {gen.get('temperature')}, top_p {gen.get('top_p')}, {gen.get('n')} sample(s) per "
+                 f"problem, at most {gen.get('max_new_tokens')} new tokens.")
+    return text
+
+
 def _img(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
@@ -86,7 +107,7 @@ th{background:#f3f3f3}td:first-child,td:nth-child(2){text-align:left}img{max-wid
 
 def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = None) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and the plots into ``out_dir``."""
-    summary, analyses = collect(run_dirs)
+    summary, analyses, runs = collect(run_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
     md = ["# sarl report", "", "Runs: " + ", ".join(f"`{d}`" for d in run_dirs), ""]
     body_html = []
@@ -95,10 +116,11 @@ def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
         rows = comparison(summary, reference)
         table = comparison_markdown(rows)
         plots = plot_accuracy_vs_length(summary, out_dir / "plots")
-        md += ["## Accuracy and length", "", table]
+        md += ["## Accuracy and length", "", _settings_line(summary), "", table]
         md += [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
-        body_html.append("<h2>Accuracy and length</h2>" + _md_to_html_table(table))
-        body_html += [_img(p, f"{p.stem}: accuracy vs length") for p in plots]
+        body_html.append("<h2>Accuracy and length</h2>" + _md_to_html_table(_settings_line(summary) + "\n\n" + table))
+        body_html += [_img(p, f"accuracy over all samples (± 1.96 SE) against mean length, one point per model; "
+                              f"dataset {p.stem}") for p in plots]
     for a in analyses:
         from sarl.analyze import AnalysisResult, markdown_table
 
@@ -108,6 +130,14 @@ def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
         body_html.append(_md_to_html_table(t.replace("# SAR", "## SAR", 1)))
         if a["png"].exists():
             body_html.append(_img(a["png"], f"SAR analysis ({a['dir']})"))
+    from sarl.train_report import run_section
+
+    for run in runs:
+        text, png = run_section(run, out_dir / "plots")
+        md += [text]
+        body_html.append(_md_to_html_table(text.replace("### ", "#### ").replace("## ", "### ", 1)))
+        if png is not None:
+            body_html.append(_img(png, "per-step curves of every logged metric group (x: training step)"))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sarl report</title><style>{CSS}</style>"

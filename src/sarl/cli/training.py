@@ -45,7 +45,7 @@ def cmd_train(args) -> int:
         def on_step(m):
             comps = " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in m.items()
                              if k.startswith("reward/") and k not in ("reward/mean", "reward/alpha") and v is not None)
-            kl = f" kl={m['kl/ref']:.4f}" if m.get("kl/ref") is not None else ""
+            kl = f" kl({m['kl/estimator']})={m['kl/ref']:.4f}" if m.get("kl/ref") is not None else ""
             val = f" val_acc={m['val/accuracy']:.3f}" if m.get("val/accuracy") is not None else ""
             stages = " ".join(f"{k[5:]}={v:.1f}s" for k, v in m.items() if k.startswith("time/") and k != "time/step")
             prog.console.print(
@@ -102,8 +102,9 @@ def cmd_quickstart(args) -> int:
                       f"{m['truncation_rate'] * 100:.0f}%")
     out_console.print(table)
     ch = t["change"]
-    verdict = ("within noise (smaller than 1.96 x the combined standard error over problems)" if ch["within_noise"]
-               else "outside the noise of 1.96 x the combined standard error over problems")
+    kind = "paired over the same problems" if ch["paired"] else "unpaired"
+    verdict = (f"within noise (|Δ| < 1.96 x its standard error {ch['se'] * 100:.1f}, {kind})" if ch["within_noise"]
+               else f"outside the noise (standard error {ch['se'] * 100:.1f} points, {kind})")
     out_console.print(f"accuracy {ch['accuracy_points'] * 100:+.1f} points: {verdict}; length "
                       f"{ch['length_relative'] * 100:+.0f}%. One run on one machine: floating-point paths differ "
                       "between machines, so compare seeds before trusting a small change.")

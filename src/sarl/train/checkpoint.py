@@ -113,7 +113,7 @@ def load_critic_weights(critic, ckpt: Path) -> None:
 
 # Settings a resumed run may change: they do not change what the run computes.
 RESUME_MAY_CHANGE = ("model.threads", "trainer.save_every", "trainer.keep_last", "trainer.tensorboard",
-                     "trainer.max_bad_steps", "trainer.val_every")
+                     "trainer.max_bad_steps", "trainer.val_every", "trainer.log_samples")
 
 
 def check_resume_settings(saved: Path, config: dict, out: Path) -> None:

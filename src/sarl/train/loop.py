@@ -117,6 +117,7 @@ class Trainer:
         self.use_ref = ac.use_kl_loss or a.use_kl_in_reward
         self.ref = copy.deepcopy(self.policy).eval().requires_grad_(False) if self.use_ref else None
         self.estimator = a.estimator
+        self.kl_estimator = ac.kl_loss_type if ac.use_kl_loss else a.kl_penalty
         self.critic = None
         if "values" in ADV_ESTIMATORS.meta(self.estimator)["needs"]:
             from sarl.train.critic import ValueModel
@@ -188,6 +189,7 @@ class Trainer:
         self.bad_steps = int(st.get("bad_steps", 0))
         set_rng_state(st["rng"])
         truncate_steps(self.out / "metrics.jsonl", self.step)
+        truncate_steps(self.out / "samples.jsonl", self.step)
         self._log(f"resumed from {ckpt} (step {self.step})")
 
     def save(self) -> Path:
@@ -256,7 +258,19 @@ class Trainer:
         with timer("update_actor"):
             actor_stats = self.update_actor(batch, old, ref, adv)
         self._check_finite(actor_stats)
+        self._log_samples(batch, rew)
         return self.step_metrics(progress, batch, old, ref, rew, actor_stats, critic_stats, timer)
+
+    def _log_samples(self, batch: RolloutBatch, rew) -> None:
+        """The first ``trainer.log_samples`` rollouts of the step, for the report's examples."""
+        k = min(self.cfg.trainer.log_samples, len(batch))
+        if not k:
+            return
+        rows = [{"step": self.step, "question": batch.problems[i].question, "gold": batch.problems[i].answer,
+                 "response": batch.texts[i], "length": len(batch.responses[i]), "reward": float(rew.total[i]),
+                 **{f"reward/{n}": float(v[i]) for n, v in rew.components.items()}} for i in range(k)]
+        with open(self.out / "samples.jsonl", "a", encoding="utf-8") as fh:
+            fh.writelines(json.dumps(r) + "\n" for r in rows)
 
     def generate(self) -> RolloutBatch:
         """``generate``: P prompts, n sampled responses each, as one batch of rows."""
@@ -398,7 +412,7 @@ class Trainer:
     def step_metrics(self, progress, batch, old, ref, rew, actor: UpdateStats, critic: UpdateStats | None,
                      timer: StageTimer) -> dict[str, Any]:
         """The logged metrics of a step; losses are means per optimizer step."""
-        from sarl.algos import masked_mean
+        from sarl.algos import kl_penalty, masked_mean
 
         mask = old.mask
         metrics: dict[str, Any] = {}
@@ -421,7 +435,9 @@ class Trainer:
             "actor/grad_norm": actor.grad_norm,
             "actor/lr": self.sched.get_last_lr()[0],
             "actor/skipped_updates": actor.skipped,
-            "kl/ref": None if ref is None else float(masked_mean(old.logp - ref.logp, mask)),
+            # KL(pi_old || pi_ref) with the estimator the recipe uses (the loss's, else the reward's)
+            "kl/ref": None if ref is None else float(masked_mean(kl_penalty(old.logp, ref.logp, self.kl_estimator), mask)),
+            "kl/estimator": None if ref is None else self.kl_estimator,
             **{f"time/{k}": v for k, v in timer.seconds.items()},
             "time/step": sum(timer.seconds.values()),
         })

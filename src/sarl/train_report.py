@@ -1,0 +1,126 @@
+"""The report of a training run (``sarl report RUN_DIR`` on a ``sarl train`` output folder): the run's
+settings, curves of every logged metric group per step, and example answers from the first and the
+last step with their rewards (``samples.jsonl``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sarl.io import DataError, read_rows
+
+# Metric groups plotted, in order: (title, metric-name prefixes or names).
+GROUPS = [
+    ("reward", ("reward/",)), ("accuracy", ("accuracy", "val/accuracy")), ("length", ("response_length/mean",)),
+    ("KL to the reference", ("kl/ref",)), ("entropy", ("actor/entropy",)),
+    ("losses", ("actor/pg_loss", "actor/kl_loss", "critic/loss")), ("gradient norm", ("actor/grad_norm",)),
+    ("seconds per step", ("time/step",)),
+]
+SETTING_KEYS = ("model.name", "data.train", "algorithm.adv_estimator", "algorithm.advantage_weighting_in_grpo",
+                "rewards.weights", "rewards.schedule.type", "actor.lr", "actor.loss_agg_mode", "actor.use_kl_loss",
+                "actor.kl_loss_coef", "actor.kl_loss_type", "rollout.n", "rollout.temperature",
+                "trainer.prompts_per_step", "trainer.total_steps", "data.max_response_length", "trainer.seed")
+
+
+def is_training_run(d: Path) -> bool:
+    return (d / "metrics.jsonl").exists() and (d / "config.yaml").exists()
+
+
+def load_run(d: Path) -> dict[str, Any]:
+    """The run's config, its metric rows (one per step) and its logged samples."""
+    try:
+        config = yaml.safe_load((d / "config.yaml").read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"{d / 'config.yaml'}: not valid YAML ({exc})") from None
+    rows = [r for r in read_rows(d / "metrics.jsonl") if "step" in r]
+    samples = read_rows(d / "samples.jsonl") if (d / "samples.jsonl").exists() else []
+    return {"dir": d, "config": config, "rows": rows, "samples": samples}
+
+
+def _get(config: dict, dotted: str) -> Any:
+    cur: Any = config
+    for part in dotted.split("."):
+        cur = cur.get(part) if isinstance(cur, dict) else None
+    return cur
+
+
+def settings_markdown(run: dict[str, Any]) -> str:
+    lines = ["| setting | value |", "|---|---|"]
+    lines += [f"| {k} | {json.dumps(_get(run['config'], k))} |" for k in SETTING_KEYS]
+    return "\n".join(lines)
+
+
+def plot_curves(run: dict[str, Any], path: Path) -> Path | None:
+    """One panel per metric group with at least one logged value; x = training step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in run["rows"] if r.get("step", 0) > 0 or any(k.startswith("val/") for k in r)]
+    panels = []
+    for title, keys in GROUPS:
+        names = sorted({k for r in rows for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)
+                        and k != "reward/alpha" and any(k == p or (p.endswith("/") and k.startswith(p)) for p in keys)})
+        if names:
+            panels.append((title, names))
+    if not panels:
+        return None
+    cols = 4
+    fig, axes = plt.subplots((len(panels) + cols - 1) // cols, cols, figsize=(16, 3.3 * ((len(panels) + cols - 1) // cols)),
+                             squeeze=False)
+    for ax, (title, names) in zip(axes.flat, panels):
+        for name in names:
+            pts = [(r["step"], r[name]) for r in rows if isinstance(r.get(name), int | float)]
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="." if len(pts) < 30 else None, label=name)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        if title == "accuracy":
+            ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        if len(names) > 1:
+            ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def examples_markdown(run: dict[str, Any], k: int = 2, width: int = 300) -> str:
+    """Example answers of the first and the last logged step, with their rewards."""
+    samples = run["samples"]
+    if not samples:
+        return "_no samples logged (trainer.log_samples = 0)_"
+    steps = sorted({s["step"] for s in samples})
+    lines = []
+    for step in dict.fromkeys((steps[0], steps[-1])):
+        lines += [f"**step {step}**", "", "| question | gold | answer | length | rewards |", "|---|---|---|---|---|"]
+        for s in [s for s in samples if s["step"] == step][:k]:
+            rewards = ", ".join(f"{n.split('/', 1)[1]} {v:.3f}" for n, v in s.items() if n.startswith("reward/"))
+            cell = lambda t: str(t).replace("|", "\\|").replace("\n", " ")[:width]  # noqa: E731
+            lines.append(f"| {cell(s['question'])} | {cell(s['gold'])} | {cell(s['response'])} | {s['length']} | "
+                         f"{rewards} (total {s['reward']:.3f}) |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def run_section(run: dict[str, Any], plot_dir: Path) -> tuple[str, Path | None]:
+    """The Markdown of one training run and its curves' PNG."""
+    d, rows = run["dir"], run["rows"]
+    last = rows[-1] if rows else {}
+    md = [f"## Training run `{d}`", "", f"{len(rows)} logged steps; final model: `{d / 'final'}`", "",
+          "### Settings", "", settings_markdown(run), "", "### Curves", ""]
+    png = plot_curves(run, plot_dir / f"train_{Path(d).name}.png")
+    if png is not None:
+        md += [f"![training curves](plots/{png.name})", ""]
+    if last:
+        md += [f"Last step: reward {last.get('reward/mean', float('nan')):.3f}, accuracy "
+               f"{last.get('accuracy', float('nan')):.3f}, length {last.get('response_length/mean', float('nan')):.1f}.", ""]
+    md += ["### Example answers", "", examples_markdown(run), ""]
+    return "\n".join(md), png
