@@ -167,3 +167,11 @@ def test_report_errors(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty"), "-o", str(tmp_path / "r")]) == 2
     assert "neither summary.json" in capsys.readouterr().err
+
+
+def test_eval_prints_a_run_time_estimate_after_the_first_batch(tmp_path, capsys):
+    out = tmp_path / "est"
+    assert main(["eval", "--model", "tiny-random", "--datasets", "chain_sum", "--limit", "4", "--batch-size", "2",
+                 "--max-new-tokens", "4", "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "s per problem on the first batch; about" in err and "remaining 2" in err

@@ -369,3 +369,16 @@ def test_report_of_a_training_run(tmp_path):
     assert (rep / "plots" / "train_run.png").exists()
     page = (rep / "report.html").read_text()
     assert "Example answers" in page and "data:image/png;base64," in page
+
+
+def test_tiny_flag_shrinks_any_recipe_and_the_run_works(tmp_path):
+    from sarl.cli import main
+    from sarl.config import TINY_OVERRIDES, list_recipes
+
+    for name, _ in list_recipes():  # every shipped recipe stays valid when shrunk
+        cfg = load_config(name, TINY_OVERRIDES)
+        assert cfg.trainer.total_steps == 2 and cfg.rollout.n * cfg.trainer.prompts_per_step == 4
+    out = tmp_path / "tiny"
+    assert main(["train", "cpu/sa_grpo", "model.name=tiny-random", "data.val=null", f"trainer.out_dir={out}",
+                 "trainer.tensorboard=false", "--tiny"]) == 0
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2

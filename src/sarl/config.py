@@ -280,6 +280,12 @@ def to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 RECIPES_DIR = Path(__file__).resolve().parent / "configs"  # the recipes shipped with sarl
 
+# `sarl train RECIPE --tiny`: any recipe shrunk consistently (steps, batch, group, lengths, validation), so
+# that mini-batch and micro-batch sizes still divide the rollouts of a step.
+TINY_OVERRIDES = ["trainer.total_steps=2", "trainer.prompts_per_step=2", "rollout.n=2", "rollout.batch_size=4",
+                  "actor.mini_batch_size=null", "actor.micro_batch_size=4", "data.max_response_length=32",
+                  "data.val_limit=4", "trainer.save_every=0", "trainer.val_every=0", "data.train_limit=16"]
+
 
 def list_recipes() -> list[tuple[str, str]]:
     """``(name, description)`` of every shipped recipe; ``name`` is what ``sarl train NAME`` takes."""

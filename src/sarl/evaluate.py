@@ -137,10 +137,12 @@ def read_samples(path: Path) -> list[dict]:
 
 def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems: Sequence[Problem],
                      settings: EvalSettings, out_path: Path,
-                     progress: Callable[[int, int, int], None] | None = None) -> dict[str, Any]:
+                     progress: Callable[[int, int, int], None] | None = None,
+                     log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Generate, grade and append samples for the problems not yet in ``out_path``; return metrics.
 
-    ``progress(problems_done, problems_total, tokens_generated)``."""
+    ``progress(problems_done, problems_total, tokens_generated)``; ``log(message)`` gets, after the first
+    decode batch, an estimate of the time the rest will take at the rate measured on it."""
     cfg = settings.gen
     existing = read_samples(out_path)
     have: dict[str, set[int]] = {}
@@ -166,6 +168,7 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
         # generate one decode batch at a time, writing each before the next starts: a crash loses at
         # most the batch in flight
         slice_size = max(1, cfg.batch_size // cfg.n)
+        t_start = time.perf_counter()
         with JsonlAppender(out_path) as writer:
             for s in range(0, len(todo), slice_size):
                 part = todo[s : s + slice_size]
@@ -185,13 +188,19 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
                 writer.write(rows)
                 report.done += len(part)
                 report()
+                if s == 0 and log is not None and len(todo) > len(part):
+                    per = (time.perf_counter() - t_start) / len(part)
+                    log(f"{model_name} · {dataset}: {per:.1f} s per problem on the first batch; about "
+                        f"{per * (len(todo) - len(part)) / 60:.1f} min for the remaining {len(todo) - len(part)} "
+                        f"(at most {cfg.max_new_tokens} new tokens, {cfg.n} sample(s) each)")
     rows = [r for r in read_samples(out_path) if r["id"] in wanted]
     return _sample_stats(rows)
 
 
 def evaluate_model(lm, backend, model_name: str, settings: EvalSettings, out_dir: Path,
                    progress_factory: Callable[[str, int], Callable[[int, int, int], None]] | None = None,
-                   problems_by_dataset: dict[str, list[Problem]] | None = None) -> dict[str, dict]:
+                   problems_by_dataset: dict[str, list[Problem]] | None = None,
+                   log: Callable[[str], None] | None = None) -> dict[str, dict]:
     """Evaluate one model on every dataset of ``settings``; writes ``<model_tag>/metrics.json``.
 
     The settings that decide the samples (model, dtype, prompt, decoding, generated-data seed and size;
@@ -211,7 +220,7 @@ def evaluate_model(lm, backend, model_name: str, settings: EvalSettings, out_dir
         prog = progress_factory(f"{model_name} · {ds}", len(problems)) if progress_factory else None
         t0 = time.perf_counter()
         m = evaluate_dataset(backend, lm.tokenizer, model_name, ds, problems, settings,
-                             mdir / f"{tag(ds)}.samples.jsonl", progress=prog)
+                             mdir / f"{tag(ds)}.samples.jsonl", progress=prog, log=log)
         m["seconds_this_run"] = time.perf_counter() - t0
         metrics[ds] = m
         write_json_atomic(mdir / "metrics.json", metrics)

@@ -41,7 +41,8 @@ def cmd_eval(args) -> int:
             shutil.rmtree(out / tag(lm.name), ignore_errors=True)
         backend = make_backend(lm, args.backend, model_path=m)
         with progress_bar() as prog:
-            results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, task_factory(prog), problems)
+            results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, task_factory(prog), problems,
+                                              log=prog.console.print)
         del lm, backend
     reference = args.reference or (results and next(iter(results)))
     summary = write_summary(out, results, settings, reference)

@@ -30,6 +30,10 @@ def cmd_train(args) -> int:
         recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
     from sarl.verl_keys import translate
 
+    if args.tiny:  # before the user's overrides, which win
+        from sarl.config import TINY_OVERRIDES
+
+        overrides = [*TINY_OVERRIDES, *overrides]
     overrides, notes = translate(overrides)
     for note in notes:
         console.print(f"[dim]{note}[/dim]")
@@ -146,6 +150,9 @@ def register(sub) -> None:
     tr.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
     tr.add_argument("--list", action="store_true", help="list the shipped recipes and exit")
     tr.add_argument("--overwrite", action="store_true", help="delete an earlier run in trainer.out_dir first")
+    tr.add_argument("--tiny", action="store_true",
+                    help="shrink the recipe consistently for a smoke test (2 steps of 2 prompts x 2 rollouts, 32-token "
+                         "answers, 4 validation problems); other overrides still apply on top")
     tr.set_defaults(func=cmd_train)
 
     sf = sub.add_parser("sft", help="supervised fine-tuning (warm start), e.g. on the built-in synthetic corpus",
