@@ -50,11 +50,14 @@ def test_score_resumes_and_keeps_prior_rows(tmp_path):
         w.writeheader()
         for r in ROWS:
             w.writerow({"q": r["question"], "a": r["answer"]})
-    # a previous run wrote one row and crashed in the middle of the second
+    args = ["score", str(src), "-o", str(out), "--question-key", "q", "--answer-key", "a"]
+    assert main(args) == 0  # a previous run (it leaves its settings record beside the output) ...
+    # ... wrote one row and crashed in the middle of the second (the row's values are marked, to show
+    # that the rerun keeps them instead of recomputing them)
     first = {"q": ROWS[0]["question"], "a": ROWS[0]["answer"], "ppl_qa": 1.0, "ppl_a": 2.0, "sar": 0.5,
              "answer_tokens": 3, "status": "ok"}
     out.write_text(json.dumps(first) + "\n" + '{"q": "Tom has')
-    assert main(["score", str(src), "-o", str(out), "--question-key", "q", "--answer-key", "a"]) == 0
+    assert main(args) == 0
     got = read_jsonl(out)
     assert len(got) == 3
     assert got[0] == first  # kept, not recomputed

@@ -212,7 +212,8 @@ def evaluate_model(lm, backend, model_name: str, settings: EvalSettings, out_dir
               "system_prompt": settings.system_prompt, "data_seed": settings.data_seed, "size": settings.size,
               **flat_settings(settings.gen, "gen.")}
     guard_settings(mdir / "settings.json", record, mdir,
-                   "evaluate into another -o, or pass --overwrite to replace this model's samples")
+                   "evaluate into another -o, or pass --overwrite to replace this model's samples",
+                   has_results=any(f.stat().st_size for f in mdir.glob("*.samples.jsonl")))
     metrics: dict[str, dict] = {}
     for ds in settings.datasets:
         problems = (problems_by_dataset or {}).get(ds) or load_dataset(
@@ -330,7 +331,8 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     ref = rows[0]["reference"]
     lines = [f"Reference model: `{ref}`. Accuracy over all samples, ± its standard error over problems. "
              "Δlen = (L_ref − L)/L_ref (positive = shorter); Δacc relative to the reference's accuracy (absolute, "
-             "marked *, when that is 0), marked (noise) when the difference is below 1.96 · the combined SE; "
+             "marked *, when that is 0), marked (noise) when the difference is below 1.96 · its standard error "
+             "(paired over the shared problems); "
              "AES = Δlen + 5·Δacc.", "",
              "| " + " | ".join(h for h, _, _, _ in COMPARISON_COLUMNS) + " |",
              "|---|---|" + "---:|" * (len(COMPARISON_COLUMNS) - 2)]
@@ -358,12 +360,13 @@ def plot_accuracy_vs_length(summary: dict[str, Any], out_dir: Path) -> list[Path
             if not m or m.get("accuracy") is None or m.get("mean_length") is None:
                 continue
             acc = m["accuracy"] * 100
-            ax.errorbar(m["mean_length"], acc, yerr=1.96 * (m.get("accuracy_se") or 0.0) * 100, fmt="o", capsize=3)
+            ax.errorbar(m["mean_length"], acc, yerr=1.96 * (m.get("accuracy_se") or 0.0) * 100, fmt="o", capsize=3,
+                        markersize=8)
             label = Path(model).name if "/" in model and Path(model).exists() else model
             ax.annotate(label, (m["mean_length"], acc), textcoords="offset points", xytext=(5, 5), fontsize=8)
         ax.set_xlabel("mean response length (tokens)")
         ax.set_ylabel("accuracy over all samples (%)")
-        ax.set_ylim(0, 100)
+        ax.set_ylim(-4, 104)  # 0-100%, with room for a marker at either end
         ax.set_title(ds)
         ax.grid(alpha=0.3)
         fig.tight_layout()

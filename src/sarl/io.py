@@ -221,12 +221,14 @@ def settings_diff(before: dict[str, Any], now: dict[str, Any], ignore: Iterable[
 
 
 def guard_settings(path: str | Path, settings: dict[str, Any], output: str | Path, way_out: str,
-                   ignore: Iterable[str] = ()) -> None:
+                   ignore: Iterable[str] = (), has_results: bool = True) -> None:
     """Record the settings that determine an output's content in ``path`` (JSON), or, when an earlier
-    run recorded different ones, refuse to continue it: a resumed output never mixes results made with
-    different settings. The error names every differing setting (then and now) and ``way_out``."""
+    run recorded different ones and the output already holds results (``has_results``), refuse to
+    continue it: a resumed output never mixes results made with different settings. The error names
+    every differing setting (then and now) and ``way_out``. An output without results (a run that failed
+    before writing any) just gets the new record."""
     p = Path(path)
-    if p.exists():
+    if p.exists() and has_results:
         try:
             old = json.loads(p.read_text(encoding="utf-8"))
         except json.JSONDecodeError:

@@ -133,11 +133,12 @@ def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
     from sarl.train_report import run_section
 
     for run in runs:
-        text, png = run_section(run, out_dir / "plots")
-        md += [text]
-        body_html.append(_md_to_html_table(text.replace("### ", "#### ").replace("## ", "### ", 1)))
+        head, tail, png = run_section(run, out_dir / "plots")
+        md += [head] + ([f"![training curves](plots/{png.name})", ""] if png is not None else []) + [tail]
+        body_html.append(_md_to_html_table(head))
         if png is not None:
             body_html.append(_img(png, "per-step curves of every logged metric group (x: training step)"))
+        body_html.append(_md_to_html_table(tail))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sarl report</title><style>{CSS}</style>"

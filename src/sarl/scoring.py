@@ -12,12 +12,14 @@ from typing import Any
 
 import torch
 
+from sarl.errors import OutputExistsError
 from sarl.io import (
     DataError,
     JsonlAppender,
     TokenProgress,
     count_complete_lines,
     get_key,
+    guard_settings,
     read_rows,
     require_keys,
 )
@@ -134,27 +136,14 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def score_file(
-    scorer: SARScorer,
-    input_path: str | Path,
-    output_path: str | Path,
-    *,
-    question_key: str = "question",
-    answer_key: str = "answer",
-    gold_key: str | None = None,
-    chunk_size: int = 32,
-    on_progress: Callable[[int, int, int], None] | None = None,
-) -> dict[str, Any]:
-    """Score every row of ``input_path`` and append it to ``output_path`` (JSONL) with ``ppl_qa``,
-    ``ppl_a``, ``sar``, ``answer_tokens``, ``status`` and, when ``gold_key`` is given, ``correct``.
-
-    Resumable: rows already in the output are skipped (a torn last line is dropped first). The first
-    rows of an existing output must match the input's questions, else nothing is written.
-    ``on_progress(rows_done, rows_total, answer_tokens_done)`` is called as work proceeds.
-    Returns :func:`summarize` over the whole output plus ``tokens_per_s`` of this run.
-    """
-    from sarl.grading import grade
-
+def check_resume(input_path: str | Path, output_path: str | Path, settings: dict[str, Any] | None = None, *,
+                 question_key: str = "question", answer_key: str = "answer",
+                 gold_key: str | None = None) -> tuple[list[dict[str, Any]], int]:
+    """Validate the input and an existing output before any model work; returns (input rows, rows
+    already scored). The first rows of an existing output must match the input's questions, and, with
+    ``settings``, the output's record of the settings that made it (``<output>.settings.json``) must
+    equal them: a resumed output never mixes SAR variants or models. The record is written when the
+    output holds no rows yet."""
     src = str(input_path)
     rows = read_rows(input_path)
     keys = [question_key, answer_key] + ([gold_key] if gold_key else [])
@@ -164,7 +153,6 @@ def score_file(
             v = get_key(row, k)
             if v is not None and not isinstance(v, str):
                 raise DataError(f"{src}: row {i} column {k!r} must be text, got {type(v).__name__}")
-
     out = Path(output_path)
     done = count_complete_lines(out)
     if done > len(rows):
@@ -177,6 +165,40 @@ def score_file(
                     f"{out}: row {i + 1} was scored from a different input than {src}; "
                     "use another -o (nothing was overwritten)"
                 )
+    if settings is not None:
+        record = out.with_name(out.name + ".settings.json")
+        way_out = "write to another -o, or pass --overwrite to replace it"
+        if done and not record.exists():
+            raise OutputExistsError(f"{out} holds rows with no record of the settings that made them; {way_out}")
+        guard_settings(record, settings, out, way_out, has_results=done > 0)
+    return rows, done
+
+
+def score_file(
+    scorer: SARScorer,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    question_key: str = "question",
+    answer_key: str = "answer",
+    gold_key: str | None = None,
+    chunk_size: int = 32,
+    on_progress: Callable[[int, int, int], None] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Score every row of ``input_path`` and append it to ``output_path`` (JSONL) with ``ppl_qa``,
+    ``ppl_a``, ``sar``, ``answer_tokens``, ``status`` and, when ``gold_key`` is given, ``correct``.
+
+    Resumable: rows already in the output are skipped (a torn last line is dropped first), after
+    :func:`check_resume` (the same input; with ``settings``, the same settings).
+    ``on_progress(rows_done, rows_total, answer_tokens_done)`` is called as work proceeds.
+    Returns :func:`summarize` over the whole output plus ``tokens_per_s`` of this run.
+    """
+    from sarl.grading import grade
+
+    rows, done = check_resume(input_path, output_path, settings, question_key=question_key, answer_key=answer_key,
+                              gold_key=gold_key)
+    out = Path(output_path)
     t0 = time.perf_counter()
     report = TokenProgress(on_progress, len(rows), done=done)
     report()

@@ -100,7 +100,7 @@ def examples_markdown(run: dict[str, Any], k: int = 2, width: int = 300) -> str:
     steps = sorted({s["step"] for s in samples})
     lines = []
     for step in dict.fromkeys((steps[0], steps[-1])):
-        lines += [f"**step {step}**", "", "| question | gold | answer | length | rewards |", "|---|---|---|---|---|"]
+        lines += [f"#### step {step}", "", "| question | gold | answer | length | rewards |", "|---|---|---|---|---|"]
         for s in [s for s in samples if s["step"] == step][:k]:
             rewards = ", ".join(f"{n.split('/', 1)[1]} {v:.3f}" for n, v in s.items() if n.startswith("reward/"))
             cell = lambda t: str(t).replace("|", "\\|").replace("\n", " ")[:width]  # noqa: E731
@@ -110,17 +110,18 @@ def examples_markdown(run: dict[str, Any], k: int = 2, width: int = 300) -> str:
     return "\n".join(lines)
 
 
-def run_section(run: dict[str, Any], plot_dir: Path) -> tuple[str, Path | None]:
-    """The Markdown of one training run and its curves' PNG."""
+def run_section(run: dict[str, Any], plot_dir: Path) -> tuple[str, str, Path | None]:
+    """One training run as Markdown: the part before the curves, the part after them, and the curves'
+    PNG (the report puts the image between the two)."""
     d, rows = run["dir"], run["rows"]
     last = rows[-1] if rows else {}
-    md = [f"## Training run `{d}`", "", f"{len(rows)} logged steps; final model: `{d / 'final'}`", "",
-          "### Settings", "", settings_markdown(run), "", "### Curves", ""]
+    head = [f"## Training run `{d}`", "", f"{len(rows)} logged steps; final model: `{d / 'final'}`", "",
+            "### Settings", "", settings_markdown(run), "", "### Curves", ""]
     png = plot_curves(run, plot_dir / f"train_{Path(d).name}.png")
-    if png is not None:
-        md += [f"![training curves](plots/{png.name})", ""]
+    tail = []
     if last:
-        md += [f"Last step: reward {last.get('reward/mean', float('nan')):.3f}, accuracy "
-               f"{last.get('accuracy', float('nan')):.3f}, length {last.get('response_length/mean', float('nan')):.1f}.", ""]
-    md += ["### Example answers", "", examples_markdown(run), ""]
-    return "\n".join(md), png
+        tail += [f"Last step: reward {last.get('reward/mean', float('nan')):.3f}, accuracy "
+                 f"{last.get('accuracy', float('nan')):.3f}, length {last.get('response_length/mean', float('nan')):.1f}.",
+                 ""]
+    tail += ["### Example answers", "", examples_markdown(run), ""]
+    return "\n".join(head), "\n".join(tail), png

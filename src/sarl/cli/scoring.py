@@ -30,26 +30,22 @@ def load_scorer(args):
 
 
 def cmd_score(args) -> int:
-    from sarl.errors import OutputExistsError
-    from sarl.io import check_output_file, flat_settings, guard_settings, read_rows, require_keys
-    from sarl.scoring import score_file
+    from sarl.io import check_output_file, flat_settings
+    from sarl.scoring import check_resume, score_file
 
-    # validate the input, the output and the model name before paying for the model load
-    keys = [args.question_key, args.answer_key] + ([args.gold_key] if args.gold_key else [])
-    require_keys(read_rows(args.input), keys, str(args.input))
+    # validate the input, the output, the model name and the settings before paying for the model load
     out = check_output_file(args.output)
-    record = out.with_name(out.name + ".settings.json")
     if args.overwrite:
         out.unlink(missing_ok=True)
-        record.unlink(missing_ok=True)
-    elif out.exists() and out.stat().st_size and not record.exists():
-        raise OutputExistsError(f"{out} holds rows with no record of the settings that made them; write to another "
-                                "-o, or pass --overwrite to replace it")
-    settings = {"input": str(Path(args.input).resolve()), "model": args.model or "smollm2-135m", "dtype": args.dtype,
-                "system_prompt": args.system_prompt, "question_key": args.question_key, "answer_key": args.answer_key,
-                "gold_key": args.gold_key, "max_answer_tokens": args.max_answer_tokens,
-                **flat_settings(sar_config(args), "sar.")}
-    guard_settings(record, settings, out, "write to another -o, or pass --overwrite to replace it")
+    from sarl.models import TINY_RANDOM, resolve_model_path
+
+    if args.model != TINY_RANDOM:
+        resolve_model_path(args.model, args.allow_download)  # a bad name fails at once
+    settings = {"model": args.model or "smollm2-135m", "dtype": args.dtype, "system_prompt": args.system_prompt,
+                "question_key": args.question_key, "answer_key": args.answer_key, "gold_key": args.gold_key,
+                "max_answer_tokens": args.max_answer_tokens, **flat_settings(sar_config(args), "sar.")}
+    check_resume(args.input, out, settings, question_key=args.question_key, answer_key=args.answer_key,
+                 gold_key=args.gold_key)
     _, scorer = load_scorer(args)
     t0 = time.perf_counter()
     with progress_bar() as prog:
@@ -60,7 +56,8 @@ def cmd_score(args) -> int:
             prog.update(task, completed=done, total=total, rate=f"{tokens / dt:.0f} tok/s" if dt > 0 and tokens else "")
 
         summary = score_file(scorer, args.input, args.output, question_key=args.question_key,
-                             answer_key=args.answer_key, gold_key=args.gold_key, on_progress=on_progress)
+                             answer_key=args.answer_key, gold_key=args.gold_key, on_progress=on_progress,
+                             settings=settings)
     table = Table(title=f"sarl score → {args.output}")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -59,9 +59,8 @@ def _first(row: dict[str, Any], keys: tuple[str, ...]) -> tuple[str | None, Any]
 
 
 def _question_from_prompt(prompt: Any) -> tuple[str | None, Any]:
-    """verl's chat-format rows: the question is the content of the last user message of ``prompt``."""
-    if isinstance(prompt, str):
-        return "prompt", prompt
+    """verl's chat-format rows: the question is the content of the last user message of ``prompt`` (a
+    list of messages; a plain-text ``prompt`` column is not taken for a question)."""
     if isinstance(prompt, list):
         users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
         if users:
