@@ -320,7 +320,8 @@ def test_verl_keys_paste_the_reference_script():
     assert cfg.rewards.weights == {"base": 1, "ppl_qa": 0.2} and cfg.rewards.options == {"sar": {"use_log": True}}
     assert cfg.rewards.schedule.type == "linear" and cfg.rewards.schedule.increase
     _, notes = translate(ref)
-    assert any(n.startswith("actor_rollout_ref.rollout.name: ignored") for n in notes) and len(notes) == 5
+    assert any(n.startswith("actor_rollout_ref.rollout.name: ignored") for n in notes) and len(notes) == 4
+    assert cfg.trainer.logger == ["console"]  # the same key in verl and sarl
     with pytest.raises(ConfigError, match="actor_rollout_ref.actor.use_dynamic_bsz: a verl key sarl does not map"):
         load_config(None, ["actor_rollout_ref.actor.use_dynamic_bsz=True"])
     with pytest.raises(ConfigError, match="reward_types and trainer.reward_factors go together"):
@@ -398,3 +399,34 @@ def test_tiny_flag_shrinks_any_recipe_and_the_run_works(tmp_path):
     assert main(["train", "cpu/sa_grpo", "model.name=tiny-random", "data.val=null", f"trainer.out_dir={out}",
                  "trainer.tensorboard=false", "--tiny"]) == 0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_optional_loggers_offline(tmp_path, monkeypatch):
+    """trainer.logger as in verl: wandb (offline mode) and mlflow (a local file store) receive every
+    step's metrics; a logger whose package is missing is a clear error before any model loads."""
+    import importlib.util
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    names = [n for n in ("wandb", "mlflow") if importlib.util.find_spec(n) is not None]
+    if not names:
+        pytest.skip("neither wandb nor mlflow is installed (make test installs both)")
+    out = tmp_path / "run"
+    Trainer(cfg_for(out, "trainer.total_steps=2", f"trainer.logger=[console, tensorboard, {', '.join(names)}]")).run()
+    if "wandb" in names:
+        runs = list((out / "wandb").glob("offline-run-*"))
+        assert len(runs) == 1 and list(runs[0].glob("*.wandb"))
+    if "mlflow" in names:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(f"sqlite:///{(out / 'mlflow.db').resolve()}")
+        exp = client.get_experiment_by_name("sarl")
+        (run,) = client.search_runs([exp.experiment_id])
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "reward/mean")] == [1, 2]
+        assert run.data.params["actor.lr"] == "0.001"
+    with pytest.raises(ConfigError, match="not a logger; choose from console, tensorboard, wandb, mlflow, trackio"):
+        cfg_for(tmp_path / "x", "trainer.logger=[console, neptune]")
+    if importlib.util.find_spec("trackio") is None:
+        with pytest.raises(ConfigError, match="pip install trackio"):
+            cfg_for(tmp_path / "x", "trainer.logger=[trackio]")

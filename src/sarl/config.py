@@ -168,7 +168,17 @@ class TrainerConfig(Settings):
                              check=non_negative)
     val_before_train: bool = setting(False, "Validate the starting model first.")
     max_bad_steps: int = setting(3, "Abort after this many consecutive steps with a non-finite loss.", check=positive)
-    tensorboard: bool = setting(True, "Also write TensorBoard event files (if the tensorboard package is installed).")
+    logger: list[str] = setting(help="Where per-step metrics go besides metrics.jsonl: console, tensorboard, wandb "
+                                     "(offline mode unless WANDB_MODE is set), mlflow (a SQLite store in out_dir unless "
+                                     "MLFLOW_TRACKING_URI is set), trackio (as in verl's trainer.logger).",
+                                factory=lambda: ["console", "tensorboard"])
+    tensorboard: bool = setting(True, "Write TensorBoard event files when trainer.logger names tensorboard (false "
+                                      "switches it off without editing the list).")
+
+    def validate(self) -> None:
+        from sarl.train.loggers import check_loggers
+
+        check_loggers(self.logger)
     log_samples: int = setting(4, "Rollouts per step written to samples.jsonl (question, response, rewards) for "
                                   "the report; 0 = none.", check=non_negative)
 

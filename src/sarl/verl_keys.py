@@ -83,7 +83,6 @@ IGNORED: dict[str, str] = {
     "data.val_proportion": "validation uses data.val_limit problems",
     "data.filter_overlong_prompts": "prompts are cut from the left to data.max_prompt_length",
     "data.truncation": "prompts are cut from the left (verl's 'left')",
-    "trainer.logger": "sarl logs to the console, metrics.jsonl and TensorBoard",
     "trainer.project_name": "experiment naming",
     "trainer.experiment_name": "experiment naming",
     "trainer.n_gpus_per_node": "cluster size",

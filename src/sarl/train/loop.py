@@ -149,14 +149,10 @@ class Trainer:
             self._resume()
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        self.tb = None
-        if cfg.trainer.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
+        from sarl.train.loggers import make_loggers
 
-                self.tb = SummaryWriter(str(self.out / "tensorboard"))
-            except ImportError:
-                self.tb = None
+        names = [n for n in cfg.trainer.logger if n != "tensorboard" or cfg.trainer.tensorboard]
+        self.loggers = make_loggers(names, self.out, to_dict(cfg), name=self.out.name)
 
     # ------------------------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
@@ -214,11 +210,8 @@ class Trainer:
     def _record(self, metrics: dict[str, Any]) -> None:
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(metrics) + "\n")
-        if self.tb is not None:
-            for k, v in metrics.items():
-                if isinstance(v, int | float) and v is not None and k != "step":
-                    self.tb.add_scalar(k, v, metrics["step"])
-            self.tb.flush()
+        for logger in self.loggers:
+            logger.log(metrics, metrics["step"])
 
     # ------------------------------------------------------------------------------------ a step
     def _logprobs(self, model, ctx, resp, stats=(), grad=False):
@@ -488,8 +481,8 @@ class Trainer:
             if on_step is not None:
                 on_step(metrics)
         final = self.export()
-        if self.tb is not None:
-            self.tb.close()
+        for logger in self.loggers:
+            logger.close()
         last["final_model"] = str(final)
         return last
 
