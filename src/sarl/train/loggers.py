@@ -4,8 +4,8 @@ command's own step lines), ``tensorboard``, ``wandb``, ``mlflow`` and ``trackio`
 
 Offline by default, like the rest of sarl: wandb runs in ``offline`` mode (files under
 ``<out_dir>/wandb``; ``wandb sync`` uploads them later) unless ``WANDB_MODE`` says otherwise; mlflow writes
-to a local SQLite store ``<out_dir>/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` is set; trackio keeps its
-local database unless configured otherwise. A chosen logger whose package is missing is an error that
+to a local SQLite store ``<out_dir>/mlflow.db`` unless ``MLFLOW_TRACKING_URI`` is set; trackio writes its
+local database to ``<out_dir>/trackio`` unless ``TRACKIO_DIR`` is set (and never to a Space unless asked). A chosen logger whose package is missing is an error that
 names the pip command, before any model loads.
 """
 
@@ -90,10 +90,14 @@ class MlflowLogger(MetricLogger):
 
 class TrackioLogger(MetricLogger):
     def __init__(self, out: Path, config: dict, name: str, **_):
+        import sys
+
+        if "TRACKIO_DIR" not in os.environ and "trackio" not in sys.modules:  # read once, when trackio loads
+            os.environ["TRACKIO_DIR"] = str((out / "trackio").resolve())
         import trackio
 
         self.trackio = trackio
-        trackio.init(project="sarl", name=name, config=config)
+        trackio.init(project="sarl", name=name, config=config, embed=False, auto_log_cpu=False, auto_log_gpu=False)
 
     def log(self, metrics, step):
         self.trackio.log(_numbers(metrics), step=step)
