@@ -395,6 +395,7 @@ def test_tiny_flag_shrinks_any_recipe_and_the_run_works(tmp_path):
     for name, _ in list_recipes():  # every shipped recipe stays valid when shrunk
         cfg = load_config(name, TINY_OVERRIDES)
         assert cfg.trainer.total_steps == 2 and cfg.rollout.n * cfg.trainer.prompts_per_step == 4
+    assert main(["train", "--list"]) == 0  # the shipped recipes with their descriptions
     out = tmp_path / "tiny"
     assert main(["train", "cpu/sa_grpo", "model.name=tiny-random", "data.val=null", f"trainer.out_dir={out}",
                  "trainer.tensorboard=false", "--tiny"]) == 0
