@@ -397,9 +397,11 @@ def test_tiny_flag_shrinks_any_recipe_and_the_run_works(tmp_path):
         assert cfg.trainer.total_steps == 2 and cfg.rollout.n * cfg.trainer.prompts_per_step == 4
     assert main(["train", "--list"]) == 0  # the shipped recipes with their descriptions
     out = tmp_path / "tiny"
-    assert main(["train", "cpu/sa_grpo", "model.name=tiny-random", "data.val=null", f"trainer.out_dir={out}",
-                 "trainer.tensorboard=false", "--tiny"]) == 0
+    assert main(["train", "cpu/sa_grpo", "--tiny", "model.name=tiny-random", "data.val=null",  # flags anywhere
+                 f"trainer.out_dir={out}", "trainer.tensorboard=false"]) == 0
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    with pytest.raises(SystemExit):  # a word that is neither an option nor key=value is still an error
+        main(["train", "cpu/sa_grpo", "--tiny", "model.name=tiny-random", "oops"])
 
 
 def test_optional_loggers_offline(tmp_path, monkeypatch):

@@ -29,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run a command (see the module docstring for how errors are reported)."""
     from sarl.errors import SarlError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # `sarl train RECIPE --tiny a=b c=d`: argparse stops filling a positional list at the first option, so
+    # key=value words after an option come back unparsed; they are overrides too
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args) or 0)
     except SarlError as exc:
