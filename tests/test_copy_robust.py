@@ -308,3 +308,12 @@ def test_copy_robust_option_errors_name_the_key():
 
     with pytest.raises(ConfigError, match="copy_mode.*did you mean 'zero'"):
         load_config(None, ["rewards.weights={sar: 1.0}", "rewards.options={sar: {copy_mode: zer}}"])
+
+
+def test_non_numeric_option_values_are_clear_errors():
+    from sarl.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="copy_ngram: expected a number, got 'x'"):
+        SARConfig(copy_ngram="x")
+    with pytest.raises(ConfigError, match="token_ratio_cap: expected a number, got 'big'"):
+        load_config(None, ["rewards.weights={sar: 1.0}", "rewards.options={sar: {token_ratio_cap: big}}"])

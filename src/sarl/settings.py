@@ -67,16 +67,25 @@ def choices_of(f: dataclasses.Field) -> tuple | None:
     return tuple(c()) if callable(c) else c
 
 
+def _number(key: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key}: expected a number, got {value!r}")
+
+
 def positive(key: str, value) -> None:
     """``check`` for values that must be > 0 (None passes: "not set")."""
-    if value is not None and value <= 0:
-        raise ConfigError(f"{key}: must be > 0, got {value}")
+    if value is not None:
+        _number(key, value)
+        if value <= 0:
+            raise ConfigError(f"{key}: must be > 0, got {value}")
 
 
 def non_negative(key: str, value) -> None:
     """``check`` for values that must be >= 0 (None passes)."""
-    if value is not None and value < 0:
-        raise ConfigError(f"{key}: must be >= 0, got {value}")
+    if value is not None:
+        _number(key, value)
+        if value < 0:
+            raise ConfigError(f"{key}: must be >= 0, got {value}")
 
 
 class Settings:
