@@ -185,19 +185,21 @@ def score_file(
     chunk_size: int = 32,
     on_progress: Callable[[int, int, int], None] | None = None,
     settings: dict[str, Any] | None = None,
+    checked: tuple[list[dict[str, Any]], int] | None = None,
 ) -> dict[str, Any]:
     """Score every row of ``input_path`` and append it to ``output_path`` (JSONL) with ``ppl_qa``,
     ``ppl_a``, ``sar``, ``answer_tokens``, ``status`` and, when ``gold_key`` is given, ``correct``.
 
     Resumable: rows already in the output are skipped (a torn last line is dropped first), after
-    :func:`check_resume` (the same input; with ``settings``, the same settings).
+    :func:`check_resume` (the same input; with ``settings``, the same settings); ``checked`` is that
+    function's result when the caller already ran it (so the files are not read twice).
     ``on_progress(rows_done, rows_total, answer_tokens_done)`` is called as work proceeds.
     Returns :func:`summarize` over the whole output plus ``tokens_per_s`` of this run.
     """
     from sarl.grading import grade
 
-    rows, done = check_resume(input_path, output_path, settings, question_key=question_key, answer_key=answer_key,
-                              gold_key=gold_key)
+    rows, done = checked if checked is not None else check_resume(
+        input_path, output_path, settings, question_key=question_key, answer_key=answer_key, gold_key=gold_key)
     out = Path(output_path)
     t0 = time.perf_counter()
     report = TokenProgress(on_progress, len(rows), done=done)

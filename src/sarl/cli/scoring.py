@@ -44,8 +44,8 @@ def cmd_score(args) -> int:
     settings = {"model": args.model or "smollm2-135m", "dtype": args.dtype, "system_prompt": args.system_prompt,
                 "question_key": args.question_key, "answer_key": args.answer_key, "gold_key": args.gold_key,
                 "max_answer_tokens": args.max_answer_tokens, **flat_settings(sar_config(args), "sar.")}
-    check_resume(args.input, out, settings, question_key=args.question_key, answer_key=args.answer_key,
-                 gold_key=args.gold_key)
+    checked = check_resume(args.input, out, settings, question_key=args.question_key, answer_key=args.answer_key,
+                           gold_key=args.gold_key)
     _, scorer = load_scorer(args)
     t0 = time.perf_counter()
     with progress_bar() as prog:
@@ -57,7 +57,7 @@ def cmd_score(args) -> int:
 
         summary = score_file(scorer, args.input, args.output, question_key=args.question_key,
                              answer_key=args.answer_key, gold_key=args.gold_key, on_progress=on_progress,
-                             settings=settings)
+                             checked=checked)
     table = Table(title=f"sarl score → {args.output}")
     table.add_column("metric")
     table.add_column("value", justify="right")
