@@ -18,8 +18,9 @@ def batch(**kw):
         max_response_length=40,
     )
     base.update(kw)
-    if base.get("golds") is not None and "correct" not in base:  # the caller grades once, as the trainer does
-        base["correct"] = grade_all(base["responses"], base["golds"])
+    golds = base.pop("golds")
+    if golds is not None and "correct" not in base:  # the caller grades once, as the trainer does
+        base["correct"] = grade_all(base["responses"], golds)
     return RewardInputs(**base)
 
 

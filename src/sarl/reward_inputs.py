@@ -57,7 +57,7 @@ def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_id
             null_contexts = [null_ids] * len(batch)
         logp_a = answer_logprobs(model, list(null_contexts), batch.responses, progress=progress, **kw).logp
     return RewardInputs(
-        responses=batch.texts, golds=batch.golds, data_sources=batch.data_sources, correct=batch.correct,
+        responses=batch.texts, correct=batch.correct,
         lengths=batch.lengths, group_ids=batch.group_ids, logp_qa=logp_qa, logp_a=logp_a,
         response_mask=response_mask, token_self_certainty=token_self_certainty,
         max_response_length=max_response_length, context_ids=batch.contexts, response_ids=batch.responses)

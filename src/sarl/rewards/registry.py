@@ -40,8 +40,6 @@ class RewardInputs:
     """
 
     responses: list[str]
-    golds: list[str | None] | None = None
-    data_sources: list[str] | None = None
     correct: torch.Tensor | None = None
     lengths: torch.Tensor | None = None
     group_ids: torch.Tensor | None = None

@@ -199,9 +199,8 @@ class SarlReward:
             golds = self._column(kwargs, self.gold_column, n, required=True)
             sources = self._column(kwargs, self.data_source_column, n)
             metas = self._column(kwargs, self.metadata_column, n)
-            inputs.golds = [None if g is None else str(g) for g in golds]
-            inputs.data_sources = [None if s is None else str(s) for s in sources]
-            inputs.correct = self._grade(texts, inputs.golds, inputs.data_sources, metas)
+            inputs.correct = self._grade(texts, [None if g is None else str(g) for g in golds],
+                                         [None if s is None else str(s) for s in sources], metas)
         if "lengths" in self.needs:
             inputs.lengths = torch.tensor([len(c) for c in completion_ids], dtype=torch.float32)
         if "max_response_length" in self.needs:
