@@ -213,10 +213,14 @@ def test_hub_id_without_datasets_package(monkeypatch):
         load_dataset("someone/some_dataset")
 
 
-def test_hub_id_offline_is_a_clear_error(monkeypatch):
+@pytest.fixture
+def offline_hub(monkeypatch):
     pytest.importorskip("datasets")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+
+
+def test_hub_id_offline_is_a_clear_error(offline_hub):
     with pytest.raises(DataError, match="someone/some_dataset: could not load split 'test'"):
         load_dataset("someone/some_dataset")
 
@@ -230,10 +234,7 @@ def test_hub_id_config_and_split():
     assert looks_like_hub_id("openai/gsm8k@main:train") and not looks_like_hub_id("data/x.jsonl")
 
 
-def test_hub_id_with_config_offline_names_config_and_split(monkeypatch):
-    pytest.importorskip("datasets")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+def test_hub_id_with_config_offline_names_config_and_split(offline_hub):
     with pytest.raises(DataError, match="could not load config 'main', split 'train'"):
         load_dataset("someone/some_dataset@main:train")
     with pytest.raises(DataError, match="split 'train'"):

@@ -63,9 +63,9 @@ def synth_rl_overrides(model: str | Path, out_dir: str | Path, *, weights: dict[
     if max_response is not None:
         out.append(f"data.max_response_length={max_response}")
     if n is not None or prompts_per_step is not None:
-        base = load_config(recipe_path(SYNTH_RECIPE))
-        n = n or base.rollout.n
-        prompts_per_step = prompts_per_step or base.trainer.prompts_per_step
+        if n is None or prompts_per_step is None:  # the other one from the recipe
+            base = load_config(recipe_path(SYNTH_RECIPE))
+            n, prompts_per_step = n or base.rollout.n, prompts_per_step or base.trainer.prompts_per_step
         out += [f"rollout.n={n}", f"trainer.prompts_per_step={prompts_per_step}",
                 f"rollout.batch_size={n * prompts_per_step}"]
     return out
