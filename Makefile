@@ -36,8 +36,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_generation.py
 	$(PY) benchmarks/bench_train.py
 
-# The CPU reproduction of SAR's claim (issue "show that it works"): warm start, 5 reward arms x 2 seeds,
-# held-out evaluation, results in runs/reproduce (results.md, pareto.png). About an hour on 2 cores.
+# The CPU reproduction of SAR's claim on the multi-step task: warm start, 6 reward arms x 3 seeds, held-out
+# evaluation with style shares and the pre-registered decisions, results in runs/reproduce (results.md,
+# pareto.png, curves.png). About an hour on 2 cores (docs/RESULTS.md).
 reproduce: $(STAMP)
 	$(PY) benchmarks/reproduce.py -o runs/reproduce
 

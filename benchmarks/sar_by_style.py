@@ -1,12 +1,12 @@
-"""SAR of a model's own answers, split by style (concise vs padded) and correctness (JSON out).
+"""SAR of a model's own answers, split by style and correctness (JSON out).
 
 Reads an evaluation's samples on a synthetic set (``sarl eval`` / ``benchmarks/reproduce.py`` output),
 scores every answer with the model that wrote it, and reports mean SAR and length per (style,
-correct) cell. An answer counts as padded when it contains any filler sentence of
-:mod:`sarl.data.synthetic` (the sentences the concise style never uses).
+correct) cell. The style is the one :func:`sarl.data.synthetic.style_of` gives (concise, padded,
+shortcut, restated, other); rows written before styles were recorded are labelled on the fly.
 
     python benchmarks/sar_by_style.py runs/reproduce/sft/model \\
-        runs/reproduce/eval/sampled/sft/synth_arith_test.samples.jsonl -o benchmarks/results/sar_by_style.json
+        runs/reproduce/eval/sampled/sft/synth_chain_test.samples.jsonl -o benchmarks/results/sar_by_style.json
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import statistics
 from pathlib import Path
 
 
-def is_padded(response: str) -> bool:
-    from sarl.data.synthetic import CLOSERS, MIDDLE, OPENERS
+def style(row: dict, problem) -> str:
+    from sarl.data.synthetic import style_of
 
-    return any(s in response for s in OPENERS + MIDDLE + CLOSERS) or "Checking the last step again" in response
+    return row.get("style") or style_of(problem, row["response"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         raise SystemExit(f"{args.samples}: no samples")
     datasets = {r["dataset"] for r in rows}
-    questions = {p.id: p.question for ds in datasets for p in load_dataset(ds)}
+    by_id = {p.id: p for ds in datasets for p in load_dataset(ds)}
+    questions = {pid: p.question for pid, p in by_id.items()}
     unknown = [r["id"] for r in rows if r["id"] not in questions]
     if unknown:
         raise SystemExit(f"{args.samples}: {len(unknown)} sample id(s) are not in the default "
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     scored = SARScorer(lm, instruction=None).score([questions[r["id"]] for r in rows], [r["response"] for r in rows])
     cells: dict[str, list[tuple[float, int]]] = {}
     for r, s in zip(rows, scored):
-        key = f"{'padded' if is_padded(r['response']) else 'concise'}/{'correct' if r['correct'] else 'wrong'}"
+        key = f"{style(r, by_id[r['id']])}/{'correct' if r['correct'] else 'wrong'}"
         cells.setdefault(key, []).append((s["sar"], r["length"]))
     table = {k: {"n": len(v), "mean_sar": statistics.fmean(x for x, _ in v),
                  "mean_length": statistics.fmean(n for _, n in v)} for k, v in sorted(cells.items())}

@@ -87,7 +87,7 @@ def test_fixed_datasets_reject_size():
 
 def test_list_datasets():
     infos = {d["name"]: d for d in list_datasets()}
-    synthetic = {"synth_arith", "synth_arith_test", "synth_logic", "synth_logic_test"}
+    synthetic = {f"{t}{s}" for t in ("synth_arith", "synth_logic", "synth_chain") for s in ("", "_val", "_test")}
     assert set(FIXED_SIZES) | {g.name for g in GENERATORS} | synthetic == set(infos)
     for d in infos.values():
         assert set(d) >= {"name", "description", "size", "source", "licence", "grader"}

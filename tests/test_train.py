@@ -234,20 +234,22 @@ def test_quickstart_default_path_warm_starts_then_trains(tmp_path):
 
     from sarl.quickstart import run_quickstart
 
-    sft = {"synthetic_tasks": {"synth_arith": 24, "synth_logic": 8}, "new_model": "layers=1,hidden=32,heads=2",
+    sft = {"synthetic_tasks": {"synth_chain": 24}, "new_model": "layers=1,hidden=32,heads=2",
            "new_tokenizer": 400, "epochs": 1.0, "batch_size": 16}
     extra = ["data.max_response_length=8", "trainer.prompts_per_step=2", "rollout.n=2"]
     res = run_quickstart(tmp_path, steps=1, limit=2, console=Console(quiet=True), progress_factory=None,
                          extra=extra, sft_overrides=sft)
-    assert res["dataset"] == "synth_arith_test" and res["decoding"].startswith("sampled")
+    assert res["dataset"] == "synth_chain_test" and res["decoding"].startswith("sampled")
     for name in ("before", "after"):
         m = res["table"][name]
         assert 0 <= m["accuracy"] <= 1 and m["mean_length"] <= 8 and -1 <= m["mean_sar"] <= 1
         assert m["accuracy_se"] >= 0 and m["hit@1"] is not None and m["hit@n"] >= m["hit@1"]
+        assert sum(m["style_shares"].values()) == pytest.approx(1.0)  # every sample has a style
+        assert m["multi_step_accuracy"] is None or 0 <= m["multi_step_accuracy"]["accuracy"] <= 1
     ch = res["table"]["change"]
     assert ch["accuracy_points"] == pytest.approx(res["table"]["after"]["accuracy"] - res["table"]["before"]["accuracy"])
     assert isinstance(ch["within_noise"], bool)
-    samples = (tmp_path / "eval" / "before" / "synth_arith_test.samples.jsonl").read_text().splitlines()
+    samples = (tmp_path / "eval" / "before" / "synth_chain_test.samples.jsonl").read_text().splitlines()
     assert len(samples) == 2 * 4  # 2 problems x 4 samples
     assert (tmp_path / "sft" / "model" / "tokenizer.json").exists()
     assert (tmp_path / "train" / "final" / "config.json").exists()
@@ -445,3 +447,15 @@ def test_optional_loggers_offline(tmp_path, monkeypatch):
     if importlib.util.find_spec("trackio") is None:
         with pytest.raises(ConfigError, match="pip install trackio"):
             cfg_for(tmp_path / "x", "trainer.logger=[trackio]")
+
+
+def test_multi_step_accuracy_pools_the_multi_step_counts():
+    from sarl.quickstart import multi_step_accuracy
+
+    by = {"1": {"samples": 8, "problems": 2, "accuracy": 1.0, "accuracy_se": 0.0},
+          "2": {"samples": 4, "problems": 1, "accuracy": 0.5, "accuracy_se": 0.0},
+          "3": {"samples": 12, "problems": 3, "accuracy": 0.25, "accuracy_se": 0.1}}
+    m = multi_step_accuracy(by)
+    assert m["accuracy"] == pytest.approx((0.5 * 4 + 0.25 * 12) / 16) and m["problems"] == 4
+    assert m["accuracy_se"] == pytest.approx((0.1 ** 2 * 9 / 16) ** 0.5)
+    assert multi_step_accuracy(None) is None and multi_step_accuracy({"1": by["1"]}) is None

@@ -21,7 +21,10 @@ Metrics per dataset (lengths in response tokens, the stop token not counted):
 - ``hit@n``: fraction of problems with at least one correct sample among n;
 - ``mean_length``: mean response length over all samples;
 - ``mean_correct_length``: mean length over correct samples (NaN → null when none is correct);
-- ``truncation_rate``: fraction of samples that hit ``max_new_tokens``.
+- ``truncation_rate``: fraction of samples that hit ``max_new_tokens``;
+- on the built-in synthetic tasks, where every sample row carries its ``style``
+  (:func:`sarl.data.synthetic.style_of`) and ``steps``: ``style_shares`` (share of samples per style) and
+  ``by_steps`` (accuracy ± SE, length and style shares per number of steps).
 
 AES (accuracy-efficiency score, as the SAR paper reports it) of model M against reference R:
 ``Δlen = (L_R - L_M) / L_R`` (positive = shorter), ``Δacc = (A_M - A_R) / A_R`` (relative),
@@ -43,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from sarl.data import Problem, load_dataset, render_problem_prompt
+from sarl.data.synthetic import answer_labels, style_shares
 from sarl.errors import ConfigError, UnknownNameError
 from sarl.grading import grade
 from sarl.io import (
@@ -108,6 +112,18 @@ def _sample_stats(rows: list[dict]) -> dict[str, Any]:
         "mean_correct_length": sum(correct_lengths) / len(correct_lengths) if correct_lengths else None,
         "truncation_rate": sum(r["truncated"] for r in rows) / len(rows) if rows else None,
     }
+    if rows and all("style" in r for r in rows):  # synthetic problems: style shares, and all by steps
+        out["style_shares"] = style_shares([r["style"] for r in rows])
+        out["by_steps"] = {}
+        for k in sorted({r["steps"] for r in rows}):
+            part = [r for r in rows if r["steps"] == k]
+            groups: dict[str, list[bool]] = {}
+            for r in part:
+                groups.setdefault(r["id"], []).append(bool(r["correct"]))
+            acc_k, se_k = accuracy_with_se(list(groups.values()))
+            out["by_steps"][str(k)] = {"problems": len(groups), "samples": len(part), "accuracy": acc_k,
+                                       "accuracy_se": se_k, "mean_length": sum(r["length"] for r in part) / len(part),
+                                       "style_shares": style_shares([r["style"] for r in part])}
     return out
 
 
@@ -184,6 +200,7 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
                             "model": model_name, "prompt": prompt, "response": smp.text,
                             "extracted": g.extracted, "gold": p.answer, "correct": bool(g.correct),
                             "length": n_tok, "truncated": smp.truncated, "finish_reason": smp.finish_reason,
+                            **answer_labels(p, smp.text),
                         })
                 writer.write(rows)
                 report.done += len(part)

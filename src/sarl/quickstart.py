@@ -30,22 +30,23 @@ import json
 from pathlib import Path
 from typing import Any
 
-from sarl.sft import DEFAULT_SYNTHETIC_TASKS
 
-# The warm start: a new 4-layer, 128-wide Llama with a 1,024-entry tokenizer trained on the corpus.
+# The warm start: a new 4-layer, 128-wide Llama with a 1,024-entry tokenizer trained on synth_chain
+# solutions in four styles (sarl.data.synthetic.STYLES).
 SYNTH_SFT: dict[str, Any] = {
-    "data": "synthetic", "synthetic_tasks": dict(DEFAULT_SYNTHETIC_TASKS), "padded_fraction": 0.5,
+    "data": "synthetic", "synthetic_tasks": {"synth_chain": 12000},
+    "style_mix": "concise=0.3,padded=0.3,shortcut=0.25,restated=0.15",
     "new_model": "layers=4,hidden=128,heads=4", "new_tokenizer": 1024, "epochs": 3.0, "lr": 2e-3, "batch_size": 32,
     "save_every": 100,
 }
-SYNTH_TRAIN, SYNTH_EVAL = "synth_arith", "synth_arith_test"
+SYNTH_TRAIN, SYNTH_EVAL = "synth_chain", "synth_chain_test"
 
 
 # The RL recipes (YAML files shipped in sarl/configs/cpu/).
 SYNTH_RECIPE, MODEL_RECIPE = "cpu/quickstart", "cpu/quickstart_model"
 
 
-def synth_rl_overrides(model: str | Path, out_dir: str | Path, *, weights: dict[str, float], steps: int,
+def synth_rl_overrides(model: str | Path, out_dir: str | Path, *, weights: dict[str, float], steps: int | None = None,
                        seed: int = 0, lr: float | None = None, n: int | None = None,
                        prompts_per_step: int | None = None, max_response: int | None = None) -> list[str]:
     """Overrides of :data:`SYNTH_RECIPE` (RL on ``synth_arith`` from a warm start: Dr.GRPO, no std
@@ -56,8 +57,9 @@ def synth_rl_overrides(model: str | Path, out_dir: str | Path, *, weights: dict[
     from sarl.config import load_config, recipe_path
 
     w = ", ".join(f"{k}: {v}" for k, v in weights.items())
-    out = [f"model.name={model}", f"trainer.out_dir={out_dir}", f"rewards.weights={{{w}}}",
-           f"trainer.total_steps={steps}", f"trainer.seed={seed}"]
+    out = [f"model.name={model}", f"trainer.out_dir={out_dir}", f"rewards.weights={{{w}}}", f"trainer.seed={seed}"]
+    if steps is not None:
+        out.append(f"trainer.total_steps={steps}")
     if lr is not None:
         out.append(f"actor.lr={lr}")
     if max_response is not None:
@@ -82,9 +84,16 @@ def warm_start(out: Path, console, progress_factory, sft_overrides: dict[str, An
     cfg = SFTConfig(**{**SYNTH_SFT, **(sft_overrides or {}), "out_dir": str(out)})
     console.print(f"warm start: SFT of a new Llama ({cfg.new_model}, {cfg.new_tokenizer}-token vocabulary) on "
                   + ", ".join(f"{n} {t}" for t, n in cfg.synthetic_tasks.items())
-                  + f" problems ({cfg.padded_fraction:.0%} padded solutions), {cfg.epochs:g} epochs")
+                  + f" problems ({_styles_text(cfg)} solutions), {cfg.epochs:g} epochs")
     run_sft(cfg, resume=(out / "metrics.jsonl").exists(), progress_factory=progress_factory)
     return model
+
+
+def _styles_text(cfg) -> str:
+    from sarl.data.synthetic import parse_style_mix
+
+    mix = parse_style_mix(cfg.style_mix) if cfg.style_mix else {"padded": cfg.padded_fraction}
+    return ", ".join(f"{share:.0%} {style}" for style, share in mix.items())
 
 
 def train_or_resume(cfg, console, on_step) -> Path:
@@ -101,6 +110,21 @@ def train_or_resume(cfg, console, on_step) -> Path:
     if not resume and (out / "metrics.jsonl").exists():
         (out / "metrics.jsonl").unlink()  # steps logged after the last checkpoint of a run killed before any
     return Path(train(cfg, resume=resume, console=console, on_step=on_step)["final_model"])
+
+
+def multi_step_accuracy(by_steps: dict[str, dict] | None) -> dict[str, float] | None:
+    """Accuracy (over samples) and its SE (over problems, pooled) on the problems of ``by_steps`` (an
+    evaluation's per-step-count metrics) that need at least 2 steps; None without them."""
+    if not by_steps:
+        return None
+    parts = [m for k, m in by_steps.items() if int(k) >= 2]
+    samples, problems = sum(m["samples"] for m in parts), sum(m["problems"] for m in parts)
+    if not samples:
+        return None
+    acc = sum(m["accuracy"] * m["samples"] for m in parts) / samples
+    # per-problem variance of each part, pooled: SE_k² · P_k = var_k
+    var = sum((m["accuracy_se"] ** 2) * m["problems"] * m["problems"] for m in parts) / problems ** 2
+    return {"accuracy": acc, "accuracy_se": var ** 0.5, "problems": problems}
 
 
 def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_factory, extra: list[str] | None = None,
@@ -166,8 +190,10 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     paths = build_report([eval_dir], out_dir / "report")
     from sarl.evaluate import aes
 
-    keys = ("accuracy", "accuracy_se", "hit@1", "hit@n", "mean_length", "mean_sar", "truncation_rate")
+    keys = ("accuracy", "accuracy_se", "hit@1", "hit@n", "mean_length", "mean_sar", "truncation_rate", "style_shares")
     table = {name: {k: m[dataset].get(k) for k in keys} for name, m in results.items()}
+    for name, m in results.items():  # accuracy on the problems that need >= 2 steps (synthetic tasks)
+        table[name]["multi_step_accuracy"] = multi_step_accuracy(m[dataset].get("by_steps"))
     change = aes(results["before"][dataset], results["after"][dataset])
     table["change"] = {"accuracy_points": change["delta_acc_points"], "se": change["delta_acc_se"],
                        "paired": change["delta_acc_paired"], "within_noise": change["within_noise"],

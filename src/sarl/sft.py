@@ -65,6 +65,16 @@ def _fraction(key: str, value: float) -> None:
         raise ConfigError(f"{key}: must be in [0, 1], got {value}")
 
 
+def _style_mix(key: str, value: str | None) -> None:
+    if value is not None:
+        from sarl.data.synthetic import parse_style_mix
+
+        try:
+            parse_style_mix(value)
+        except SarlError as e:
+            raise ConfigError(f"{key}: {e}") from None
+
+
 @dataclass
 class SFTConfig(Settings):
     section = "sft"
@@ -72,7 +82,11 @@ class SFTConfig(Settings):
                                      "(the built-in arithmetic + logic corpus).")
     synthetic_tasks: dict[str, int] = setting(help="For data=synthetic: problems per task.",
                                               factory=lambda: dict(DEFAULT_SYNTHETIC_TASKS), cli=False)
-    padded_fraction: float = setting(0.5, "For data=synthetic: share of solutions written padded.", check=_fraction)
+    padded_fraction: float = setting(0.5, "For data=synthetic: share of solutions written padded (the rest "
+                                          "concise); ignored with style_mix.", check=_fraction)
+    style_mix: str | None = setting(None, "For data=synthetic: shares of solution styles, e.g. "
+                                          "'concise=0.3,padded=0.3,shortcut=0.25,restated=0.15' (sarl.data.synthetic.STYLES).",
+                                    check=_style_mix)
     question_key: str = setting("question", "Column with the question.")
     response_key: str = setting("response", "Column with the response to learn.")
     model: str | None = setting(None, "Model to fine-tune (None = the built-in default); ignored with new_model.")
@@ -103,7 +117,7 @@ def load_examples(cfg: SFTConfig) -> list[dict[str, str]]:
     if cfg.data == "synthetic":
         from sarl.data.synthetic import sft_rows
 
-        rows = sft_rows(cfg.synthetic_tasks, cfg.padded_fraction, seed=cfg.seed)
+        rows = sft_rows(cfg.synthetic_tasks, cfg.padded_fraction, seed=cfg.seed, style_mix=cfg.style_mix)
         return [{"question": r["question"], "response": r["response"]} for r in rows]
     rows = read_rows(cfg.data)
     out = []

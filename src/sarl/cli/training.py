@@ -97,13 +97,27 @@ def cmd_quickstart(args) -> int:
                              model=args.model)
     t = res["table"]
     table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, {res['decoding']}")
-    for c in ("model", "accuracy (all samples) ± SE", "hit@1", "hit@n", "mean length (tokens)", "mean SAR", "truncated"):
+    styles = t["before"].get("style_shares") is not None
+    cols = ["model", "accuracy (all samples) [95% CI]", "hit@1", "hit@n", "mean length (tokens)", "mean SAR", "truncated"]
+    if styles:
+        cols[2:2] = ["multi-step accuracy [95% CI]"]
+        cols += ["concise", "padded", "shortcut", "restated"]
+    for c in cols:
         table.add_column(c, justify="left" if c == "model" else "right")
+
+    def ci(acc: float, se: float) -> str:
+        return f"{acc * 100:.1f}% [{(acc - 1.96 * se) * 100:.1f}, {(acc + 1.96 * se) * 100:.1f}]"
+
     for name in ("before", "after"):
         m = t[name]
-        table.add_row(name, f"{m['accuracy'] * 100:.1f}% ± {m['accuracy_se'] * 100:.1f}", f"{m['hit@1'] * 100:.1f}%",
-                      f"{m['hit@n'] * 100:.1f}%", f"{m['mean_length']:.1f}", f"{m['mean_sar']:.3f}",
-                      f"{m['truncation_rate'] * 100:.0f}%")
+        cells = [name, ci(m["accuracy"], m["accuracy_se"]), f"{m['hit@1'] * 100:.1f}%",
+                 f"{m['hit@n'] * 100:.1f}%", f"{m['mean_length']:.1f}", f"{m['mean_sar']:.3f}",
+                 f"{m['truncation_rate'] * 100:.0f}%"]
+        if styles:
+            ms = m.get("multi_step_accuracy")
+            cells[2:2] = [ci(ms["accuracy"], ms["accuracy_se"]) if ms else "–"]
+            cells += [f"{m['style_shares'][s] * 100:.0f}%" for s in ("concise", "padded", "shortcut", "restated")]
+        table.add_row(*cells)
     out_console.print(table)
     ch = t["change"]
     kind = "paired over the same problems" if ch["paired"] else "unpaired"

@@ -138,11 +138,12 @@ for _g in rgym.GENERATORS:
         source=f"PyPI {rgym.REASONING_GYM_PIP}: generator {_g.name!r}, default config",
         licence="Apache-2.0", grader="reasoning_gym", generated=True)
 for _task, _desc, _grader in (
+        (synthetic.CHAIN_SOURCE, "1-4 dependent add/subtract steps, results up to 40 (style-labelled)", "math"),
         (synthetic.ARITH_SOURCE, "2-3-step add/subtract word problems over small whole numbers", "math"),
         (synthetic.LOGIC_SOURCE, "Boolean expressions with 3-4 literals (True/False)", "logic")):
-    for _split in ("train", "test"):
+    for _split in synthetic.SPLITS:
         register_dataset(
-            _task if _split == "train" else f"{_task}_test",
+            _task if _split == "train" else f"{_task}_{_split}",
             functools.partial(synthetic.load, _task, _split), size=synthetic.DEFAULT_SIZES[_task, _split],
             description=f"sarl synthetic, {_split} split: {_desc}; worked solutions in sarl.data.synthetic",
             source="built in: sarl.data.synthetic", licence="Apache-2.0", grader=_grader, generated=True)

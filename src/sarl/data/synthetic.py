@@ -1,28 +1,42 @@
 """Built-in synthetic tasks with chain-of-thought solutions, for SFT warm starts and CPU-scale RL.
 
-Two generated tasks, each with a worked solution in two styles:
+Three generated tasks:
 
-- ``synth_arith``: 2–3-step word problems over small whole numbers ("Mia has 12 shells. She finds 7
-  more and gives away 5. How many shells does Mia have now?"), graded by the math grader;
+- ``synth_chain``: word problems that need 1–4 *dependent* add/subtract steps (start 2–20, steps of
+  1–9, results up to 40: "Mia has 13 shells. She finds 8 more, gives away 7 and buys 5 more. How many
+  shells does Mia have now?"); a small model gets the multi-step ones right mainly when it writes the intermediate results;
+- ``synth_arith``: 2–3-step word problems over small whole numbers, graded by the math grader;
 - ``synth_logic``: Boolean expressions ("Is the following statement true or false? (True and not
   False) or False"), graded by the logic grader (True/False).
 
-:func:`solution` writes a problem's solution **concisely** (one line per step, then
-``The answer is \\boxed{...}``) or **padded**: the same steps with generic filler sentences
-("Let me think about this carefully.") and a restated check in between. The filler depends on nothing
-in the question. An SFT corpus that mixes both styles (:func:`sft_rows`) gives a model that sometimes
-pads; that is the behaviour a length-aware reward has to remove without losing accuracy.
+:func:`solution` writes a problem's solution in one of four :data:`STYLES`:
 
-Train/test split: every problem is keyed by its numbers and operations only (not the names or
-objects); a problem is a *test* problem iff the hash of that key falls in one of
-:data:`TEST_BUCKETS` of :data:`N_BUCKETS` buckets, so the ``*_test`` sets share no arithmetic with the
-training sets, whatever the seeds and sizes.
+- ``concise``: one line per step with its intermediate result, then ``The answer is \\boxed{...}``;
+- ``padded``: the same steps with question-independent filler ("That step looks correct.") and a
+  repeated last step;
+- ``shortcut``: the whole computation as one line (``31 + 12 - 7 + 15 = 51.``), skipping the
+  intermediate results (on a one-step problem it is the concise text);
+- ``restated``: the question's statements repeated, then the concise solution.
+
+The styles are built to be told apart by :func:`style_of`, which labels any answer (an SFT target or
+a sampled response) by rules on its text, so every sampled answer has a style by construction. An SFT
+corpus that mixes styles (:func:`sft_rows`) gives a model that sometimes pads, sometimes skips needed
+steps and sometimes parrots the question: a length penalty can buy length by moving probability to
+shortcuts (less accurate on multi-step problems), and a reward that pays for copying the question can
+be raised by restating it.
+
+Splits: every problem is keyed by its numbers and operations only (not the names or objects); a
+problem is a *test* problem iff the hash of that key falls in one of :data:`TEST_BUCKETS` of
+:data:`N_BUCKETS` buckets, a *validation* problem iff it falls in :data:`VAL_BUCKETS`, else a training
+problem. The ``*_test`` and ``*_val`` sets share no arithmetic with the training sets or each other,
+whatever the seeds and sizes. Tune on ``*_val``; report on ``*_test``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import random
+import re
 from typing import Any
 
 from sarl.data.schema import Problem
@@ -30,11 +44,18 @@ from sarl.errors import SarlError
 
 N_BUCKETS = 10
 TEST_BUCKETS = frozenset({0, 1})  # 20% of keys are test-only
+VAL_BUCKETS = frozenset({2})  # 10% are validation-only
+SPLITS = ("train", "val", "test")
 ARITH_SOURCE = "synth_arith"
 LOGIC_SOURCE = "synth_logic"
+CHAIN_SOURCE = "synth_chain"
+STYLES = ("concise", "padded", "shortcut", "restated")
+# what style_of can also answer: no boxed final answer
+OTHER = "other"
 # default sizes per (task, split); the logic test split holds ~460 distinct problems in all
-DEFAULT_SIZES = {(ARITH_SOURCE, "train"): 2000, (ARITH_SOURCE, "test"): 1000,
-                 (LOGIC_SOURCE, "train"): 1500, (LOGIC_SOURCE, "test"): 400}
+DEFAULT_SIZES = {(ARITH_SOURCE, "train"): 2000, (ARITH_SOURCE, "val"): 500, (ARITH_SOURCE, "test"): 1000,
+                 (LOGIC_SOURCE, "train"): 1500, (LOGIC_SOURCE, "val"): 200, (LOGIC_SOURCE, "test"): 400,
+                 (CHAIN_SOURCE, "train"): 4000, (CHAIN_SOURCE, "val"): 500, (CHAIN_SOURCE, "test"): 1000}
 MAX_MISSES = 20000  # consecutive draws without a new problem before giving up
 
 NAMES = ["Mia", "Tom", "Ava", "Leo", "Zoe", "Sam", "Eli", "Ana", "Max", "Ivy", "Ben", "Lily", "Noah", "Emma",
@@ -65,6 +86,12 @@ def is_test_key(key: tuple) -> bool:
     return _bucket(key) in TEST_BUCKETS
 
 
+def split_of(key: tuple) -> str:
+    """``train``, ``val`` or ``test``: the split a problem key belongs to."""
+    b = _bucket(key)
+    return "test" if b in TEST_BUCKETS else "val" if b in VAL_BUCKETS else "train"
+
+
 # ------------------------------------------------------------------------------------ arithmetic
 def _arith_item(rng: random.Random) -> tuple[tuple, dict[str, Any]]:
     """One arithmetic problem: a start value and 2–3 add/subtract steps that never go below 0."""
@@ -84,14 +111,40 @@ def _arith_item(rng: random.Random) -> tuple[tuple, dict[str, Any]]:
     return key, {"start": start, "steps": steps, "answer": value}
 
 
-def _arith_problem(rng: random.Random, item: dict[str, Any], pid: str) -> Problem:
+def _chain_item(rng: random.Random) -> tuple[tuple, dict[str, Any]]:
+    """One multi-step problem: a start in 2–20 and 1–4 add/subtract steps of 1–9, staying in 1–40."""
+    start = rng.randint(2, 20)
+    steps: list[tuple[str, int]] = []
+    value = start
+    for _ in range(rng.randint(1, 4)):
+        if value >= 3 and (rng.random() < 0.5 or value > 31):
+            n = rng.randint(1, min(value - 1, 9))
+            steps.append(("-", n))
+            value -= n
+        else:
+            n = rng.randint(1, 9)
+            steps.append(("+", n))
+            value += n
+    key = ("chain", start, tuple(steps))
+    return key, {"start": start, "steps": steps, "answer": value}
+
+
+def _word_problem(source: str, rng: random.Random, item: dict[str, Any], pid: str) -> Problem:
     name, obj = rng.choice(NAMES), rng.choice(ITEMS)
     pron = "She" if name in SHE else "He"
     phrases = [rng.choice(ADD_VERBS if op == "+" else SUB_VERBS).format(n=n) for op, n in item["steps"]]
-    actions = ", ".join(phrases[:-1]) + " and " + phrases[-1]
+    actions = phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
     question = f"{name} has {item['start']} {obj}. {pron} {actions}. How many {obj} does {name} have now?"
-    return Problem(id=pid, data_source=ARITH_SOURCE, question=question, answer=str(item["answer"]),
+    return Problem(id=pid, data_source=source, question=question, answer=str(item["answer"]),
                    metadata={"start": item["start"], "steps": [[op, n] for op, n in item["steps"]]})
+
+
+def _arith_problem(rng: random.Random, item: dict[str, Any], pid: str) -> Problem:
+    return _word_problem(ARITH_SOURCE, rng, item, pid)
+
+
+def _chain_problem(rng: random.Random, item: dict[str, Any], pid: str) -> Problem:
+    return _word_problem(CHAIN_SOURCE, rng, item, pid)
 
 
 def arith_steps(problem: Problem) -> list[str]:
@@ -103,6 +156,17 @@ def arith_steps(problem: Problem) -> list[str]:
         lines.append(f"{value} {op} {n} = {new}.")
         value = new
     return lines
+
+
+def arith_shortcut(problem: Problem) -> str:
+    """All steps as one line without intermediate results: ``"12 + 7 - 5 = 14."``"""
+    ops = " ".join(f"{op} {n}" for op, n in problem.metadata["steps"])
+    return f"{problem.metadata['start']} {ops} = {problem.answer}."
+
+
+def word_restatement(problem: Problem) -> str:
+    """The question's statements without the final question: ``"Mia has 12 shells. She finds 7 more."``"""
+    return problem.question.rsplit(" How many ", 1)[0]
 
 
 # ------------------------------------------------------------------------------------ Boolean logic
@@ -149,28 +213,39 @@ def logic_steps(problem: Problem) -> list[str]:
     return lines
 
 
+def logic_shortcut(problem: Problem) -> str:
+    """The whole expression and its value in one line."""
+    return f"{problem.question.split('? ', 1)[1]} = {problem.answer}."
+
+
+def logic_restatement(problem: Problem) -> str:
+    return f"The statement is: {problem.question.split('? ', 1)[1]}."
+
+
+# task -> (item generator, problem builder, step lines, one-line shortcut, restatement)
 TASKS = {
-    ARITH_SOURCE: (_arith_item, _arith_problem, arith_steps),
-    LOGIC_SOURCE: (_logic_item, _logic_problem, logic_steps),
+    ARITH_SOURCE: (_arith_item, _arith_problem, arith_steps, arith_shortcut, word_restatement),
+    LOGIC_SOURCE: (_logic_item, _logic_problem, logic_steps, logic_shortcut, logic_restatement),
+    CHAIN_SOURCE: (_chain_item, _chain_problem, arith_steps, arith_shortcut, word_restatement),
 }
 
 
 def generate(task: str, size: int, seed: int = 0, split: str = "train") -> list[Problem]:
-    """``size`` distinct problems of ``task`` (``synth_arith`` or ``synth_logic``) from ``split``
-    (``train`` or ``test``), deterministic in ``seed``. Raises ``ValueError`` when the split has
-    fewer distinct problems than asked for."""
+    """``size`` distinct problems of ``task`` (one of :data:`TASKS`) from ``split`` (``train``,
+    ``val`` or ``test``), deterministic in ``seed``. Raises ``ValueError`` when the split has fewer
+    distinct problems than asked for."""
     if task not in TASKS:
         raise SarlError(f"unknown synthetic task {task!r}; choose one of: {', '.join(TASKS)}")
-    if split not in ("train", "test"):
-        raise SarlError(f"split must be 'train' or 'test', got {split!r}")
-    make_item, make_problem, _ = TASKS[task]
+    if split not in SPLITS:
+        raise SarlError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    make_item, make_problem = TASKS[task][:2]
     rng = random.Random(f"{task}-{split}-{seed}")
     seen: set[tuple] = set()
     out: list[Problem] = []
     misses = 0
     while len(out) < size:
         key, item = make_item(rng)
-        if key in seen or is_test_key(key) != (split == "test"):
+        if key in seen or split_of(key) != split:
             misses += 1
             if misses > MAX_MISSES:
                 raise SarlError(f"{task} {split}: only {len(out)} distinct problems found, {size} asked for")
@@ -181,13 +256,19 @@ def generate(task: str, size: int, seed: int = 0, split: str = "train") -> list[
     return out
 
 
-def solution(problem: Problem, padded: bool, rng: random.Random | None = None) -> str:
-    """The worked solution of a synthetic problem, concise or padded with question-independent filler
-    (an opener, a filler sentence after each step, a repeated final step and a closer)."""
-    _, _, steps_of = TASKS[problem.data_source]
+def solution(problem: Problem, style: str = "concise", rng: random.Random | None = None) -> str:
+    """The worked solution of a synthetic problem in one of :data:`STYLES` (see the module docstring);
+    ``rng`` picks the padded style's filler sentences."""
+    if style not in STYLES:
+        raise SarlError(f"unknown solution style {style!r}; choose one of: {', '.join(STYLES)}")
+    _, _, steps_of, shortcut_of, restate = TASKS[problem.data_source]
     steps = steps_of(problem)
     final = f"The answer is \\boxed{{{problem.answer}}}."
-    if not padded:
+    if style == "shortcut":
+        return " ".join([shortcut_of(problem), final])
+    if style == "restated":
+        return " ".join([restate(problem)] + steps + [final])
+    if style == "concise":
         return " ".join(steps + [final])
     rng = rng or random.Random(problem.id)
     parts = [rng.choice(OPENERS)]
@@ -197,18 +278,90 @@ def solution(problem: Problem, padded: bool, rng: random.Random | None = None) -
     return " ".join(parts)
 
 
-def sft_rows(tasks: dict[str, int], padded_fraction: float = 0.5, seed: int = 0) -> list[dict[str, Any]]:
-    """An SFT corpus: for each ``task: count``, ``count`` training-split problems with solutions, a
-    ``padded_fraction`` of them padded. Rows: ``id, data_source, question, answer, response, padded``."""
+FILLER = (*OPENERS, *MIDDLE, *CLOSERS, "Checking the last step again")
+# one operation with its result ("12 + 7 = 19", "not False = True", "True and False = False")
+_ONE_OP = re.compile(r"(?<![\d+\-] )\b(?:\d+ [+-] \d+|not (?:True|False)|(?:True|False) (?:and|or) (?:True|False)) = ")
+
+
+_WORD_RESTATED = re.compile(rf"\b(?:{'|'.join(NAMES)}) has \d+ (?:{'|'.join(ITEMS)})\b")
+_RESTATED = {ARITH_SOURCE: _WORD_RESTATED, CHAIN_SOURCE: _WORD_RESTATED, LOGIC_SOURCE: re.compile(r"The statement is:")}
+
+
+def n_steps(problem: Problem) -> int:
+    """How many dependent steps the problem's concise solution writes."""
+    return len(TASKS[problem.data_source][2](problem))
+
+
+def style_of(problem: Problem, response: str) -> str:
+    """The style of ``response`` to a synthetic ``problem``, by rules on its text, first match wins:
+
+    1. ``other``: no ``\\boxed{`` answer;
+    2. ``restated``: contains a sentence of the question's form (``"<name> has <n> <items>"`` with any
+       of the generator's names and items, so a restatement that gets the name or a number wrong still
+       counts; ``"The statement is:"`` for logic), which no other style writes;
+    3. ``padded``: contains one of the filler sentences (:data:`FILLER`);
+    4. ``shortcut``: the problem needs ≥ 2 steps and the answer writes fewer one-operation results
+       (``"31 + 12 = 43"``) than steps: it skipped intermediate results (a combined line such as
+       ``"31 + 12 - 7 = 36"`` counts as none);
+    5. ``concise`` otherwise.
+
+    On the SFT targets of :func:`solution` this returns the style they were written in, except a
+    one-step shortcut, whose text is the concise one (tested)."""
+    if "\\boxed{" not in response:
+        return OTHER
+    if _RESTATED[problem.data_source].search(response):
+        return "restated"
+    if any(f in response for f in FILLER):
+        return "padded"
+    steps = n_steps(problem)
+    if steps >= 2 and len(_ONE_OP.findall(response)) < steps:
+        return "shortcut"
+    return "concise"
+
+
+def parse_style_mix(text: str | dict[str, float]) -> dict[str, float]:
+    """``"concise=0.3,padded=0.3,shortcut=0.25,restated=0.15"`` (or a dict) → shares that sum to 1,
+    every name one of :data:`STYLES`; anything else raises a :class:`SarlError` naming the bad part."""
+    items = text.items() if isinstance(text, dict) else (p.partition("=")[::2] for p in str(text).split(",") if p.strip())
+    mix: dict[str, float] = {}
+    for name, share in items:
+        name = str(name).strip()
+        if name not in STYLES:
+            raise SarlError(f"style mix: unknown style {name!r}; choose from: {', '.join(STYLES)}")
+        try:
+            value = float(share)
+        except (TypeError, ValueError):
+            raise SarlError(f"style mix: {name}: expected a number, got {share!r}") from None
+        if value < 0:
+            raise SarlError(f"style mix: {name}: share must be >= 0, got {value}")
+        mix[name] = value
+    total = sum(mix.values())
+    if not mix or total <= 0:
+        raise SarlError(f"style mix: expected style=share[,style=share] with a positive total, got {text!r}")
+    return {k: v / total for k, v in mix.items()}
+
+
+def sft_rows(tasks: dict[str, int], padded_fraction: float = 0.5, seed: int = 0,
+             style_mix: dict[str, float] | None = None) -> list[dict[str, Any]]:
+    """An SFT corpus: for each ``task: count``, ``count`` training-split problems with solutions.
+
+    The style of each solution is drawn from ``style_mix`` (shares per :data:`STYLES`) when given, else
+    padded with probability ``padded_fraction`` and concise otherwise. Rows: ``id, data_source,
+    question, answer, response, style`` (the drawn style), ``label`` (:func:`style_of` of the response)
+    and ``padded``."""
     if not 0.0 <= padded_fraction <= 1.0:
         raise SarlError(f"padded_fraction must be in [0, 1], got {padded_fraction}")
+    mix = parse_style_mix(style_mix) if style_mix else {"concise": 1 - padded_fraction, "padded": padded_fraction}
+    names, shares = list(mix), list(mix.values())
     rng = random.Random(f"sft-{seed}")
     rows = []
     for task, count in tasks.items():
         for p in generate(task, count, seed=seed, split="train"):
-            padded = rng.random() < padded_fraction
+            style = rng.choices(names, shares)[0]
+            response = solution(p, style, rng)
             rows.append({"id": p.id, "data_source": p.data_source, "question": p.question, "answer": p.answer,
-                         "response": solution(p, padded, rng), "padded": padded})
+                         "response": response, "style": style, "label": style_of(p, response),
+                         "padded": style == "padded"})
     rng.shuffle(rows)
     return rows
 
@@ -218,3 +371,17 @@ def load(task: str, split: str, limit: int | None = None, seed: int = 0, size: i
     """Registry loader: ``size`` (default from :data:`DEFAULT_SIZES`) problems, the first ``limit`` kept."""
     problems = generate(task, size or DEFAULT_SIZES[task, split], seed=seed, split=split)
     return problems[:limit] if limit is not None else problems
+
+
+def answer_labels(problem: Problem, response: str) -> dict[str, Any]:
+    """``{"style": ..., "steps": ...}`` for an answer to a synthetic problem; ``{}`` for any other
+    problem (what evaluation rows and training metrics attach to each sample)."""
+    if problem.data_source not in TASKS or not problem.metadata:
+        return {}
+    return {"style": style_of(problem, response), "steps": n_steps(problem)}
+
+
+def style_shares(labels: list[str]) -> dict[str, float]:
+    """Share of each of :data:`STYLES` (and ``other``) among ``labels``; every style is present."""
+    n = len(labels)
+    return {s: (sum(lab == s for lab in labels) / n if n else 0.0) for s in (*STYLES, OTHER)}

@@ -74,6 +74,16 @@ class TrainingAborted(SarlError, RuntimeError):
     pass
 
 
+def _style_metrics(batch: RolloutBatch) -> dict[str, float]:
+    """``style/<name>``: the share of each answer style in the batch, on the synthetic tasks."""
+    from sarl.data.synthetic import answer_labels, style_shares
+
+    labels = [answer_labels(p, t) if p is not None else {} for p, t in zip(batch.problems or [], batch.texts)]
+    if not labels or not all(labels):
+        return {}
+    return {f"style/{k}": v for k, v in style_shares([lab["style"] for lab in labels]).items()}
+
+
 def _mean(t: torch.Tensor | None) -> float | None:
     return None if t is None or t.numel() == 0 else float(t.float().mean())
 
@@ -434,6 +444,7 @@ class Trainer:
             **{f"time/{k}": v for k, v in timer.seconds.items()},
             "time/step": sum(timer.seconds.values()),
         })
+        metrics.update(_style_metrics(batch))
         return metrics
 
     def validate(self) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""Intervals for accuracies measured over several training seeds and a shared set of problems.
+
+A benchmark arm trained with S seeds and evaluated on the same P problems gives a matrix
+``acc[s][p]`` (each entry: the share of that run's samples of problem p that are correct). Its mean has
+two sources of noise: which seeds were drawn and which problems. With the two-way model
+``acc[s][p] = mu + a_s + b_p + e_sp``, ``Var(mean) = var_a / S + var_b / P + var_e / (S P)``; the
+estimate used here,
+
+    SE² = var_s(seed means) / S + var_p(problem means over seeds) / P,
+
+counts the residual twice (each of the two sample variances contains ``var_e / P`` resp.
+``var_e / S``), so it is slightly conservative. With one seed it is the usual SE over problems; with
+one problem, the SE over seeds.
+
+A difference between two arms (independent seeds, the same problems) is paired over problems:
+``SE² = var_s(A seed means) / S_A + var_s(B seed means) / S_B + var_p(A_p − B_p) / P`` with ``A_p``,
+``B_p`` the problems' means over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+Z95 = 1.959964
+
+
+def _var(values: Sequence[float]) -> float:
+    return statistics.variance(values) if len(values) > 1 else 0.0
+
+
+def _matrix(runs: Sequence[Mapping[str, float]]) -> tuple[list[str], list[list[float]]]:
+    """The problems every run answered, and the runs x problems matrix over them."""
+    if not runs:
+        raise ValueError("no runs")
+    shared = set(runs[0]).intersection(*runs[1:])
+    if not shared:
+        raise ValueError("the runs share no problem")
+    pids = sorted(shared)
+    return pids, [[float(r[p]) for p in pids] for r in runs]
+
+
+def seeds_and_problems(runs: Sequence[Mapping[str, float]]) -> dict[str, float | int | list[float]]:
+    """Mean, SE and 95% interval of an accuracy over seeds and problems (module docstring).
+
+    ``runs``: one mapping per seed, problem id → that run's accuracy on the problem; only problems
+    every run answered count. Returns ``mean, se, ci95, seeds, problems, per_seed``."""
+    _, m = _matrix(runs)
+    seed_means = [statistics.fmean(row) for row in m]
+    problem_means = [statistics.fmean(col) for col in zip(*m)]
+    mean = statistics.fmean(seed_means)
+    se = math.sqrt(_var(seed_means) / len(m) + _var(problem_means) / len(problem_means))
+    return {"mean": mean, "se": se, "ci95": [mean - Z95 * se, mean + Z95 * se], "seeds": len(m),
+            "problems": len(problem_means), "per_seed": seed_means}
+
+
+def difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]]) -> dict[str, float | list[float]]:
+    """Mean of ``a`` minus mean of ``b`` over their shared problems, with SE and 95% interval
+    (independent seeds, paired problems; module docstring)."""
+    shared = sorted(set(a[0]).intersection(*a[1:], *b))
+    if not shared:
+        raise ValueError("the two arms share no problem")
+    ma = [[float(r[p]) for p in shared] for r in a]
+    mb = [[float(r[p]) for p in shared] for r in b]
+    sa, sb = [statistics.fmean(r) for r in ma], [statistics.fmean(r) for r in mb]
+    diffs = [statistics.fmean(x) - statistics.fmean(y) for x, y in zip(zip(*ma), zip(*mb))]
+    mean = statistics.fmean(sa) - statistics.fmean(sb)
+    se = math.sqrt(_var(sa) / len(sa) + _var(sb) / len(sb) + _var(diffs) / len(diffs))
+    return {"mean": mean, "se": se, "ci95": [mean - Z95 * se, mean + Z95 * se]}

@@ -1,0 +1,38 @@
+"""sarl.stats: intervals over seeds and problems, hand-computed."""
+
+import math
+
+import pytest
+
+from sarl.stats import difference, seeds_and_problems
+
+
+def test_seeds_and_problems_by_hand():
+    # seed means 0.5 and 1.0 (var 0.125); problem means a=1.0, b=0.5 (var 0.125)
+    r = seeds_and_problems([{"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 1.0}])
+    assert r["mean"] == pytest.approx(0.75)
+    assert r["se"] == pytest.approx(math.sqrt(0.125 / 2 + 0.125 / 2))
+    assert r["ci95"][0] == pytest.approx(0.75 - 1.959964 * r["se"])
+    assert (r["seeds"], r["problems"], r["per_seed"]) == (2, 2, [0.5, 1.0])
+
+
+def test_one_seed_is_the_se_over_problems_and_only_shared_problems_count():
+    r = seeds_and_problems([{"a": 1.0, "b": 0.0, "c": 0.5}])
+    assert r["se"] == pytest.approx(math.sqrt(0.25 / 3))
+    # problem c was answered by one run only: it is left out
+    r2 = seeds_and_problems([{"a": 1.0, "b": 0.0, "c": 1.0}, {"a": 1.0, "b": 0.0}])
+    assert r2["problems"] == 2 and r2["mean"] == pytest.approx(0.5) and r2["se"] == pytest.approx(math.sqrt(0.5 / 2))
+    with pytest.raises(ValueError, match="share no problem"):
+        seeds_and_problems([{"a": 1.0}, {"b": 1.0}])
+
+
+def test_difference_pairs_problems_and_adds_both_arms_seed_noise():
+    a = [{"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 1.0}]
+    b = [{"a": 0.0, "b": 0.0}]
+    d = difference(a, b)
+    # A's seed means 0.5, 1.0 (var 0.125, 2 seeds); B one seed; per-problem differences 1.0, 0.5 (var 0.125)
+    assert d["mean"] == pytest.approx(0.75)
+    assert d["se"] == pytest.approx(math.sqrt(0.125 / 2 + 0.125 / 2))
+    # identical arms: zero difference and no problem-level variance left
+    same = difference(a, a)
+    assert same["mean"] == 0 and same["se"] == pytest.approx(math.sqrt(0.125))
