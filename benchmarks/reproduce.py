@@ -212,8 +212,8 @@ def hypotheses(rows: dict[str, dict[str, list[dict]]], summary: dict[str, Any], 
     s, g = summary.get("sampled", {}), summary.get("greedy", {})
     out: list[dict[str, Any]] = []
 
-    def runs(arm):
-        return arm_runs(arm, seeds)
+    def runs(arm):  # the runs finished so far (results are saved after every run)
+        return s[arm]["runs"]
 
     def have(*arms):
         return all(a in s for a in arms)

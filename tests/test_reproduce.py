@@ -106,3 +106,11 @@ def test_tiny_end_to_end_and_resume(R, tmp_path, capsys):
                                    for c in ("correct", "wrong")}
     with pytest.raises(SystemExit, match="no finished warm start"):
         R.main(args[:2] + ["--sft-from", str(tmp_path / "nowhere")])
+
+
+def test_hypotheses_use_the_runs_finished_so_far(R):
+    """Results are saved after every run: an arm with only some of its seeds done is decided on those."""
+    rows = {"sft": _run([1, 0], [0, 0]), "grpo-s0": _run([1, 1], [1, 1])}
+    summary = R.summarise(rows, ["grpo"], [0, 1, 2])
+    hyps = {h["id"]: h for h in R.hypotheses(rows, summary, [0, 1, 2])}
+    assert summary["sampled"]["grpo"]["runs"] == ["grpo-s0"] and hyps["bar"]["values"]["gain_points"] == 75.0
