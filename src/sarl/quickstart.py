@@ -3,11 +3,11 @@
 With no ``--model`` (the default set-up):
 
 1. **warm start**: ``sarl sft`` trains a new small Llama (1M parameters, its own 1,024-entry tokenizer)
-   on the built-in synthetic corpus (:mod:`sarl.data.synthetic`): arithmetic and logic problems, half
-   of the solutions concise and half padded with question-independent filler (reused when present);
-2. evaluate it on held-out arithmetic (``synth_arith_test``: no arithmetic shared with training),
-   sampled as in training (T=1, 4 samples per problem: greedy decoding always picks the concise style);
-3. train it with SA-GRPO (correctness + 0.2 SAR, Dr.GRPO) on ``synth_arith``;
+   on ``synth_chain`` (:mod:`sarl.data.synthetic`): problems needing 1–4 dependent steps, solutions in
+   four styles (concise, padded, shortcut, restated; reused when present);
+2. evaluate it on held-out problems (``synth_chain_test``: no arithmetic shared with training),
+   sampled as in training (T=1, 4 samples per problem), with the share of each answer style;
+3. train it with SA-GRPO (correctness + 0.2 SAR, Dr.GRPO) on ``synth_chain``;
 4. evaluate the trained model on the same problems;
 5. score both models' sampled answers with SAR (each with its own weights), print a before/after
    table (accuracy, mean length, mean SAR) and write a report (Markdown + HTML with plots).
