@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -276,9 +277,9 @@ def _share(c: dict, style: str) -> str:
 
 def markdown(summary: dict[str, Any], hyps: list[dict[str, Any]], command: str, args, dataset: str) -> str:
     lines = [f"Command: `{command}`", "",
-             f"Evaluation set `{dataset}` ({args.eval_limit} problems); accuracy in % with 95% intervals over "
-             "seeds and problems (`sarl.stats`); length in tokens; style shares in % of samples "
-             "(`sarl.data.synthetic.style_of`).", ""]
+             (f"Evaluation set `{dataset}` ({args.eval_limit} problems); accuracy in % with 95% intervals over "
+              "seeds and problems (`sarl.stats`); length in tokens; style shares in % of samples "
+              "(`sarl.data.synthetic.style_of`)."), ""]
     for mode, title in (("sampled", f"sampled (T=1, {args.eval_samples} samples per problem)"), ("greedy", "greedy")):
         lines += [f"**{title}**", "",
                   "| arm | accuracy | multi-step accuracy | length | concise | padded | shortcut | restated | other | runs |",
@@ -375,7 +376,7 @@ def plot(summary: dict[str, Any], root: Path) -> None:
             vals = [[r[key] for r in per_step[s] if r.get(key) is not None] for s in steps]
             ys = [statistics.fmean(v) if v else float("nan") for v in vals]
             # a 10-step running mean: single steps are 64 rollouts
-            smooth = [statistics.fmean([y for y in ys[max(0, i - 9): i + 1] if y == y] or [float("nan")])
+            smooth = [statistics.fmean([y for y in ys[max(0, i - 9): i + 1] if not math.isnan(y)] or [float("nan")])
                       for i in range(len(ys))]
             ax.plot(steps, smooth, color=COLORS[arm], label=LABELS[arm])
             ax.set_title(f"training {key} (mean over seeds, 10-step running mean)", fontsize=9)

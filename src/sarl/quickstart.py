@@ -30,7 +30,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-
 # The warm start: a new 4-layer, 128-wide Llama with a 1,024-entry tokenizer trained on synth_chain
 # solutions in four styles (sarl.data.synthetic.STYLES).
 SYNTH_SFT: dict[str, Any] = {
