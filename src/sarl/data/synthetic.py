@@ -93,40 +93,37 @@ def split_of(key: tuple) -> str:
 
 
 # ------------------------------------------------------------------------------------ arithmetic
-def _arith_item(rng: random.Random) -> tuple[tuple, dict[str, Any]]:
-    """One arithmetic problem: a start value and 2–3 add/subtract steps that never go below 0."""
-    start = rng.randint(2, 20)
+def _add_sub_steps(rng: random.Random, start: int, count: int, keep: int, cap: int | None = None
+                   ) -> tuple[list[tuple[str, int]], int]:
+    """``count`` add/subtract steps of 1–9 from ``start`` and the final value: each step subtracts with
+    probability 1/2 (always above ``cap``) when the value is at least ``keep + 2``, never leaving less
+    than ``keep``; otherwise it adds."""
     steps: list[tuple[str, int]] = []
     value = start
-    for _ in range(rng.choice((2, 2, 3))):
-        if value >= 2 and rng.random() < 0.5:
-            n = rng.randint(1, min(value, 9))
+    for _ in range(count):
+        if value >= keep + 2 and (rng.random() < 0.5 or (cap is not None and value > cap)):
+            n = rng.randint(1, min(value - keep, 9))
             steps.append(("-", n))
             value -= n
         else:
             n = rng.randint(1, 9)
             steps.append(("+", n))
             value += n
-    key = ("arith", start, tuple(steps))
-    return key, {"start": start, "steps": steps, "answer": value}
+    return steps, value
+
+
+def _arith_item(rng: random.Random) -> tuple[tuple, dict[str, Any]]:
+    """One arithmetic problem: a start value and 2–3 add/subtract steps that never go below 0."""
+    start = rng.randint(2, 20)
+    steps, value = _add_sub_steps(rng, start, rng.choice((2, 2, 3)), keep=0)
+    return ("arith", start, tuple(steps)), {"start": start, "steps": steps, "answer": value}
 
 
 def _chain_item(rng: random.Random) -> tuple[tuple, dict[str, Any]]:
     """One multi-step problem: a start in 2–20 and 1–4 add/subtract steps of 1–9, staying in 1–40."""
     start = rng.randint(2, 20)
-    steps: list[tuple[str, int]] = []
-    value = start
-    for _ in range(rng.randint(1, 4)):
-        if value >= 3 and (rng.random() < 0.5 or value > 31):
-            n = rng.randint(1, min(value - 1, 9))
-            steps.append(("-", n))
-            value -= n
-        else:
-            n = rng.randint(1, 9)
-            steps.append(("+", n))
-            value += n
-    key = ("chain", start, tuple(steps))
-    return key, {"start": start, "steps": steps, "answer": value}
+    steps, value = _add_sub_steps(rng, start, rng.randint(1, 4), keep=1, cap=31)
+    return ("chain", start, tuple(steps)), {"start": start, "steps": steps, "answer": value}
 
 
 def _word_problem(source: str, rng: random.Random, item: dict[str, Any], pid: str) -> Problem:
@@ -379,6 +376,15 @@ def answer_labels(problem: Problem, response: str) -> dict[str, Any]:
     if problem.data_source not in TASKS or not problem.metadata:
         return {}
     return {"style": style_of(problem, response), "steps": n_steps(problem)}
+
+
+def batch_style_shares(problems: list[Problem | None] | None, texts: list[str]) -> dict[str, float]:
+    """:func:`style_shares` of a batch of answers, or ``{}`` unless every answer is to a synthetic
+    problem (what the trainer logs as ``style/<name>``)."""
+    labels = [answer_labels(p, t) if p is not None else {} for p, t in zip(problems or [], texts)]
+    if not labels or not all(labels):
+        return {}
+    return style_shares([lab["style"] for lab in labels])
 
 
 def style_shares(labels: list[str]) -> dict[str, float]:

@@ -74,16 +74,6 @@ class TrainingAborted(SarlError, RuntimeError):
     pass
 
 
-def _style_metrics(batch: RolloutBatch) -> dict[str, float]:
-    """``style/<name>``: the share of each answer style in the batch, on the synthetic tasks."""
-    from sarl.data.synthetic import answer_labels, style_shares
-
-    labels = [answer_labels(p, t) if p is not None else {} for p, t in zip(batch.problems or [], batch.texts)]
-    if not labels or not all(labels):
-        return {}
-    return {f"style/{k}": v for k, v in style_shares([lab["style"] for lab in labels]).items()}
-
-
 def _mean(t: torch.Tensor | None) -> float | None:
     return None if t is None or t.numel() == 0 else float(t.float().mean())
 
@@ -444,7 +434,9 @@ class Trainer:
             **{f"time/{k}": v for k, v in timer.seconds.items()},
             "time/step": sum(timer.seconds.values()),
         })
-        metrics.update(_style_metrics(batch))
+        from sarl.data.synthetic import batch_style_shares
+
+        metrics.update({f"style/{k}": v for k, v in batch_style_shares(batch.problems, batch.texts).items()})
         return metrics
 
     def validate(self) -> dict[str, Any]:
