@@ -22,26 +22,42 @@ G, P, L = 4, 2, 12  # rollouts per prompt, prompts, max response length
 BETA = 0.001
 
 
-def _sarl_trainer(tmp_path):
-    from sarl.train import Trainer
-
-    cfg = load_config(None, [
+def _overrides(tmp_path, micro: int = G) -> list[str]:
+    return [
         "model.name=tiny-random", "data.train=chain_sum", "data.train_size=16", f"data.max_response_length={L}",
         "data.max_prompt_length=128", f"rollout.n={G}", f"trainer.prompts_per_step={P}", "trainer.tensorboard=false",
         f"trainer.out_dir={tmp_path / 'sarl'}", "algorithm.norm_adv_by_std_in_grpo=false",
         "actor.loss_agg_mode=seq-mean-token-sum-norm", "actor.use_kl_loss=true", f"actor.kl_loss_coef={BETA}",
         "actor.kl_loss_type=k3", "actor.clip_ratio_c=null", "actor.grad_clip=1e9", "actor.lr=1e-3",
-        "actor.weight_decay=0.0", f"actor.micro_batch_size={G}",
-    ])
-    return Trainer(cfg)
+        "actor.weight_decay=0.0", f"actor.micro_batch_size={micro}",
+    ]
 
 
-def _trl_trainer(tmp_path, model_dir, tok):
+def _sarl_trainer(tmp_path):
+    from sarl.train import Trainer
+
+    return Trainer(load_config(None, _overrides(tmp_path)))
+
+
+def _trl_trainer(tmp_path, model_dir, tok, mapped: bool = False):
+    """TRL's trainer with a hand-written GRPOConfig, or (``mapped``) the one :func:`grpo_config` builds from
+    the same sarl settings (micro-batch = the whole batch, so that one ``_compute_loss`` is one window;
+    sarl's accumulation over micro-batches is exact, so this changes nothing on sarl's side)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
+    from sarl.integrations.trl import grpo_config
+
     ds = Dataset.from_list([{"prompt": [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT},
                                         {"role": "user", "content": "1 + 1"}], "answer": "2"}] * 8)
+    if mapped:
+        args, _ = grpo_config(load_config(None, _overrides(tmp_path, micro=G * P)), output_dir=str(tmp_path / "trl"),
+                              report_to="none", disable_tqdm=True)
+        assert (args.loss_type, args.scale_rewards, args.beta, args.num_generations) == ("dr_grpo", "none", BETA, G)
+        assert (args.per_device_train_batch_size, args.gradient_accumulation_steps) == (G * P, 1)
+        assert (args.max_completion_length, args.learning_rate, args.delta) == (L, 1e-3, None)
+        return GRPOTrainer(model=str(model_dir), processing_class=tok, args=args, train_dataset=ds,
+                           reward_funcs=lambda completions, **kw: [0.0] * len(completions))
     args = GRPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=G * P, num_generations=G,
                       max_completion_length=L, loss_type="dr_grpo", scale_rewards="none", beta=BETA,
                       learning_rate=1e-3, bf16=False, use_cpu=True, report_to="none", save_strategy="no",
@@ -55,7 +71,8 @@ def _grads(model) -> dict[str, torch.Tensor]:
     return {k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None}
 
 
-def test_dr_grpo_loss_gradient_and_advantages_equal_trl(tmp_path):
+@pytest.mark.parametrize("mapped", [False, True], ids=["hand-written GRPOConfig", "grpo_config"])
+def test_dr_grpo_loss_gradient_and_advantages_equal_trl(tmp_path, mapped):
     from sarl.algos import ADV_ESTIMATORS
     from sarl.train.checkpoint import export_model
 
@@ -101,7 +118,7 @@ def test_dr_grpo_loss_gradient_and_advantages_equal_trl(tmp_path):
     # TRL: policy and reference loaded from the start; the policy then gets the moved weights
     from safetensors.torch import load_file
 
-    trl = _trl_trainer(tmp_path, start, tr.tok)
+    trl = _trl_trainer(tmp_path, start, tr.tok, mapped)
     moved_sd = {k: v for f in sorted(moved.glob("*.safetensors")) for k, v in load_file(str(f)).items()}
     missing, unexpected = trl.model.load_state_dict(moved_sd, strict=False)
     assert not unexpected and all("lm_head" in k for k in missing)  # tied embeddings

@@ -43,6 +43,8 @@ def cmd_train(args) -> int:
             raise SarlError("--overwrite and --resume contradict each other; choose one")
         _remove_run(Path(cfg.trainer.out_dir), "metrics.jsonl")
     t0 = time.perf_counter()
+    if args.engine == "trl":
+        return _train_trl(cfg, args.resume, t0)
     with progress_bar() as prog:
         task = prog.add_task("training", total=cfg.trainer.total_steps, rate="")
 
@@ -59,6 +61,30 @@ def cmd_train(args) -> int:
             prog.update(task, completed=m["step"], rate=f"{(time.perf_counter() - t0) / m['step']:.0f} s/step")
 
         last = train(cfg, resume=args.resume, console=prog.console, on_step=on_step)
+    out_console.print(f"final model: {last['final_model']}  (metrics: {cfg.trainer.out_dir}/metrics.jsonl)")
+    return 0
+
+
+def _train_trl(cfg, resume: bool, t0: float) -> int:
+    """``--engine trl``: the recipe through TRL's GRPOTrainer (sarl.integrations.trl.engine)."""
+    try:
+        from sarl.integrations.trl.engine import train_trl
+    except ImportError as exc:
+        raise SarlError(f"--engine trl needs TRL: pip install 'sarl[trl]' ({exc})") from None
+    with progress_bar() as prog:
+        task = prog.add_task("training (TRL)", total=cfg.trainer.total_steps, rate="")
+
+        def on_step(m):
+            comps = " ".join(f"{k.split('/', 1)[1]}={v:.3f}" for k, v in m.items()
+                             if k.startswith("reward/") and k != "reward/mean" and v is not None)
+            extra = "".join(f" {label}={m[key]:.4f}" for key, label in (("kl/ref", "kl(k3)"), ("actor/entropy", "entropy"))
+                            if m.get(key) is not None)
+            prog.console.print(f"step {m['step']}: reward={m.get('reward/mean', float('nan')):.3f} ({comps}) "
+                               f"acc={m.get('accuracy', float('nan')):.3f} "
+                               f"len={m.get('response_length/mean', float('nan')):.0f}{extra}")
+            prog.update(task, completed=m["step"], rate=f"{(time.perf_counter() - t0) / max(m['step'], 1):.0f} s/step")
+
+        last = train_trl(cfg, resume=resume, console=prog.console, on_step=on_step)
     out_console.print(f"final model: {last['final_model']}  (metrics: {cfg.trainer.out_dir}/metrics.jsonl)")
     return 0
 
@@ -167,6 +193,9 @@ def register(sub) -> None:
     tr.add_argument("--tiny", action="store_true",
                     help="shrink the recipe consistently for a smoke test (2 steps of 2 prompts x 2 rollouts, 32-token "
                          "answers, 4 validation problems); other overrides still apply on top")
+    tr.add_argument("--engine", choices=("native", "trl"), default="native",
+                    help="native: sarl's trainer (GRPO, PPO, every key); trl: the recipe as TRL's GRPOConfig through "
+                         "GRPOTrainer (GRPO recipes; keys TRL cannot express are refused; docs/TRL.md)")
     tr.set_defaults(func=cmd_train)
 
     sf = sub.add_parser("sft", help="supervised fine-tuning (warm start), e.g. on the built-in synthetic corpus",

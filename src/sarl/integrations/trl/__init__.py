@@ -87,11 +87,13 @@ if importlib.util.find_spec("trl") is None:  # pragma: no cover - exercised only
         "(installs trl==1.16.0, the version this integration is tested with)"
     )
 
+from sarl.integrations.trl.recipe import KEY_MAP, grpo_config
 from sarl.integrations.trl.reuse import REUSE_VERIFIED_TRL
-from sarl.integrations.trl.reward import SarlReward, sarl_reward_funcs
+from sarl.integrations.trl.reward import SarlReward, sarl_reward_funcs, schedule_progress
 from sarl.rewards.registry import POLICY_NEEDS
 
-__all__ = ["POLICY_NEEDS", "REUSE_VERIFIED_TRL", "SARGRPOTrainer", "SarlReward", "sarl_reward_funcs"]
+__all__ = ["KEY_MAP", "POLICY_NEEDS", "REUSE_VERIFIED_TRL", "SARGRPOTrainer", "SarlReward", "grpo_config",
+           "sarl_reward_funcs", "schedule_progress"]
 
 
 def __getattr__(name: str):

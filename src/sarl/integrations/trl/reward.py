@@ -22,6 +22,7 @@ from sarl.integrations.trl.reuse import reusable_rows
 from sarl.prompts import encode, render_null_prompt, render_prompt
 from sarl.reward_inputs import reward_inputs
 from sarl.rewards import RewardInputs, get_reward, perplexity
+from sarl.rewards.compose import Schedule
 from sarl.rewards.registry import POLICY_NEEDS
 from sarl.rollout.batch import RolloutBatch
 from sarl.scoring import DEFAULT_MAX_ANSWER_TOKENS, fit_answer
@@ -58,6 +59,11 @@ class SarlReward:
         keep_history: how many scored batches to keep in :attr:`history` (``last_batch`` is always kept).
         on_scored: called as ``on_scored(record, model)`` right after a policy reward scored a batch,
             before TRL's optimizer step changes the weights (``model`` is the unwrapped policy).
+        schedule: the weight schedule (:class:`sarl.rewards.Schedule`, ``rewards.schedule`` of a recipe).
+            A scheduled reward (every reward but correctness) returns ``alpha(x) * r``, with the progress
+            ``x`` of ``sarl train`` (:func:`schedule_progress` of ``trainer_state``), so that
+            ``GRPOConfig.reward_weights`` times the values is ``sarl train``'s ``w_k alpha(x) r_k``.
+            ``None`` or ``type: constant``: the values are returned unscaled.
 
     Attributes:
         last_batch: a dict describing the last batch scored: ``step`` (``trainer_state.global_step``),
@@ -87,6 +93,7 @@ class SarlReward:
         reuse_logprobs: bool = True,
         keep_history: int = 0,
         on_scored: Callable[[dict[str, Any], Any], None] | None = None,
+        schedule: Schedule | None = None,
     ):
         self.spec = get_reward(name)
         if options is not None and self.spec.options is not None and isinstance(options, self.spec.options):
@@ -116,6 +123,7 @@ class SarlReward:
         self.reuse_logprobs = reuse_logprobs
         self.keep_history = keep_history
         self.on_scored = on_scored
+        self.schedule = schedule if schedule is not None and self.spec.scheduled and schedule.type != "constant" else None
         self.last_batch: dict[str, Any] | None = None
         self.history: list[dict[str, Any]] = []
         self._trainer_ref: weakref.ReferenceType | None = None
@@ -213,6 +221,10 @@ class SarlReward:
         else:
             values = self.spec(inputs, self.options)
         out = [float(v) for v in values.to(torch.float64).tolist()]
+        if self.schedule is not None:
+            alpha = self.schedule.alpha(self._progress(state))
+            record["alpha"] = alpha
+            out = [alpha * v for v in out]
         record["values"] = out
         record["seconds"] = time.perf_counter() - t0
         self._log(kwargs, record)
@@ -221,6 +233,18 @@ class SarlReward:
             self.history.append(record)
             del self.history[: -self.keep_history]
         return out
+
+    def _progress(self, state) -> float:
+        """``sarl train``'s progress ``x = s / S`` of the step whose batch is being scored."""
+        trainer = self.trainer
+        if state is None or not getattr(state, "max_steps", 0):
+            raise RuntimeError(f"reward {self.__name__!r} has a weight schedule, which needs trainer_state "
+                               "(TRL passes it to reward functions during training)")
+        per_batch = 1
+        if trainer is not None:
+            a = trainer.args
+            per_batch = max(1, a.steps_per_generation * a.num_iterations // a.gradient_accumulation_steps)
+        return schedule_progress(state.global_step, state.max_steps, per_batch)
 
     # ------------------------------------------------------------------------------- columns, grading
     def _column(self, kwargs: Mapping[str, Any], name: str | None, n: int, required: bool = False) -> list[Any]:
@@ -418,6 +442,18 @@ class SarlReward:
             log_extra(f"{name}_ppl_qa", record["ppl_qa"])
             if record["ppl_a"] is not None:
                 log_extra(f"{name}_ppl_a", record["ppl_a"])
+
+
+def schedule_progress(global_step: int, max_steps: int, per_batch: int = 1) -> float:
+    """The progress ``x = s / S`` of ``sarl train`` for the generation batch TRL scores at optimizer step
+    ``global_step`` (completed steps): TRL spends ``per_batch`` optimizer steps on each generation batch
+    (``steps_per_generation x num_iterations / gradient_accumulation_steps``), so the batch is sarl step
+    ``s = global_step // per_batch + 1`` of ``S = ceil(max_steps / per_batch)``."""
+    if max_steps < 1 or per_batch < 1 or global_step < 0:
+        raise ValueError(f"schedule_progress: needs max_steps >= 1, per_batch >= 1, global_step >= 0; got "
+                         f"{global_step}, {max_steps}, {per_batch}")
+    total = -(-max_steps // per_batch)
+    return min(1.0, (global_step // per_batch + 1) / total)
 
 
 def sarl_reward_funcs(weights: Mapping[str, float], options: Mapping[str, Any] | None = None,

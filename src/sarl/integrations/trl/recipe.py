@@ -1,0 +1,225 @@
+"""A sarl recipe as TRL's ``GRPOConfig`` plus the reward functions, with the reference's semantics.
+
+    from sarl.integrations.trl import grpo_config
+    args, reward_funcs = grpo_config("sa_grpo", output_dir="runs/trl")     # any recipe name or file
+    trainer = SARGRPOTrainer(model=..., processing_class=tok, args=args, train_dataset=ds,
+                             reward_funcs=reward_funcs)
+
+:data:`KEY_MAP` says, for every key of a sarl recipe, which ``GRPOConfig`` field carries it and how
+(docs/TRL.md prints it; a test keeps the two equal). What TRL cannot express is refused with a
+:class:`~sarl.errors.ConfigError` that names the key and the native trainer (``sarl train``), never
+silently dropped: PPO (TRL has no PPO), the reference's per-component advantage weighting, a KL in the
+reward, KL estimators other than k3, and parameter subsets.
+
+The batch arithmetic. A sarl step generates ``R = prompts_per_step x n`` rollouts and takes
+``ppo_epochs x R / mini_batch_size`` optimizer steps on them, accumulating ``micro_batch_size`` sequences
+per forward. In TRL that is ``generation_batch_size = R``, ``per_device_train_batch_size = micro_batch_size``,
+``gradient_accumulation_steps = mini_batch_size / (micro_batch_size x processes)``,
+``num_iterations = ppo_epochs`` and ``max_steps = total_steps x ppo_epochs x R / mini_batch_size``. The
+global batch is the same for any number of processes; sizes that do not divide are refused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sarl.config import TrainConfig, load_config
+from sarl.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """One row of :data:`KEY_MAP`: a sarl key, the ``GRPOConfig`` field(s), how the value carries over."""
+
+    key: str
+    field: str
+    how: str
+
+
+NATIVE = "use the native trainer (sarl train without --engine trl)"
+KEY_MAP: tuple[Mapped, ...] = (
+    Mapped("model.name", "(the model passed to the trainer)", "`sarl train --engine trl` loads it as the native trainer does (safetensors, no remote code)"),
+    Mapped("model.dtype", "bf16, fp16, model_init_kwargs.dtype", "weights load in fp32 (master weights and AdamW state); float32: `bf16=False`; bfloat16: `bf16=True` (autocast); float16: `fp16=True`; auto: `bf16` where CUDA supports it, else fp32"),
+    Mapped("model.device", "use_cpu", "`cpu`, or `auto` without CUDA: `use_cpu=True`; otherwise accelerate places the model"),
+    Mapped("model.threads", "(torch.set_num_threads)", "set by `sarl train --engine trl` before training"),
+    Mapped("model.gradient_checkpointing", "gradient_checkpointing", "same value"),
+    Mapped("data.train", "(train_dataset)", "`trl_dataset` builds the `prompt` (system + user messages), `answer` and `data_source` columns"),
+    Mapped("data.train_size", "(train_dataset)", "as in `sarl train`"),
+    Mapped("data.train_limit", "(train_dataset)", "as in `sarl train`"),
+    Mapped("data.val", "(none)", "not run during TRL training; evaluate the export with `sarl eval`"),
+    Mapped("data.val_limit", "(none)", "as data.val"),
+    Mapped("data.val_seed", "(none)", "as data.val"),
+    Mapped("data.instruction", "(train_dataset)", "appended to the user message, as `sarl train` does"),
+    Mapped("data.system_prompt", "(train_dataset)", "the system message (and SAR's null context)"),
+    Mapped("data.max_prompt_length", "(train_dataset)", "TRL 1.16 has no prompt limit: `trl_dataset` refuses longer prompts, naming the problem"),
+    Mapped("data.max_response_length", "max_completion_length", "same value; also Dr.GRPO's normaliser and L_max of length rewards"),
+    Mapped("data.shuffle", "shuffle_dataset", "same value"),
+    Mapped("rollout.n", "num_generations", "same value"),
+    Mapped("rollout.temperature", "temperature", "same value (TRL divides the log-prob logits by it too)"),
+    Mapped("rollout.top_p", "top_p", "same value; `top_k=0` (no top-k, as sarl)"),
+    Mapped("rollout.batch_size", "(none)", "decode batching only; TRL generates the whole generation batch"),
+    Mapped("algorithm.adv_estimator", "(GRPO)", "grpo only; other estimators are refused: " + NATIVE),
+    Mapped("algorithm.norm_adv_by_std_in_grpo", "scale_rewards", "false: `none` (Dr.GRPO); true: `group`"),
+    Mapped("algorithm.advantage_weighting_in_grpo", "(refused when true)", "TRL's `normalize_then_sum` also rescales by the batch std, so it is not the reference's weighting: " + NATIVE),
+    Mapped("algorithm.gamma", "(none)", "GAE / REINFORCE++ only (refused estimators)"),
+    Mapped("algorithm.lam", "(none)", "GAE only"),
+    Mapped("algorithm.use_kl_in_reward", "(refused when true)", "TRL has no KL in the reward: " + NATIVE),
+    Mapped("algorithm.kl_penalty", "(none)", "only with use_kl_in_reward"),
+    Mapped("algorithm.kl_coef", "(none)", "only with use_kl_in_reward"),
+    Mapped("actor.lr", "learning_rate", "same value"),
+    Mapped("actor.weight_decay", "weight_decay", "same value (AdamW, betas 0.9/0.999, eps 1e-8 in both)"),
+    Mapped("actor.warmup_steps", "warmup_steps", "same value (optimizer steps)"),
+    Mapped("actor.lr_schedule", "lr_scheduler_type", "constant: `constant_with_warmup`; cosine: `cosine`"),
+    Mapped("actor.grad_clip", "max_grad_norm", "same value"),
+    Mapped("actor.clip_ratio_low", "epsilon", "same value"),
+    Mapped("actor.clip_ratio_high", "epsilon_high", "same value"),
+    Mapped("actor.clip_ratio_c", "delta", "same value: TRL's two-sided clip caps the ratio at delta, which equals verl's dual clip when delta > 1 + epsilon_high (smaller values are refused)"),
+    Mapped("actor.loss_agg_mode", "loss_type", "seq-mean-token-sum-norm: `dr_grpo`; token-mean: `dapo`; seq-mean-token-mean: `grpo`; others refused"),
+    Mapped("actor.ppo_epochs", "num_iterations", "same value"),
+    Mapped("actor.mini_batch_size", "gradient_accumulation_steps, max_steps", "see the batch arithmetic above"),
+    Mapped("actor.micro_batch_size", "per_device_train_batch_size", "same value (sequences per forward and process)"),
+    Mapped("actor.use_kl_loss", "beta", "false: `beta=0`"),
+    Mapped("actor.kl_loss_coef", "beta", "same value when use_kl_loss"),
+    Mapped("actor.kl_loss_type", "(k3)", "TRL's KL loss is k3 (low_var_kl); others refused when use_kl_loss"),
+    Mapped("actor.entropy_coeff", "entropy_coef", "0: off; non-zero only with loss_agg_mode token-mean (TRL averages the entropy over tokens)"),
+    Mapped("actor.trainable", "(refused when set)", "TRL trains every parameter it is given: " + NATIVE),
+    Mapped("critic.lr", "(none)", "PPO only (refused)"),
+    Mapped("critic.cliprange_value", "(none)", "PPO only (refused)"),
+    Mapped("critic.grad_clip", "(none)", "PPO only (refused)"),
+    Mapped("rewards.weights", "reward_funcs, reward_weights", "one `SarlReward` per name (sampled token ids, the trainer's temperature, as `sarl train`), weights in order"),
+    Mapped("rewards.options", "reward_funcs", "each reward's options"),
+    Mapped("rewards.schedule", "reward_funcs", "scheduled rewards return alpha(x) r with sarl's progress x, read from `trainer_state`"),
+    Mapped("trainer.total_steps", "max_steps", "total_steps x ppo_epochs x R / mini_batch_size optimizer steps"),
+    Mapped("trainer.prompts_per_step", "generation_batch_size", "prompts_per_step x n"),
+    Mapped("trainer.seed", "seed", "same value (data order and sampling differ from sarl's streams)"),
+    Mapped("trainer.out_dir", "output_dir", "same value"),
+    Mapped("trainer.save_every", "save_steps, save_strategy", "0: `save_strategy=no`; else every save_every sarl steps"),
+    Mapped("trainer.keep_last", "save_total_limit", "same value"),
+    Mapped("trainer.val_every", "(none)", "as data.val"),
+    Mapped("trainer.val_before_train", "(none)", "as data.val"),
+    Mapped("trainer.max_bad_steps", "(none)", "native trainer only"),
+    Mapped("trainer.logger", "report_to", "tensorboard, wandb, mlflow, trackio by name; console: TRL's own log lines"),
+    Mapped("trainer.tensorboard", "report_to", "false drops tensorboard"),
+    Mapped("trainer.log_samples", "(none)", "native trainer only; `sarl train --engine trl` writes samples.jsonl from the scored batches"),
+)
+
+LOSS_TYPES = {"seq-mean-token-sum-norm": "dr_grpo", "token-mean": "dapo", "seq-mean-token-mean": "grpo"}
+REPORTERS = ("tensorboard", "wandb", "mlflow", "trackio")
+
+
+def map_table() -> str:
+    """:data:`KEY_MAP` as the Markdown table of docs/TRL.md."""
+    rows = ["| sarl key | GRPOConfig | how |", "|---|---|---|"]
+    rows += [f"| `{m.key}` | {m.field} | {m.how} |" for m in KEY_MAP]
+    return "\n".join(rows)
+
+
+def _refuse(key: str, why: str) -> None:
+    raise ConfigError(f"{key}: {why}; {NATIVE}")
+
+
+def _resolve(recipe: str | Path | TrainConfig) -> TrainConfig:
+    return recipe if isinstance(recipe, TrainConfig) else load_config(recipe)
+
+
+def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str, Any]:
+    """The ``GRPOConfig`` keyword arguments of a validated sarl config (no TRL import; pure).
+    ``num_processes``: the data-parallel world size (default: ``$WORLD_SIZE`` or 1)."""
+    procs = int(os.environ.get("WORLD_SIZE", "1")) if num_processes is None else int(num_processes)
+    m, d, r, a, ac, t = cfg.model, cfg.data, cfg.rollout, cfg.algorithm, cfg.actor, cfg.trainer
+    est = a.estimator
+    if est != "grpo":
+        if est == "grpo_weighted":
+            _refuse("algorithm.advantage_weighting_in_grpo", "TRL's normalize_then_sum aggregation also divides by "
+                    "the batch std, so it is not the reference's per-component weighting")
+        _refuse("algorithm.adv_estimator", f"TRL's GRPOTrainer computes group advantages (grpo); {a.adv_estimator!r} "
+                "is not available there (TRL has no PPO)")
+    if a.use_kl_in_reward:
+        _refuse("algorithm.use_kl_in_reward", "TRL has no KL term in the reward (use actor.use_kl_loss)")
+    if ac.use_kl_loss and ac.kl_loss_type not in ("k3", "low_var_kl"):
+        _refuse("actor.kl_loss_type", f"TRL's KL loss is k3; got {ac.kl_loss_type!r}")
+    if ac.loss_agg_mode not in LOSS_TYPES:
+        _refuse("actor.loss_agg_mode", f"TRL has no loss_type for {ac.loss_agg_mode!r} (mapped: "
+                f"{', '.join(f'{k} -> {v}' for k, v in LOSS_TYPES.items())})")
+    if ac.entropy_coeff and ac.loss_agg_mode != "token-mean":
+        _refuse("actor.entropy_coeff", "TRL averages the entropy bonus over tokens, which equals sarl's only under "
+                "actor.loss_agg_mode=token-mean")
+    if ac.trainable:
+        _refuse("actor.trainable", "TRL trains every parameter of the model it is given")
+    if ac.clip_ratio_c is not None and ac.clip_ratio_c <= 1 + ac.clip_ratio_high:
+        _refuse("actor.clip_ratio_c", f"TRL's delta equals the dual clip only above 1 + clip_ratio_high = "
+                f"{1 + ac.clip_ratio_high}; got {ac.clip_ratio_c}")
+    rollouts = t.prompts_per_step * r.n
+    mini = ac.mini_batch_size or rollouts
+    per_forward = ac.micro_batch_size * procs
+    if mini % per_forward:
+        raise ConfigError(f"actor.mini_batch_size: {mini} sequences per optimizer step must be a multiple of "
+                          f"actor.micro_batch_size x processes = {ac.micro_batch_size} x {procs}")
+    per_batch = ac.ppo_epochs * (rollouts // mini)  # optimizer steps per sarl step
+    kw: dict[str, Any] = dict(  # noqa: C408 - keyword form mirrors GRPOConfig(...)
+        output_dir=t.out_dir, seed=t.seed, max_steps=t.total_steps * per_batch,
+        learning_rate=ac.lr, weight_decay=ac.weight_decay, warmup_steps=ac.warmup_steps,
+        lr_scheduler_type="cosine" if ac.lr_schedule == "cosine" else "constant_with_warmup",
+        max_grad_norm=ac.grad_clip, epsilon=ac.clip_ratio_low, epsilon_high=ac.clip_ratio_high,
+        delta=ac.clip_ratio_c, loss_type=LOSS_TYPES[ac.loss_agg_mode],
+        scale_rewards="group" if a.norm_adv_by_std_in_grpo else "none",
+        beta=ac.kl_loss_coef if ac.use_kl_loss else 0.0, num_iterations=ac.ppo_epochs,
+        entropy_coef=float(ac.entropy_coeff),
+        num_generations=r.n, temperature=r.temperature, top_p=r.top_p, top_k=0,
+        max_completion_length=d.max_response_length, shuffle_dataset=d.shuffle,
+        per_device_train_batch_size=ac.micro_batch_size, gradient_accumulation_steps=mini // per_forward,
+        generation_batch_size=rollouts, mask_truncated_completions=False,
+        remove_unused_columns=False,
+        logging_steps=per_batch, save_total_limit=t.keep_last,
+        report_to=[x for x in t.logger if x in REPORTERS and (x != "tensorboard" or t.tensorboard)] or "none",
+    )
+    kw["reward_weights"] = [float(w) for w in cfg.rewards.weights.values()]
+    if t.save_every:
+        kw.update(save_strategy="steps", save_steps=t.save_every * per_batch)
+    else:
+        kw["save_strategy"] = "no"
+    if m.gradient_checkpointing:
+        kw["gradient_checkpointing"] = True
+    cuda = _cuda() if m.device == "auto" or m.device.startswith("cuda") else (False, False)
+    if not cuda[0]:
+        kw["use_cpu"] = True
+    # master weights (and AdamW state) always fp32; bf16 / fp16 are autocast
+    precision = {"auto": (cuda[1], False), "float32": (False, False), "bfloat16": (True, False),
+                 "float16": (False, True)}[m.dtype]
+    kw.update(bf16=precision[0], fp16=precision[1], model_init_kwargs={"dtype": "float32"})
+    return kw
+
+
+def _cuda() -> tuple[bool, bool]:
+    """(CUDA present, CUDA bf16 supported)."""
+    import torch
+
+    ok = torch.cuda.is_available()
+    return ok, bool(ok and torch.cuda.is_bf16_supported())
+
+
+def grpo_config(recipe: str | Path | TrainConfig, *, num_processes: int | None = None, **overrides: Any):
+    """``(GRPOConfig, reward_funcs)`` reproducing a sarl recipe (a shipped name such as ``"sa_grpo"``, a
+    YAML file, or a :class:`~sarl.config.TrainConfig` from ``load_config(name, ["key=value", ...])``).
+
+    ``overrides`` are ``GRPOConfig`` fields set after the mapping (e.g. ``output_dir``, ``bf16``). The
+    reward functions are :class:`~sarl.integrations.trl.SarlReward` objects in the order of
+    ``GRPOConfig.reward_weights``; SAR and the other policy rewards need the trainer (use
+    :class:`~sarl.integrations.trl.SARGRPOTrainer`, which binds them)."""
+    from trl import GRPOConfig
+
+    from sarl.integrations.trl.reward import sarl_reward_funcs
+
+    cfg = _resolve(recipe)
+    kw = grpo_kwargs(cfg, num_processes)
+    kw.update(overrides)
+    try:
+        args = GRPOConfig(**kw)
+    except TypeError as exc:
+        raise ConfigError(f"grpo_config: {exc} (GRPOConfig of TRL does not take it)") from None
+    funcs, _ = sarl_reward_funcs(dict(cfg.rewards.weights), dict(cfg.rewards.options), answer_tokens="sampled",
+                                 temperature=None, schedule=cfg.rewards.schedule, metadata_column="metadata")
+    return args, funcs
