@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_logprobs.py
 	$(PY) benchmarks/bench_generation.py
 	$(PY) benchmarks/bench_train.py
+	$(PY) benchmarks/bench_precision.py
 
 # The CPU reproduction of SAR's claim on the multi-step task: warm start, 6 reward arms x 3 seeds, held-out
 # evaluation with style shares and the pre-registered decisions, results in runs/reproduce (results.md,

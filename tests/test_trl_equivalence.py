@@ -29,7 +29,7 @@ def _overrides(tmp_path, micro: int = G) -> list[str]:
         f"trainer.out_dir={tmp_path / 'sarl'}", "algorithm.norm_adv_by_std_in_grpo=false",
         "actor.loss_agg_mode=seq-mean-token-sum-norm", "actor.use_kl_loss=true", f"actor.kl_loss_coef={BETA}",
         "actor.kl_loss_type=k3", "actor.clip_ratio_c=null", "actor.grad_clip=1e9", "actor.lr=1e-3",
-        "actor.weight_decay=0.0", f"actor.micro_batch_size={micro}",
+        "actor.weight_decay=0.0", f"actor.micro_batch_size={micro}", "trainer.precision=fp32",
     ]
 
 

@@ -50,6 +50,7 @@ def test_sa_grpo_maps_to_the_reference_semantics():
     assert (kw["epsilon"], kw["epsilon_high"], kw["delta"], kw["max_grad_norm"]) == (0.2, 0.2, 3.0, 1.0)
     assert kw["save_strategy"] == "steps" and kw["save_steps"] == 100 * 2
     assert kw["model_init_kwargs"] == {"dtype": "float32"}  # master weights fp32 whatever the autocast
+    assert grpo_kwargs(load_config("sa_grpo", ["trainer.precision=fp32"]))["bf16"] is False
     # two processes: the same global batch, half the accumulation per process
     kw2 = grpo_kwargs(load_config("sa_grpo"), num_processes=2)
     assert (kw2["per_device_train_batch_size"], kw2["gradient_accumulation_steps"]) == (16, 12)
@@ -60,7 +61,7 @@ def test_other_keys_map_as_the_table_says():
     kw = grpo_kwargs(load_config("cpu/quickstart", [
         "actor.loss_agg_mode=token-mean", "algorithm.norm_adv_by_std_in_grpo=true", "actor.lr_schedule=cosine",
         "actor.use_kl_loss=false", "actor.ppo_epochs=2", "trainer.save_every=0", "actor.entropy_coeff=0.01",
-        "trainer.logger=[console, tensorboard, wandb]", "trainer.tensorboard=false", "model.dtype=bfloat16"]))
+        "trainer.logger=[console, tensorboard, wandb]", "trainer.tensorboard=false", "trainer.precision=bf16-mixed"]))
     assert (kw["loss_type"], kw["scale_rewards"], kw["lr_scheduler_type"], kw["beta"]) == ("dapo", "group", "cosine", 0.0)
     assert kw["num_iterations"] == 2 and kw["max_steps"] == 80 * 2
     assert kw["save_strategy"] == "no" and kw["entropy_coef"] == 0.01
@@ -148,7 +149,8 @@ def test_mapped_rewards_and_advantages_equal_the_native_trainers(tmp_path):
     cfg = load_config("sa_grpo", ["model.name=tiny-random", "data.train=chain_sum", "data.train_size=16",
                                   "data.max_response_length=12", "data.max_prompt_length=256", "rollout.n=4",
                                   "trainer.prompts_per_step=2", "actor.mini_batch_size=null", "actor.micro_batch_size=8",
-                                  "trainer.tensorboard=false", f"trainer.out_dir={tmp_path / 'sarl'}", "data.val=null"])
+                                  "trainer.tensorboard=false", f"trainer.out_dir={tmp_path / 'sarl'}", "data.val=null",
+                                  "trainer.precision=fp32"])
     tr = Trainer(cfg)
     batch = tr.generate()
     tr.policy.eval()
@@ -186,7 +188,7 @@ def test_sarl_train_engine_trl_end_to_end(tmp_path, capsys):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2]
     assert all({"accuracy", "reward/mean", "reward/sar", "response_length/mean", "kl/ref"} <= set(r) for r in rows)
-    assert (out / "model" / "model.safetensors").exists() and (out / "samples.jsonl").exists()
+    assert (out / "final" / "model.safetensors").exists() and (out / "samples.jsonl").exists()
     assert "engine: trl" in (out / "config.yaml").read_text()
     capsys.readouterr()
     assert main(argv) == 2  # a second run into the same folder is refused, the first one kept

@@ -174,6 +174,10 @@ class TrainerConfig(Settings):
                                 factory=lambda: ["console", "tensorboard"])
     tensorboard: bool = setting(True, "Write TensorBoard event files when trainer.logger names tensorboard (false "
                                       "switches it off without editing the list).")
+    precision: str = setting("auto", "Compute precision: fp32, or bf16-mixed (fp32 master weights and AdamW state, "
+                                     "forwards under bf16 autocast); auto = bf16-mixed where bf16 matmul is fast "
+                                     "(CUDA with bf16, CPUs with AMX / AVX512-BF16), else fp32 (sarl doctor says which).",
+                             choices=("auto", "fp32", "bf16-mixed"))
 
     def validate(self) -> None:
         from sarl.train.loggers import check_loggers
@@ -207,6 +211,10 @@ class TrainConfig(Settings):
         if mb > rollouts or rollouts % mb:
             raise ConfigError(f"actor.mini_batch_size: must divide the {rollouts} rollouts per step "
                               f"(trainer.prompts_per_step x rollout.n), got {mb}")
+        if self.model.dtype in ("bfloat16", "float16"):
+            raise ConfigError(f"model.dtype: {self.model.dtype} weights lose AdamW's updates (an update of ~lr is below "
+                              "their resolution: at lr 1e-6, 98% of bf16 weights never change); training keeps fp32 "
+                              "master weights: use model.dtype=float32 (or auto) and trainer.precision=bf16-mixed")
         if "reward_components" in needs and a.use_kl_in_reward:
             raise ConfigError(f"algorithm.use_kl_in_reward: {a.estimator} weights the reward components and "
                               "cannot include a per-token KL reward; use actor.use_kl_loss")

@@ -66,6 +66,10 @@ def cmd_doctor(args) -> int:
 
         cuda = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu only"
         rows.append(("device", cuda, ""))
+        from sarl.precision import fast_bf16, resolve_precision
+
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+        rows.append(("precision", f"trainer.precision=auto -> {resolve_precision('auto', dev)} ({fast_bf16(dev)[1]})", ""))
         rows.append(("threads", f"torch {torch.get_num_threads()} of {os.cpu_count()} CPUs", ""))
     except ImportError:
         pass

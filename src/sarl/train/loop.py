@@ -97,7 +97,11 @@ class Trainer:
                                   "to continue it, or choose another trainer.out_dir")
         torch.manual_seed(cfg.trainer.seed)
         m = cfg.model
-        self.lm = load_model(m.name, dtype=m.dtype, device=m.device, threads=m.threads)
+        from sarl.precision import resolve_precision
+
+        # master weights in fp32 always (config validation refuses half-precision weights for training)
+        self.lm = load_model(m.name, dtype="float32", device=m.device, threads=m.threads)
+        self.precision = resolve_precision(cfg.trainer.precision, self.lm.device)
         self.policy, self.tok = self.lm.model, self.lm.tokenizer
         if m.gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
@@ -214,18 +218,25 @@ class Trainer:
             logger.log(metrics, metrics["step"])
 
     # ------------------------------------------------------------------------------------ a step
+    def autocast(self):
+        """bf16 autocast under ``trainer.precision=bf16-mixed`` (every forward); nothing under fp32."""
+        from sarl.precision import autocast
+
+        return autocast(self.precision, self.lm.device)
+
     def _logprobs(self, model, ctx, resp, stats=(), grad=False):
         from sarl.logprobs import answer_logprobs
 
-        return answer_logprobs(model, ctx, resp, pad_token_id=self.tok.pad_token_id,
-                               temperature=self.cfg.rollout.temperature, stats=stats, grad=grad)
+        with self.autocast():  # the forward only; the loss and its backward run outside, in fp32
+            return answer_logprobs(model, ctx, resp, pad_token_id=self.tok.pad_token_id,
+                                   temperature=self.cfg.rollout.temperature, stats=stats, grad=grad)
 
     def train_step(self) -> dict[str, Any]:
         """One step: the stages of the module docstring, each timed under its name in ``STAGES``."""
         timer = StageTimer()
         self.step += 1
         progress = self.step / self.cfg.trainer.total_steps
-        with timer("generate"):
+        with timer("generate"), self.autocast():
             batch = self.generate()
         self.policy.eval()
         with timer("old_logprobs"):
@@ -234,13 +245,13 @@ class Trainer:
         if self.ref is not None:
             with timer("ref_logprobs"):
                 ref = self._logprobs(self.ref, batch.contexts, batch.responses)
-        with timer("null_logprobs"):
+        with timer("null_logprobs"), self.autocast():
             inputs = self.reward_inputs(batch, old)
         with timer("rewards"):
             rew, token_rewards = self.rewards(batch, inputs, old, ref, progress)
         values = None
         if self.critic is not None:
-            with timer("values"):
+            with timer("values"), self.autocast():
                 values = self.values(batch, old.mask)
         with timer("advantages"):
             adv, returns = self.advantages(batch, rew, token_rewards, old.mask, values, progress)
@@ -355,8 +366,9 @@ class Trainer:
 
         def micro_loss(rows, norm):
             ctx, resp = batch.rows(rows)
-            out, mmask = answer_forward(self.critic, ctx, resp, values_head, ("values",),
-                                        pad_token_id=self.tok.pad_token_id, grad=True)
+            with self.autocast():
+                out, mmask = answer_forward(self.critic, ctx, resp, values_head, ("values",),
+                                            pad_token_id=self.tok.pad_token_id, grad=True)
             T = mmask.shape[1]
             vl, vm = value_loss(out["values"], values[rows, :T], returns[rows, :T], mmask,
                                 clip_range=cfg.critic.cliprange_value, loss_agg_mode=cfg.actor.loss_agg_mode,
@@ -452,13 +464,18 @@ class Trainer:
         path = self.out / "val" / f"step_{self.step}.samples.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        m = evaluate_dataset(self.backend, self.tok, "policy", cfg.data.val, self.val_problems, settings, path)
+        with self.autocast():
+            m = evaluate_dataset(self.backend, self.tok, "policy", cfg.data.val, self.val_problems, settings, path)
         return {"val/accuracy": m["accuracy"], "val/mean_length": m["mean_length"],
                 "val/truncation_rate": m["truncation_rate"]}
 
     def run(self, on_step=None) -> dict[str, Any]:
+        from sarl.precision import fast_bf16
+
         t = self.cfg.trainer
         last: dict[str, Any] = {}
+        why = fast_bf16(self.lm.device)[1]
+        self._log(f"precision: {self.precision} (trainer.precision={t.precision}; {why}); weights and AdamW in fp32")
         if t.val_before_train and self.val_problems and self.step == 0:
             v = self.validate()
             self._record({"step": 0, **v})

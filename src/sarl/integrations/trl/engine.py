@@ -7,7 +7,7 @@ folder holds, as with the native trainer: ``config.yaml`` (the resolved recipe, 
 ``metrics.jsonl`` (one row per sarl step: ``step``, ``accuracy``, ``reward/mean``,
 ``response_length/mean``, ``kl/ref``, ``actor/entropy`` and every TRL metric under ``trl/``),
 ``samples.jsonl`` (``trainer.log_samples`` scored rollouts per step), TRL's ``checkpoint-N`` folders
-and the final ``model`` (safetensors). Validation does not run during training: evaluate the export
+and the final model in ``final`` (safetensors, as ``sarl train``). Validation does not run during training: evaluate the export
 with ``sarl eval``.
 """
 
@@ -148,7 +148,7 @@ def train_trl(cfg: TrainConfig, resume: bool = False, console=None,
                       f"beta={args.beta} G={args.num_generations} generation batch={args.generation_batch_size} "
                       f"{args.max_steps} optimizer steps; validation: run sarl eval on the export[/dim]")
     trainer.train(resume_from_checkpoint=True if resume else None)
-    final = out / "model"
+    final = out / "final"
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
         export_model(model, tok, final)

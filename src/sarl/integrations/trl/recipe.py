@@ -42,7 +42,7 @@ class Mapped:
 NATIVE = "use the native trainer (sarl train without --engine trl)"
 KEY_MAP: tuple[Mapped, ...] = (
     Mapped("model.name", "(the model passed to the trainer)", "`sarl train --engine trl` loads it as the native trainer does (safetensors, no remote code)"),
-    Mapped("model.dtype", "bf16, fp16, model_init_kwargs.dtype", "weights load in fp32 (master weights and AdamW state); float32: `bf16=False`; bfloat16: `bf16=True` (autocast); float16: `fp16=True`; auto: `bf16` where CUDA supports it, else fp32"),
+    Mapped("model.dtype", "model_init_kwargs.dtype", "`float32`: the weights (master weights and AdamW state) are fp32, as in `sarl train`"),
     Mapped("model.device", "use_cpu", "`cpu`, or `auto` without CUDA: `use_cpu=True`; otherwise accelerate places the model"),
     Mapped("model.threads", "(torch.set_num_threads)", "set by `sarl train --engine trl` before training"),
     Mapped("model.gradient_checkpointing", "gradient_checkpointing", "same value"),
@@ -103,6 +103,7 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("trainer.max_bad_steps", "(none)", "native trainer only"),
     Mapped("trainer.logger", "report_to", "tensorboard, wandb, mlflow, trackio by name; console: TRL's own log lines"),
     Mapped("trainer.tensorboard", "report_to", "false drops tensorboard"),
+    Mapped("trainer.precision", "bf16", "bf16-mixed: `bf16=True` (TRL's autocast); fp32: `bf16=False`; auto: bf16-mixed where bf16 matmul is fast (as `sarl train`)"),
     Mapped("trainer.log_samples", "(none)", "native trainer only; `sarl train --engine trl` writes samples.jsonl from the scored batches"),
 )
 
@@ -186,10 +187,13 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
     cuda = _cuda() if m.device == "auto" or m.device.startswith("cuda") else (False, False)
     if not cuda[0]:
         kw["use_cpu"] = True
-    # master weights (and AdamW state) always fp32; bf16 / fp16 are autocast
-    precision = {"auto": (cuda[1], False), "float32": (False, False), "bfloat16": (True, False),
-                 "float16": (False, True)}[m.dtype]
-    kw.update(bf16=precision[0], fp16=precision[1], model_init_kwargs={"dtype": "float32"})
+    # master weights (and AdamW state) always fp32; bf16-mixed is TRL's bf16 autocast
+    precision = t.precision
+    if precision == "auto":
+        from sarl.precision import resolve_precision
+
+        precision = resolve_precision("auto", "cuda" if cuda[0] else "cpu")
+    kw.update(bf16=precision == "bf16-mixed", fp16=False, model_init_kwargs={"dtype": "float32"})
     return kw
 
 
