@@ -43,11 +43,21 @@ ARMS: dict[str, dict[str, float]] = {
     "grpo_er": {"correctness": 1.0, "efficient_reasoner": 0.2},
     "grpo_entropy": {"correctness": 1.0, "entropy": 0.2},
     "sa_grpo_cr": {"correctness": 1.0, "sar": 0.2},
+    "grpo_trl": {"correctness": 1.0},
+    "grpo_bf16": {"correctness": 1.0},
 }
+# arms trained by TRL's GRPOTrainer (`sarl train --engine trl`, the recipe through grpo_config) instead of
+# sarl's trainer: the same recipe, rewards and evaluation.
+ENGINES: dict[str, str] = {"grpo_trl": "trl"}
+# checks beside the pre-registered comparison, not in the default set: GRPO through TRL, GRPO in bf16-mixed
+EXTRA_ARMS = ("grpo_trl", "grpo_bf16")
+DEFAULT_ARMS = [a for a in ARMS if a not in EXTRA_ARMS]
 # overrides beyond the weights: the copy-robust arm is SA-GRPO with SARConfig.copy_robust()
-ARM_OVERRIDES: dict[str, list[str]] = {"sa_grpo_cr": ["rewards.options={sar: {copy_ngram: 10, copy_mode: zero}}"]}
+ARM_OVERRIDES: dict[str, list[str]] = {"sa_grpo_cr": ["rewards.options={sar: {copy_ngram: 10, copy_mode: zero}}"],
+                                       "grpo_bf16": ["trainer.precision=bf16-mixed"]}
 LABELS = {"sft": "SFT warm start", "grpo": "GRPO", "sa_grpo": "SA-GRPO", "grpo_o1": "GRPO + O1-Pruner",
-          "grpo_er": "GRPO + ER", "grpo_entropy": "GRPO + entropy", "sa_grpo_cr": "SA-GRPO, copy-robust SAR"}
+          "grpo_er": "GRPO + ER", "grpo_entropy": "GRPO + entropy", "sa_grpo_cr": "SA-GRPO, copy-robust SAR",
+          "grpo_trl": "GRPO (TRL GRPOTrainer)", "grpo_bf16": "GRPO, bf16-mixed"}
 DATASETS = {"test": "synth_chain_test", "val": "synth_chain_val"}
 MODES = ("sampled", "greedy")
 SHOWN_STYLES = ("concise", "padded", "shortcut", "restated", "other")
@@ -57,7 +67,8 @@ MULTI = 2  # "multi-step" = problems needing at least this many steps
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-o", "--output", type=Path, default=Path("runs/reproduce"))
-    p.add_argument("--arms", default=",".join(ARMS), help=f"comma-separated, from: {', '.join(ARMS)}")
+    p.add_argument("--arms", default=",".join(DEFAULT_ARMS),
+                   help=f"comma-separated, from: {', '.join(ARMS)} (default: all but {', '.join(EXTRA_ARMS)})")
     p.add_argument("--seeds", default="0,1,2", help="comma-separated RL seeds")
     p.add_argument("--alpha", type=float, default=None,
                    help="override the weight of every arm's extra reward (default: 0.2, the reference's)")
@@ -122,8 +133,19 @@ def train_run(args, arm: str, seed: int, model: Path, root: Path, console) -> Pa
             sar = f" sar={m['reward/sar']:.3f}" if m.get("reward/sar") is not None else ""
             styles = " ".join(f"{s[:4]}={m.get(f'style/{s}', 0):.2f}" for s in SHOWN_STYLES[:4])
             console.print(f"  step {m['step']}: acc={m['accuracy']:.3f} len={m['response_length/mean']:.1f}"
-                          f"{sar} {styles} ({m['time/step']:.1f}s)")
+                          f"{sar} {styles}" + (f" ({m['time/step']:.1f}s)" if "time/step" in m else ""))
 
+    if ENGINES.get(arm) == "trl":
+        import shutil
+
+        from sarl.integrations.trl.engine import train_trl
+
+        if (out / "final" / "config.json").exists():
+            console.print(f"  reusing the finished run in {out}")
+            return out / "final"
+        if out.exists():  # an interrupted TRL run starts again (its checkpoints are TRL's, not sarl's)
+            shutil.rmtree(out)
+        return Path(train_trl(cfg, console=console, on_step=on_step)["final_model"])
     return train_or_resume(cfg, console, on_step)
 
 
@@ -324,7 +346,8 @@ def _fmt_value(v: Any) -> str:
 
 
 COLORS = {"sft": "black", "grpo": "tab:blue", "sa_grpo": "tab:red", "grpo_o1": "tab:green",
-          "grpo_er": "tab:purple", "grpo_entropy": "tab:orange", "sa_grpo_cr": "tab:brown"}
+          "grpo_er": "tab:purple", "grpo_entropy": "tab:orange", "sa_grpo_cr": "tab:brown",
+          "grpo_trl": "tab:cyan", "grpo_bf16": "tab:olive"}
 CURVES = ("accuracy", "response_length/mean", "reward/sar", "style/shortcut", "style/restated", "style/padded")
 
 
