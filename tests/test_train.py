@@ -300,6 +300,20 @@ def test_resume_with_other_settings_refuses(tmp_path):
     assert tr.step == 2
 
 
+def test_token_budget_per_forward_changes_the_batching_not_the_update(tmp_path):
+    """actor.max_tokens_per_forward = 64 (a forward per row or two) and 8192 (one forward) give the same
+    log-probs and the same updated weights (fp32)."""
+    res = []
+    for budget in (64, 8192):
+        tr = Trainer(cfg_for(tmp_path / str(budget), "trainer.total_steps=1", "rollout.n=4", "actor.micro_batch_size=8",
+                             f"actor.max_tokens_per_forward={budget}", "trainer.precision=fp32", "actor.lr=1e-2"))
+        m = tr.train_step()
+        res.append((params(tr.policy), m["response_length/mean"]))
+    assert res[0][1] == res[1][1]
+    for k in res[0][0]:
+        assert torch.allclose(res[0][0][k], res[1][0][k], atol=1e-5, rtol=1e-4), k
+
+
 def test_verl_keys_paste_the_reference_script():
     """The reference's SA-GRPO script arguments after `sarl train` (sizes shrunk): verl's keys map to
     sarl's with verl's meanings; engine and cluster keys are ignored with a note; unknown verl keys fail."""
@@ -315,8 +329,10 @@ def test_verl_keys_paste_the_reference_script():
            "actor_rollout_ref.rollout.name=vllm", "actor_rollout_ref.rollout.n=6", "trainer.logger=['console']",
            "trainer.total_training_steps=3", "trainer.save_freq=100", "trainer.n_gpus_per_node=8",
            "trainer.default_local_dir=runs/x", 'trainer.reward_types=["base","ppl_qa"]', "trainer.reward_factors=[1,0.2]",
-           "trainer.ppl_qa.use_log=True", "trainer.alpha_scheduler.type=linear", "trainer.alpha_scheduler.increase=True"]
+           "trainer.ppl_qa.use_log=True", "trainer.alpha_scheduler.type=linear", "trainer.alpha_scheduler.increase=True",
+           "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384"]
     cfg = load_config(None, ref)
+    assert cfg.actor.max_tokens_per_forward == 16384
     assert (cfg.rollout.n, cfg.trainer.prompts_per_step, cfg.actor.mini_batch_size) == (6, 4, 12)  # 2 prompts x 6
     assert cfg.actor.micro_batch_size == 4 and cfg.actor.lr == 1e-6 and cfg.actor.kl_loss_type == "low_var_kl"
     assert cfg.model.name == "tiny-random" and cfg.data.train == "chain_sum" and cfg.trainer.total_steps == 3

@@ -117,6 +117,10 @@ class ActorConfig(Settings):
                                                 "optimizer step).", check=positive)
     micro_batch_size: int = setting(8, "Sequences per forward/backward; gradients accumulate to the mini-batch "
                                        "exactly.", check=positive)
+    max_tokens_per_forward: int = setting(2048, "Token budget of each forward in the log-prob, SAR and update passes "
+                                                "(rows x longest row, padding included), like verl's "
+                                                "ppo_max_token_len_per_gpu; 2048 is fastest on a 2-core CPU, a GPU "
+                                                "wants far more (e.g. 16384).", check=positive)
     use_kl_loss: bool = setting(False, "Add kl_loss_coef * KL(policy || reference) to the actor loss (GRPO's usual "
                                        "KL).")
     kl_loss_coef: float = setting(0.001, "Weight of the KL loss.", check=non_negative)

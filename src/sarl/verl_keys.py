@@ -41,6 +41,9 @@ RENAMED: dict[str, str] = {
     _A + "ppo_micro_batch_size": "actor.micro_batch_size",
     _A + "ppo_micro_batch_size_per_gpu": "actor.micro_batch_size",
     _A + "ppo_epochs": "actor.ppo_epochs",
+    _A + "ppo_max_token_len_per_gpu": "actor.max_tokens_per_forward",
+    "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu": "actor.max_tokens_per_forward",
+    "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu": "actor.max_tokens_per_forward",
     _A + "grad_clip": "actor.grad_clip",
     _A + "clip_ratio": "actor.clip_ratio_low",  # and clip_ratio_high
     _A + "clip_ratio_low": "actor.clip_ratio_low",

@@ -229,7 +229,8 @@ class Trainer:
 
         with self.autocast():  # the forward only; the loss and its backward run outside, in fp32
             return answer_logprobs(model, ctx, resp, pad_token_id=self.tok.pad_token_id,
-                                   temperature=self.cfg.rollout.temperature, stats=stats, grad=grad)
+                                   temperature=self.cfg.rollout.temperature, stats=stats, grad=grad,
+                                   max_batch_tokens=self.cfg.actor.max_tokens_per_forward)
 
     def train_step(self) -> dict[str, Any]:
         """One step: the stages of the module docstring, each timed under its name in ``STAGES``."""
@@ -303,7 +304,8 @@ class Trainer:
         return reward_inputs(self.policy, batch, self.needs, null_ids=self.null_ids, pad_token_id=self.tok.pad_token_id,
                              temperature=self.cfg.rollout.temperature, logp_qa=old.logp, response_mask=old.mask,
                              token_self_certainty=old.stats.get("self_certainty"),
-                             max_response_length=self.cfg.data.max_response_length)
+                             max_response_length=self.cfg.data.max_response_length,
+                             max_batch_tokens=self.cfg.actor.max_tokens_per_forward)
 
     def rewards(self, batch: RolloutBatch, inputs, old, ref, progress: float):
         """``rewards``: grade each response once, compose the rewards, place each total on its response's

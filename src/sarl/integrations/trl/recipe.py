@@ -81,6 +81,7 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("actor.ppo_epochs", "num_iterations", "same value"),
     Mapped("actor.mini_batch_size", "gradient_accumulation_steps, max_steps", "see the batch arithmetic above"),
     Mapped("actor.micro_batch_size", "per_device_train_batch_size", "same value (sequences per forward and process)"),
+    Mapped("actor.max_tokens_per_forward", "(SarlReward max_batch_tokens)", "the token budget of SAR's passes; TRL's own forwards follow per_device_train_batch_size"),
     Mapped("actor.use_kl_loss", "beta", "false: `beta=0`"),
     Mapped("actor.kl_loss_coef", "beta", "same value when use_kl_loss"),
     Mapped("actor.kl_loss_type", "(k3)", "TRL's KL loss is k3 (low_var_kl); others refused when use_kl_loss"),
@@ -225,5 +226,6 @@ def grpo_config(recipe: str | Path | TrainConfig, *, num_processes: int | None =
     except TypeError as exc:
         raise ConfigError(f"grpo_config: {exc} (GRPOConfig of TRL does not take it)") from None
     funcs, _ = sarl_reward_funcs(dict(cfg.rewards.weights), dict(cfg.rewards.options), answer_tokens="sampled",
+                                 max_batch_tokens=cfg.actor.max_tokens_per_forward,
                                  temperature=None, schedule=cfg.rewards.schedule, metadata_column="metadata")
     return args, funcs
