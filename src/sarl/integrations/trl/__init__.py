@@ -84,7 +84,7 @@ import importlib.util
 if importlib.util.find_spec("trl") is None:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "sarl.integrations.trl needs TRL, an optional dependency: pip install 'sarl[trl]' "
-        "(installs trl==1.16.0, the version this integration is tested with)"
+        "(installs trl 1.16.x; tested with 1.16.0)"
     )
 
 from sarl.integrations.trl.recipe import KEY_MAP, grpo_config
