@@ -15,6 +15,7 @@ set -u
 PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
 DEV=${DEVICE:-cuda}   # DEVICE=cpu runs the same checks on the CPU (a dry run of this script)
 OUT=${OUT_DIR:-$(mktemp -d)}
+mkdir -p "$OUT"
 RES=benchmarks/results/gpu_check.json
 declare -A STATUS
 run() {  # run NAME COMMAND...: records ok/FAILED and the seconds it took
@@ -32,7 +33,8 @@ fi
 run doctor            $PY -m sarl doctor
 run test_precision    $PY -m pytest -q tests/test_precision.py
 TINY="model.name=tiny-random model.device=$DEV data.train=chain_sum data.train_size=32 trainer.total_steps=2 \
-trainer.prompts_per_step=4 rollout.n=4 data.max_response_length=64 actor.micro_batch_size=16 trainer.tensorboard=false"
+trainer.prompts_per_step=4 rollout.n=4 data.max_response_length=64 actor.mini_batch_size=16 actor.micro_batch_size=16 \
+trainer.tensorboard=false data.val=null"
 run train_bf16        $PY -m sarl train cpu/sa_grpo $TINY trainer.precision=bf16-mixed trainer.out_dir=$OUT/bf16
 run train_fp32        $PY -m sarl train cpu/sa_grpo $TINY trainer.precision=fp32 trainer.out_dir=$OUT/fp32
 if $PY -c "import trl" 2>/dev/null; then
