@@ -82,7 +82,10 @@ def resolve_device(device: str = "auto") -> str:
 
 
 def resolve_dtype(dtype: str, device: str):
-    """``auto`` → bf16 on a GPU that supports it, fp32 otherwise (bf16 on CPU is 7-40x slower here)."""
+    """``auto`` → bf16 on a GPU that supports it, fp32 otherwise. On CPUs with AMX-BF16, bf16 weights
+    generate faster for 100M+ parameter models (the default model: 360 vs 185 tokens/s) but slower for
+    the 1M-parameter quickstart model, so ``auto`` stays fp32 on a CPU; ask for ``bfloat16`` to use it.
+    (Training never uses bf16 weights: ``trainer.precision=bf16-mixed`` keeps them fp32.)"""
     import torch
 
     table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,

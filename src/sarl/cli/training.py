@@ -45,6 +45,11 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     if args.engine == "trl":
         return _train_trl(cfg, args.resume, t0)
+    import os
+
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun / accelerate: rank 0 prints and logs
+        train(cfg, resume=args.resume)
+        return 0
     with progress_bar() as prog:
         task = prog.add_task("training", total=cfg.trainer.total_steps, rate="")
 

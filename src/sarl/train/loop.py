@@ -98,9 +98,15 @@ class Trainer:
         torch.manual_seed(cfg.trainer.seed)
         m = cfg.model
         from sarl.precision import resolve_precision
+        from sarl.train.distributed import GROUP_LOCAL, init_distributed
 
+        self.dist, device = init_distributed(m.device)
+        if self.dist.active and cfg.algorithm.estimator not in GROUP_LOCAL:
+            raise ConfigError(f"algorithm.adv_estimator: {cfg.algorithm.estimator} normalises over the whole batch, "
+                              f"which several processes do not share; with {self.dist.world} processes use one of "
+                              f"{', '.join(GROUP_LOCAL)}")
         # master weights in fp32 always (config validation refuses half-precision weights for training)
-        self.lm = load_model(m.name, dtype="float32", device=m.device, threads=m.threads)
+        self.lm = load_model(m.name, dtype="float32", device=device, threads=m.threads)
         self.precision = resolve_precision(cfg.trainer.precision, self.lm.device)
         self.policy, self.tok = self.lm.model, self.lm.tokenizer
         if m.gradient_checkpointing:
@@ -129,7 +135,12 @@ class Trainer:
             self.critic = ValueModel(self.policy).to(self.lm.device)
         rollouts = cfg.trainer.prompts_per_step * cfg.rollout.n
         self.mini = ac.mini_batch_size or rollouts
-        opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // self.mini)
+        opt_mini = self.mini
+        if self.mini % self.dist.world:
+            raise ConfigError(f"actor.mini_batch_size: {self.mini} sequences per optimizer step must be a multiple of "
+                              f"the {self.dist.world} processes")
+        self.mini //= self.dist.world  # each process's share of an optimizer step
+        opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // opt_mini)
         if ac.trainable:  # freeze the rest (the reference model and the critic were copied above, before this)
             for name, prm in self.policy.named_parameters():
                 prm.requires_grad_(any(key in name for key in ac.trainable))
@@ -151,12 +162,15 @@ class Trainer:
         self.bad_steps = 0
         if resume:
             self._resume()
-        self.out.mkdir(parents=True, exist_ok=True)
-        (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-        from sarl.train.loggers import make_loggers
+        self.loggers = []
+        if self.dist.main:  # rank 0 writes the run folder; the others only compute
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            from sarl.train.loggers import make_loggers
 
-        names = [n for n in cfg.trainer.logger if n != "tensorboard" or cfg.trainer.tensorboard]
-        self.loggers = make_loggers(names, self.out, to_dict(cfg), name=self.out.name)
+            names = [n for n in cfg.trainer.logger if n != "tensorboard" or cfg.trainer.tensorboard]
+            self.loggers = make_loggers(names, self.out, to_dict(cfg), name=self.out.name)
+        self.dist.barrier()
 
     # ------------------------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
@@ -188,8 +202,10 @@ class Trainer:
         self.data._order = self.data._make_order()
         self.bad_steps = int(st.get("bad_steps", 0))
         set_rng_state(st["rng"])
-        truncate_steps(self.out / "metrics.jsonl", self.step)
-        truncate_steps(self.out / "samples.jsonl", self.step)
+        self.dist.barrier()  # every process has read the checkpoint before rank 0 truncates the logs
+        if self.dist.main:
+            truncate_steps(self.out / "metrics.jsonl", self.step)
+            truncate_steps(self.out / "samples.jsonl", self.step)
         self._log(f"resumed from {ckpt} (step {self.step})")
 
     def save(self) -> Path:
@@ -208,10 +224,12 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ logging
     def _log(self, msg: str) -> None:
-        if self.console is not None:
+        if self.console is not None and self.dist.main:
             self.console.print(msg)
 
     def _record(self, metrics: dict[str, Any]) -> None:
+        if not self.dist.main:
+            return
         with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(metrics) + "\n")
         for logger in self.loggers:
@@ -264,12 +282,12 @@ class Trainer:
             actor_stats = self.update_actor(batch, old, ref, adv)
         self._check_finite(actor_stats)
         self._log_samples(batch, rew)
-        return self.step_metrics(progress, batch, old, ref, rew, actor_stats, critic_stats, timer)
+        return self.dist.mean_metrics(self.step_metrics(progress, batch, old, ref, rew, actor_stats, critic_stats, timer))
 
     def _log_samples(self, batch: RolloutBatch, rew) -> None:
         """The first ``trainer.log_samples`` rollouts of the step, for the report's examples."""
         k = min(self.cfg.trainer.log_samples, len(batch))
-        if not k:
+        if not k or not self.dist.main:
             return
         rows = [{"step": self.step, "question": batch.problems[i].question, "gold": batch.problems[i].answer,
                  "response": batch.texts[i], "length": len(batch.responses[i]), "reward": float(rew.total[i]),
@@ -284,14 +302,17 @@ class Trainer:
         from sarl.rollout import GenerationConfig
 
         cfg = self.cfg
-        problems = self.data.take(cfg.trainer.prompts_per_step)
+        drawn = self.data.take(cfg.trainer.prompts_per_step)  # every process draws the same prompts ...
+        problems = self.dist.shard(drawn)  # ... and keeps its own share; the sampling keys are global positions
+        first = self.dist.rank * len(problems)
         prompts = [encode(self.tok, render_problem_prompt(self.tok, p, instruction=cfg.data.instruction,
                                                           system=cfg.data.system_prompt))[-cfg.data.max_prompt_length:]
                    for p in problems]
         gcfg = GenerationConfig(max_new_tokens=cfg.data.max_response_length, temperature=cfg.rollout.temperature,
                                 top_p=cfg.rollout.top_p, n=cfg.rollout.n, seed=cfg.trainer.seed * 100_003 + self.step,
                                 batch_size=cfg.rollout.batch_size)
-        return RolloutBatch.from_groups(prompts, self.backend.generate(prompts, gcfg), problems)
+        keys = list(range(first, first + len(prompts)))
+        return RolloutBatch.from_groups(prompts, self.backend.generate(prompts, gcfg, keys=keys), problems)
 
     def old_logprobs(self, batch: RolloutBatch):
         """``old_logprobs``: log π_old with per-token entropy (and self-certainty when a reward needs it)."""
@@ -355,7 +376,8 @@ class Trainer:
         ac = self.cfg.actor
         model.train()
         stats = accumulate_update(model, opt, sched, mask=mask, mini_batch=self.mini, micro_batch=ac.micro_batch_size,
-                                  epochs=ac.ppo_epochs, grad_clip=grad_clip, micro_loss=micro_loss)
+                                  epochs=ac.ppo_epochs, grad_clip=grad_clip, micro_loss=micro_loss,
+                                  dist=self.dist if self.dist.active else None)
         model.eval()
         return stats
 
@@ -491,18 +513,22 @@ class Trainer:
                     "actor.micro_batch_size or data.max_response_length, or set model.gradient_checkpointing=true"
                 ) from exc
             timer = StageTimer()
-            if self.val_problems and ((t.val_every and self.step % t.val_every == 0) or self.step == t.total_steps):
+            if (self.val_problems and self.dist.main
+                    and ((t.val_every and self.step % t.val_every == 0) or self.step == t.total_steps)):
                 with timer("validate"):
                     metrics.update(self.validate())
             if (t.save_every and self.step % t.save_every == 0) or self.step == t.total_steps:
                 with timer("checkpoint"):
-                    self.save()
+                    if self.dist.main:
+                        self.save()
+                    self.dist.barrier()
             metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
             self._record(metrics)
             last = metrics
             if on_step is not None:
                 on_step(metrics)
-        final = self.export()
+        final = self.export() if self.dist.main else self.out / "final"
+        self.dist.barrier()
         for logger in self.loggers:
             logger.close()
         last["final_model"] = str(final)

@@ -47,12 +47,14 @@ class UpdateStats:
 
 def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, *, mask: torch.Tensor,
                       mini_batch: int, micro_batch: int, epochs: int, grad_clip: float,
-                      micro_loss: MicroLoss) -> UpdateStats:
+                      micro_loss: MicroLoss, dist=None) -> UpdateStats:
     """``epochs`` passes over the rows of ``mask [N, T]`` in order; each mini-batch of ``mini_batch``
     rows is one optimizer step whose gradient is accumulated over micro-batches of ``micro_batch`` rows.
     Every micro-batch loss is normalised with the whole mini-batch's totals
     (:func:`sarl.algos.loss_normalizers`), so the gradient equals one big batch's for any split. The
-    norm is clipped at ``grad_clip``; a non-finite loss or norm skips the step (counted in ``skipped``)."""
+    norm is clipped at ``grad_clip``; a non-finite loss or norm skips the step (counted in ``skipped``).
+    ``dist`` (:class:`sarl.train.distributed.Dist`, several processes): the normalisers and gradients
+    are summed over processes, and a step is skipped everywhere when any process's loss is non-finite."""
     n = mask.shape[0]
     sums: dict[str, float] = defaultdict(float)
     stats: dict[str, list[float]] = defaultdict(list)
@@ -63,6 +65,8 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
             idx = list(range(start, min(n, start + mini_batch)))
             norm = loss_normalizers(mask[idx])
             norm = {"global_tokens": float(norm["global_tokens"]), "global_seqs": float(norm["global_seqs"])}
+            if dist is not None:
+                norm = dist.reduce_norm(norm)
             optimizer.zero_grad(set_to_none=True)
             finite = True
             for m0 in range(0, len(idx), micro_batch):
@@ -75,6 +79,9 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
                     finite = False
                     break
                 loss.backward()
+            if dist is not None:
+                finite = dist.all_true(finite)
+                dist.reduce_grads(model)
             gn = (torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip) if finite
                   else torch.tensor(float("nan")))
             norms.append(float(gn))
@@ -86,6 +93,10 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
                 out.skipped += 1
                 optimizer.zero_grad(set_to_none=True)
     out.losses = {k: v / max(1, out.steps) for k, v in sums.items()}
+    if dist is not None and dist.active and out.losses:  # each process's loss is its part of the global loss
+        keys = sorted(out.losses)
+        total = dist.sum_(torch.tensor([out.losses[k] for k in keys], dtype=torch.float64))
+        out.losses = dict(zip(keys, total.tolist()))
     out.stats = {k: sum(v) / max(1, len(v)) for k, v in stats.items()}
     out.grad_norm = sum(norms) / max(1, len(norms))
     return out

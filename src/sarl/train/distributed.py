@@ -1,0 +1,122 @@
+"""Data parallel ``sarl train`` on torch.distributed: ``torchrun --nproc-per-node N -m sarl train ...`` or
+``accelerate launch --num_processes N -m sarl train ...`` (both set ``RANK``, ``WORLD_SIZE``,
+``LOCAL_RANK`` and the rendezvous address; gloo on CPU, nccl on CUDA).
+
+What each process does, for a step of P prompts x n rollouts and N processes:
+
+- every process draws the same P prompts (the data order is seeded) and keeps its own P / N of them,
+  so a prompt's group of n rollouts is generated, rewarded and normalised on one process (group
+  advantages need nothing from the others). Sampling uses one generator per (seed, prompt, sample),
+  so the rollouts do not depend on N;
+- the update: an optimizer step takes ``mini_batch_size / N`` rows from each process. The loss
+  normalisers (token and sequence counts) are summed over processes first and the gradients summed
+  after the backward pass (an all-reduce, as DDP does), so the step equals one process's on the same
+  rows; clipping and AdamW then run identically everywhere and the replicas stay equal;
+- logging, checkpoints, the export and validation happen on rank 0 only; metrics are averaged over
+  processes first (each holds the same number of rollouts, so means of means are global means).
+
+Estimators that normalise over the whole batch (``reinforce_plus_plus``, ``gae``) are refused with
+several processes: their statistics would be per process.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from sarl.errors import ConfigError
+
+GROUP_LOCAL = ("grpo", "grpo_weighted", "rloo")
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        return self.world > 1
+
+    def shard(self, items: list, what: str = "trainer.prompts_per_step") -> list:
+        """This process's contiguous 1/N of ``items`` (its length must divide by N)."""
+        if not self.active:
+            return items
+        if len(items) % self.world:
+            raise ConfigError(f"{what}: {len(items)} must be a multiple of the {self.world} processes")
+        k = len(items) // self.world
+        return items[self.rank * k:(self.rank + 1) * k]
+
+    def sum_(self, t: torch.Tensor) -> torch.Tensor:
+        if self.active:
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
+        return t
+
+    def reduce_norm(self, norm: dict[str, float]) -> dict[str, float]:
+        """Loss normalisers summed over processes (the global mini-batch's token and sequence counts)."""
+        if not self.active:
+            return norm
+        keys = sorted(norm)
+        t = self.sum_(torch.tensor([float(norm[k]) for k in keys], dtype=torch.float64))
+        return {k: float(v) for k, v in zip(keys, t.tolist())}
+
+    def reduce_grads(self, model: torch.nn.Module) -> None:
+        """Sum every gradient over processes (one flat all-reduce)."""
+        if not self.active:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return
+        flat = torch.cat([g.reshape(-1).to(torch.float32) for g in grads])
+        self.sum_(flat)
+        i = 0
+        for g in grads:
+            n = g.numel()
+            g.copy_(flat[i:i + n].view_as(g))
+            i += n
+
+    def mean_metrics(self, metrics: dict) -> dict:
+        """Numeric metrics averaged over processes (others kept as rank 0 has them)."""
+        if not self.active:
+            return metrics
+        keys = sorted(k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+                      and k != "step")
+        t = self.sum_(torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)) / self.world
+        return {**metrics, **dict(zip(keys, t.tolist()))}
+
+    def all_true(self, flag: bool) -> bool:
+        """Whether ``flag`` holds on every process (so all skip or all take an optimizer step)."""
+        if not self.active:
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0])
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return bool(t.item())
+
+    def barrier(self) -> None:
+        if self.active:
+            torch.distributed.barrier()
+
+
+def init_distributed(device: str) -> tuple[Dist, str]:
+    """A :class:`Dist` from the launcher's environment (one process without ``WORLD_SIZE``) and the
+    device this process uses: ``cuda:LOCAL_RANK`` on GPUs, else the configured device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist(), device
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
+    if cuda:
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    elif device == "auto":
+        device = "cpu"
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return Dist(rank=rank, world=world, local_rank=local), device
