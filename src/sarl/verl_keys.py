@@ -72,8 +72,8 @@ RENAMED: dict[str, str] = {
 RENAMED_PREFIXES = {"trainer.ppl_qa.": "rewards.options.sar.", "trainer.alpha_scheduler.": "rewards.schedule."}
 IGNORED: dict[str, str] = {
     "actor_rollout_ref.model.use_remove_padding": "sarl packs no padding into the LM head anyway",
-    _A + "fsdp_config.": "FSDP sharding and offload (sarl train runs one process)",
-    "actor_rollout_ref.ref.fsdp_config.": "FSDP sharding and offload (sarl train runs one process)",
+    _A + "fsdp_config.": "FSDP sharding and offload (sarl train keeps a full replica per process)",
+    "actor_rollout_ref.ref.fsdp_config.": "FSDP sharding and offload (sarl train keeps a full replica per process)",
     _A + "optim.total_training_steps": "the schedule follows trainer.total_steps",
     "actor_rollout_ref.rollout.name": "sarl train samples with its own transformers backend",
     "actor_rollout_ref.rollout.tensor_model_parallel_size": "vLLM parallelism",
