@@ -190,6 +190,11 @@ def test_sarl_train_engine_trl_end_to_end(tmp_path, capsys):
     assert all({"accuracy", "reward/mean", "reward/sar", "response_length/mean", "kl/ref"} <= set(r) for r in rows)
     assert (out / "final" / "model.safetensors").exists() and (out / "samples.jsonl").exists()
     assert "engine: trl" in (out / "config.yaml").read_text()
+    # a model folder (here the export) is passed to TRL as a path; only its tokenizer is loaded by sarl
+    again = tmp_path / "again"
+    assert main(["train", "cpu/quickstart", "--engine", "trl", "--tiny", f"model.name={out / 'final'}",
+                 "data.train=chain_sum", f"trainer.out_dir={again}", "trainer.logger=[console]"]) == 0
+    assert not (again / "init_model").exists() and (again / "final" / "model.safetensors").exists()
     capsys.readouterr()
     assert main(argv) == 2  # a second run into the same folder is refused, the first one kept
     assert "already holds a run" in capsys.readouterr().err and len((out / "metrics.jsonl").read_text().splitlines()) == 2

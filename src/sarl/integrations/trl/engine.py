@@ -72,7 +72,7 @@ def sarl_row(logs: dict[str, float], step: int) -> dict[str, Any]:
 def _model_folder(name: str | None, out: Path) -> tuple[str, Any]:
     """A local folder holding the policy (TRL loads the policy and the reference from it) and its
     tokenizer. Built-in models that live only in memory (tiny-random) are written to ``out/init_model``."""
-    from sarl.models import TINY_RANDOM, load_model, resolve_model_path
+    from sarl.models import TINY_RANDOM, load_model, load_tokenizer, resolve_model_path
     from sarl.train.checkpoint import export_model
 
     if name == TINY_RANDOM:
@@ -82,8 +82,7 @@ def _model_folder(name: str | None, out: Path) -> tuple[str, Any]:
             export_model(lm.model, lm.tokenizer, folder)
         return str(folder), lm.tokenizer
     path = resolve_model_path(name, False)
-    lm = load_model(str(path), dtype="float32", device="cpu")
-    return str(path), lm.tokenizer
+    return str(path), load_tokenizer(str(path))  # only the tokenizer here: TRL loads the weights itself
 
 
 def train_trl(cfg: TrainConfig, resume: bool = False, console=None,
