@@ -72,7 +72,7 @@ def test_batch_wide_estimators_and_uneven_batches_are_refused_with_two_processes
 def test_one_process_is_a_no_op():
     d = Dist()
     assert d.shard([1, 2, 3]) == [1, 2, 3] and d.main and not d.active
-    assert d.reduce_norm({"global_tokens": 3.0}) == {"global_tokens": 3.0}
+    assert d.sum_values({"global_tokens": 3.0}) == {"global_tokens": 3.0}
     assert d.mean_metrics({"accuracy": 0.5}) == {"accuracy": 0.5} and d.all_true(False) is False
     two = Dist(rank=1, world=2)
     assert two.shard([0, 1, 2, 3]) == [2, 3] and not two.main

@@ -45,9 +45,9 @@ def cmd_train(args) -> int:
     t0 = time.perf_counter()
     if args.engine == "trl":
         return _train_trl(cfg, args.resume, t0)
-    import os
+    from sarl.train.distributed import launched_rank
 
-    if int(os.environ.get("RANK", "0")) != 0:  # torchrun / accelerate: rank 0 prints and logs
+    if launched_rank() != 0:  # torchrun / accelerate: rank 0 prints and logs
         train(cfg, resume=args.resume)
         return 0
     with progress_bar() as prog:

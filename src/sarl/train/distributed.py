@@ -45,27 +45,36 @@ class Dist:
     def active(self) -> bool:
         return self.world > 1
 
+    def per_process(self, n: int, what: str) -> int:
+        """``n / N``: this process's share of a count that must divide by the number of processes."""
+        if n % self.world:
+            raise ConfigError(f"{what}: {n} must be a multiple of the {self.world} processes")
+        return n // self.world
+
     def shard(self, items: list, what: str = "trainer.prompts_per_step") -> list:
         """This process's contiguous 1/N of ``items`` (its length must divide by N)."""
-        if not self.active:
-            return items
-        if len(items) % self.world:
-            raise ConfigError(f"{what}: {len(items)} must be a multiple of the {self.world} processes")
-        k = len(items) // self.world
+        k = self.per_process(len(items), what)
         return items[self.rank * k:(self.rank + 1) * k]
+
+    def check_estimator(self, estimator: str) -> None:
+        """Several processes need an estimator whose statistics stay within a group."""
+        if self.active and estimator not in GROUP_LOCAL:
+            raise ConfigError(f"algorithm.adv_estimator: {estimator} normalises over the whole batch, which several "
+                              f"processes do not share; with {self.world} processes use one of {', '.join(GROUP_LOCAL)}")
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         if self.active:
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.SUM)
         return t
 
-    def reduce_norm(self, norm: dict[str, float]) -> dict[str, float]:
-        """Loss normalisers summed over processes (the global mini-batch's token and sequence counts)."""
-        if not self.active:
-            return norm
-        keys = sorted(norm)
-        t = self.sum_(torch.tensor([float(norm[k]) for k in keys], dtype=torch.float64))
-        return {k: float(v) for k, v in zip(keys, t.tolist())}
+    def sum_values(self, values: dict[str, float]) -> dict[str, float]:
+        """Each value summed over processes (one all-reduce), e.g. the global mini-batch's token and
+        sequence counts, or the parts of a loss."""
+        if not self.active or not values:
+            return dict(values)
+        keys = sorted(values)
+        t = self.sum_(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64))
+        return dict(zip(keys, t.tolist()))
 
     def reduce_grads(self, model: torch.nn.Module) -> None:
         """Sum every gradient over processes (one flat all-reduce)."""
@@ -86,10 +95,9 @@ class Dist:
         """Numeric metrics averaged over processes (others kept as rank 0 has them)."""
         if not self.active:
             return metrics
-        keys = sorted(k for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
-                      and k != "step")
-        t = self.sum_(torch.tensor([float(metrics[k]) for k in keys], dtype=torch.float64)) / self.world
-        return {**metrics, **dict(zip(keys, t.tolist()))}
+        numeric = {k: v for k, v in metrics.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool) and k != "step"}
+        return {**metrics, **{k: v / self.world for k, v in self.sum_values(numeric).items()}}
 
     def all_true(self, flag: bool) -> bool:
         """Whether ``flag`` holds on every process (so all skip or all take an optimizer step)."""
@@ -104,13 +112,18 @@ class Dist:
             torch.distributed.barrier()
 
 
+def launched_rank() -> int:
+    """This process's rank as the launcher (torchrun, accelerate) set it; 0 without one."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def init_distributed(device: str) -> tuple[Dist, str]:
     """A :class:`Dist` from the launcher's environment (one process without ``WORLD_SIZE``) and the
     device this process uses: ``cuda:LOCAL_RANK`` on GPUs, else the configured device."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(), device
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    rank, local = launched_rank(), int(os.environ.get("LOCAL_RANK", "0"))
     cuda = torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda")
     if cuda:
         torch.cuda.set_device(local)

@@ -98,13 +98,10 @@ class Trainer:
         torch.manual_seed(cfg.trainer.seed)
         m = cfg.model
         from sarl.precision import resolve_precision
-        from sarl.train.distributed import GROUP_LOCAL, init_distributed
+        from sarl.train.distributed import init_distributed
 
         self.dist, device = init_distributed(m.device)
-        if self.dist.active and cfg.algorithm.estimator not in GROUP_LOCAL:
-            raise ConfigError(f"algorithm.adv_estimator: {cfg.algorithm.estimator} normalises over the whole batch, "
-                              f"which several processes do not share; with {self.dist.world} processes use one of "
-                              f"{', '.join(GROUP_LOCAL)}")
+        self.dist.check_estimator(cfg.algorithm.estimator)
         # master weights in fp32 always (config validation refuses half-precision weights for training)
         self.lm = load_model(m.name, dtype="float32", device=device, threads=m.threads)
         self.precision = resolve_precision(cfg.trainer.precision, self.lm.device)
@@ -134,13 +131,9 @@ class Trainer:
 
             self.critic = ValueModel(self.policy).to(self.lm.device)
         rollouts = cfg.trainer.prompts_per_step * cfg.rollout.n
-        self.mini = ac.mini_batch_size or rollouts
-        opt_mini = self.mini
-        if self.mini % self.dist.world:
-            raise ConfigError(f"actor.mini_batch_size: {self.mini} sequences per optimizer step must be a multiple of "
-                              f"the {self.dist.world} processes")
-        self.mini //= self.dist.world  # each process's share of an optimizer step
-        opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // opt_mini)
+        mini = ac.mini_batch_size or rollouts
+        self.mini = self.dist.per_process(mini, "actor.mini_batch_size")  # this process's share of an optimizer step
+        opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // mini)
         if ac.trainable:  # freeze the rest (the reference model and the critic were copied above, before this)
             for name, prm in self.policy.named_parameters():
                 prm.requires_grad_(any(key in name for key in ac.trainable))
@@ -377,7 +370,7 @@ class Trainer:
         model.train()
         stats = accumulate_update(model, opt, sched, mask=mask, mini_batch=self.mini, micro_batch=ac.micro_batch_size,
                                   epochs=ac.ppo_epochs, grad_clip=grad_clip, micro_loss=micro_loss,
-                                  dist=self.dist if self.dist.active else None)
+                                  dist=self.dist)
         model.eval()
         return stats
 

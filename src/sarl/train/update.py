@@ -66,7 +66,7 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
             norm = loss_normalizers(mask[idx])
             norm = {"global_tokens": float(norm["global_tokens"]), "global_seqs": float(norm["global_seqs"])}
             if dist is not None:
-                norm = dist.reduce_norm(norm)
+                norm = dist.sum_values(norm)
             optimizer.zero_grad(set_to_none=True)
             finite = True
             for m0 in range(0, len(idx), micro_batch):
@@ -93,10 +93,8 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
                 out.skipped += 1
                 optimizer.zero_grad(set_to_none=True)
     out.losses = {k: v / max(1, out.steps) for k, v in sums.items()}
-    if dist is not None and dist.active and out.losses:  # each process's loss is its part of the global loss
-        keys = sorted(out.losses)
-        total = dist.sum_(torch.tensor([out.losses[k] for k in keys], dtype=torch.float64))
-        out.losses = dict(zip(keys, total.tolist()))
+    if dist is not None:  # each process's loss is its part of the global loss
+        out.losses = dist.sum_values(out.losses)
     out.stats = {k: sum(v) / max(1, len(v)) for k, v in stats.items()}
     out.grad_norm = sum(norms) / max(1, len(norms))
     return out

@@ -185,25 +185,17 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
         kw["save_strategy"] = "no"
     if m.gradient_checkpointing:
         kw["gradient_checkpointing"] = True
-    cuda = _cuda() if m.device == "auto" or m.device.startswith("cuda") else (False, False)
-    if not cuda[0]:
-        kw["use_cpu"] = True
-    # master weights (and AdamW state) always fp32; bf16-mixed is TRL's bf16 autocast
-    precision = t.precision
-    if precision == "auto":
-        from sarl.precision import resolve_precision
-
-        precision = resolve_precision("auto", "cuda" if cuda[0] else "cpu")
-    kw.update(bf16=precision == "bf16-mixed", fp16=False, model_init_kwargs={"dtype": "float32"})
-    return kw
-
-
-def _cuda() -> tuple[bool, bool]:
-    """(CUDA present, CUDA bf16 supported)."""
     import torch
 
-    ok = torch.cuda.is_available()
-    return ok, bool(ok and torch.cuda.is_bf16_supported())
+    from sarl.precision import resolve_precision
+
+    on_cuda = (m.device == "auto" or m.device.startswith("cuda")) and torch.cuda.is_available()
+    if not on_cuda:
+        kw["use_cpu"] = True
+    # master weights (and AdamW state) always fp32; bf16-mixed is TRL's bf16 autocast
+    precision = resolve_precision(t.precision, "cuda" if on_cuda else "cpu")
+    kw.update(bf16=precision == "bf16-mixed", fp16=False, model_init_kwargs={"dtype": "float32"})
+    return kw
 
 
 def grpo_config(recipe: str | Path | TrainConfig, *, num_processes: int | None = None, **overrides: Any):
