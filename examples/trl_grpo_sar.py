@@ -35,12 +35,12 @@ def build_dataset(name: str, limit: int, instruction: str | None):
     from datasets import Dataset
 
     from sarl.data import get_instruction, load_dataset
-    from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, user_message
 
     text = get_instruction(instruction)
     rows = []
     for p in load_dataset(name, limit=limit):
-        user = p.question if not text else f"{p.question} {text}"
+        user = user_message(p.question, text)
         rows.append({
             "prompt": [{"role": "system", "content": DEFAULT_SYSTEM_PROMPT}, {"role": "user", "content": user}],
             "answer": p.answer,

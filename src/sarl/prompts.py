@@ -41,11 +41,15 @@ def render_chat(tokenizer, user: str, system: str | None = DEFAULT_SYSTEM_PROMPT
                                          add_generation_prompt=True)
 
 
+def user_message(question: str, instruction: str | None = None) -> str:
+    """The user turn: the question, with the instruction (if any) appended after a space."""
+    return question if not instruction else f"{question} {instruction}"
+
+
 def render_prompt(tokenizer, question: str, system: str | None = DEFAULT_SYSTEM_PROMPT,
                   instruction: str | None = None) -> str:
     """The prompt for ppl(a|q): system prompt + question (+ an instruction appended to the question)."""
-    user = question if not instruction else f"{question} {instruction}"
-    return render_chat(tokenizer, user, system)
+    return render_chat(tokenizer, user_message(question, instruction), system)
 
 
 def render_null_prompt(tokenizer, system: str | None = DEFAULT_SYSTEM_PROMPT) -> str:

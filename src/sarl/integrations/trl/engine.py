@@ -33,7 +33,7 @@ def trl_rows(cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
     problem (TRL 1.16 has no prompt limit; the native trainer cuts from the left)."""
     from sarl.data import load_dataset
     from sarl.data.prompts import get_instruction
-    from sarl.prompts import encode, render_prompt
+    from sarl.prompts import encode, render_chat, user_message
 
     d = cfg.data
     problems = load_dataset(d.train, limit=d.train_limit, seed=cfg.trainer.seed, size=d.train_size, split="train")
@@ -42,8 +42,8 @@ def trl_rows(cfg: TrainConfig, tokenizer) -> list[dict[str, Any]]:
     for p in problems:
         if p.answer in (None, ""):
             raise SarlError(f"data.train {d.train!r}: problem {p.id} has no gold answer; RL rewards need one")
-        user = p.question if not instruction else f"{p.question} {instruction}"
-        n = len(encode(tokenizer, render_prompt(tokenizer, p.question, d.system_prompt, instruction)))
+        user = user_message(p.question, instruction)
+        n = len(encode(tokenizer, render_chat(tokenizer, user, d.system_prompt)))
         if n > d.max_prompt_length:
             raise SarlError(f"data.train {d.train!r}: problem {p.id}'s prompt has {n} tokens, more than "
                             f"data.max_prompt_length={d.max_prompt_length}; raise it (TRL does not cut prompts)")
