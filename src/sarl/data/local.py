@@ -22,6 +22,7 @@ naming the file, the row (1-based, as in the file) and the keys the row does hav
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import re
 from pathlib import Path
@@ -149,6 +150,24 @@ def parse_hub_id(hub_id: str, default_split: str = "test") -> tuple[str, str | N
     return repo, config or None, split or default_split
 
 
+@contextlib.contextmanager
+def _hub_offline(offline: bool):
+    """``datasets`` and ``huggingface_hub`` in offline mode while loading (they read their environment
+    variables once, at import, so the module constants are set too)."""
+    if not offline:
+        yield
+        return
+    import datasets
+    import huggingface_hub.constants as hub_constants
+
+    saved = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = hub_constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+
+
 def load_hub(hub_id: str, limit: int | None = None, default_split: str = "test") -> list[Problem]:
     """A Hugging Face hub dataset, ``owner/name[@config][:split]`` (e.g. ``openai/gsm8k@main:train``;
     the split defaults to ``default_split``: ``test`` for evaluation, ``train`` for ``data.train``),
@@ -159,12 +178,17 @@ def load_hub(hub_id: str, limit: int | None = None, default_split: str = "test")
                         f"hub install the optional package: pip install datasets (network access needed)")
     import datasets
 
+    from sarl.models import ALLOW_DOWNLOAD_ENV, downloads_allowed
+
     repo, config, split = parse_hub_id(hub_id, default_split)
+    online = downloads_allowed()
     try:
-        ds = datasets.load_dataset(repo, config, split=split)
+        with _hub_offline(not online):
+            ds = datasets.load_dataset(repo, config, split=split)
     except Exception as exc:  # noqa: BLE001 - offline, unknown repo, config or split: all end here
         what = f"config {config!r}, split {split!r}" if config else f"split {split!r}"
-        raise DataError(f"{hub_id}: could not load {what} from the Hugging Face hub "
+        how = "" if online else f" (offline: only the local datasets cache is read; set {ALLOW_DOWNLOAD_ENV}=1 to fetch)"
+        raise DataError(f"{hub_id}: could not load {what} from the Hugging Face hub{how} "
                         f"({type(exc).__name__}: {exc}); give a config as owner/name@config and a split as "
                         ":split") from None
     n = len(ds) if limit is None else min(limit, len(ds))

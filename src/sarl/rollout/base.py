@@ -46,6 +46,7 @@ class Sample:
     token_ids: list[int]  # the response tokens, including the stop token when it stopped
     text: str  # decoded without special tokens
     finish_reason: str  # "stop" or "length"
+    logprobs: list[float] | None = None  # per token, when the backend reports them (vLLM with logprobs=True)
 
     @property
     def num_tokens(self) -> int:
@@ -67,3 +68,11 @@ class Backend:
     def generate(self, prompt_ids: Sequence[Sequence[int]], cfg: GenerationConfig,
                  keys: Sequence[int] | None = None, progress: ProgressFn | None = None) -> list[list[Sample]]:
         raise NotImplementedError
+
+    def sync_weights(self, named_tensors) -> None:
+        """Give the engine the policy's current weights (``(name, tensor)`` pairs). A no-op for backends
+        that sample with the policy module itself."""
+
+    def sleep(self) -> None:
+        """Release the engine's memory while the trainer updates (a no-op where there is nothing to free);
+        the next :meth:`sync_weights` restores it."""

@@ -29,10 +29,11 @@ class RolloutBatch:
     problems: list[Any] | None = None
     truncated: list[bool] | None = None
     correct: torch.Tensor | None = None
+    rollout_logprobs: list[list[float]] | None = None  # per token, as the rollout engine reported them (vLLM)
 
     def __post_init__(self):
         n = len(self.responses)
-        for name in ("contexts", "texts", "problems", "truncated"):
+        for name in ("contexts", "texts", "problems", "truncated", "rollout_logprobs"):
             v = getattr(self, name)
             if v is not None and len(v) != n:
                 raise ValueError(f"RolloutBatch: {len(v)} {name} for {n} responses")
@@ -72,4 +73,6 @@ class RolloutBatch:
             group_ids=torch.arange(len(outputs)).repeat_interleave(torch.tensor(sizes, dtype=torch.long)),
             problems=None if problems is None else [problems[p] for p, k in enumerate(sizes) for _ in range(k)],
             truncated=[bool(s.truncated) for o in outputs for s in o],
+            rollout_logprobs=(None if any(getattr(s, "logprobs", None) is None for o in outputs for s in o)
+                              else [list(s.logprobs) for o in outputs for s in o]),
         )

