@@ -1,7 +1,7 @@
 """Benchmark of the scale paths on this machine, in one run (JSON out): rollout tokens/s of the
 transformers backend (fp32 weights, fp32 weights under bf16 autocast as in training, bf16 weights) and of
 vLLM (fp32, bf16); and the SA-GRPO step time of ``sarl train`` with the transformers and the vLLM
-rollout engine, and with 1 and 2 processes (torchrun, gloo).
+rollout engine, and with 1 and 2 processes (torchrun, gloo), at the machine's default precision.
 
 Every measurement runs in its own process (vLLM binds the threads of the process it starts in), the
 arms alternate over ``--rounds`` so that machine noise hits all of them, and ratios are taken against
@@ -84,7 +84,8 @@ def train_arm(name: str, steps: int, work: Path) -> dict:
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
     head = [torchrun, "--nproc-per-node", str(procs), "-m"] if procs > 1 else [sys.executable, "-m"]
     args = ["sarl", "train", "cpu/sa_grpo", f"trainer.total_steps={steps}", "trainer.val_every=0", "data.val=null",
-            "trainer.save_every=0", "trainer.precision=fp32", f"trainer.out_dir={out}", *extra]
+            "trainer.save_every=0", "trainer.prompts_per_step=4", "actor.mini_batch_size=16",
+            "data.max_response_length=64", f"trainer.out_dir={out}", *extra]
     r = subprocess.run([*head, *args], capture_output=True, text=True, timeout=3000, check=False)
     if r.returncode:
         raise RuntimeError(f"{name}: {r.stderr[-2000:]}")
@@ -101,20 +102,24 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=3, help="training steps per arm (the first is not timed)")
+    ap.add_argument("--rollout-arms", default=",".join(ROLLOUT_ARMS))
+    ap.add_argument("--train-arms", default=",".join(TRAIN_ARMS), help="comma-separated; empty: none")
     ap.add_argument("-o", "--output", default="benchmarks/results/bench_scale.json")
     args = ap.parse_args()
+    rollout_arms = [a for a in args.rollout_arms.split(",") if a]
+    train_arms = [a for a in args.train_arms.split(",") if a]
 
     work = Path(tempfile.mkdtemp(prefix="sarl-bench-scale-"))
     script = work / "rollout.py"
     script.write_text(ROLLOUT)
-    rollout: dict[str, list[dict]] = {a: [] for a in ROLLOUT_ARMS}
-    train: dict[str, list[dict]] = {a: [] for a in TRAIN_ARMS}
+    rollout: dict[str, list[dict]] = {a: [] for a in rollout_arms}
+    train: dict[str, list[dict]] = {a: [] for a in train_arms}
     for _ in range(args.rounds):
-        for arm in ROLLOUT_ARMS:
+        for arm in rollout_arms:
             rollout[arm].append(rollout_arm(arm, args.prompts, args.max_new_tokens, script))
             print(arm, rollout[arm][-1], flush=True)
     for _ in range(max(1, args.rounds // 2)):
-        for name in TRAIN_ARMS:
+        for name in train_arms:
             train[name].append(train_arm(name, args.steps, work))
             print(name, train[name][-1], flush=True)
     shutil.rmtree(work, ignore_errors=True)
@@ -126,11 +131,12 @@ def main() -> None:
         "machine": platform.machine(),
         "prompts": args.prompts, "max_new_tokens": args.max_new_tokens, "rounds": args.rounds,
         "rollout_tokens_per_s": tps,
-        "rollout_ratio_vs_hf_fp32": {a: v / tps["hf-fp32"] for a, v in tps.items()},
+        "rollout_ratio_vs_hf_fp32": {a: v / tps["hf-fp32"] for a, v in tps.items()} if "hf-fp32" in tps else None,
         "rollout_runs": rollout,
-        "train_recipe": "cpu/sa_grpo, trainer.precision=fp32", "train_steps_timed": args.steps - 1,
+        "train_recipe": "cpu/sa_grpo, 4 prompts x 4 samples x 64 tokens, trainer.precision auto (this machine's)", "train_steps_timed": args.steps - 1,
         "train_seconds": step,
-        "step_ratio_vs_hf_1proc": {a: v["time/step"] / step["hf-1proc"]["time/step"] for a, v in step.items()},
+        "step_ratio_vs_hf_1proc": ({a: v["time/step"] / step["hf-1proc"]["time/step"] for a, v in step.items()}
+                                   if "hf-1proc" in step else None),
     }
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")

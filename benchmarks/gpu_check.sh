@@ -10,7 +10,9 @@
 #   3. two SA-GRPO steps on the tiny model on cuda, bf16-mixed (fp32 master weights), timed;
 #   4. the same with trainer.precision=fp32, for the step-time ratio;
 #   5. the TRL engine (--engine trl --tiny) on cuda, if TRL is installed;
-#   6. one vLLM greedy evaluation of the tiny model's export, if vLLM is installed.
+#   6. if vLLM is installed: one vLLM greedy evaluation of the tiny model's export, and two SA-GRPO steps
+#      with rollout.backend=vllm (in-memory weight sync; rollout/logprob_diff in the metrics);
+#   7. two processes with nccl (torchrun) if two GPUs exist.
 set -u
 PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
 DEV=${DEVICE:-cuda}   # DEVICE=cpu runs the same checks on the CPU (a dry run of this script)
@@ -43,6 +45,13 @@ if $PY -c "import trl" 2>/dev/null; then
 fi
 if $PY -c "import vllm" 2>/dev/null; then
   run eval_vllm $PY -m sarl eval --model $OUT/bf16/final --datasets chain_sum --limit 8 --backend vllm -o $OUT/eval
+  # vLLM colocated in training: weights pushed after each update, rollout/logprob_diff logged (sleep mode on)
+  run train_vllm      $PY -m sarl train cpu/sa_grpo $TINY trainer.precision=bf16-mixed rollout.backend=vllm \
+    model.name=$OUT/bf16/final trainer.out_dir=$OUT/vllm
+fi
+if [ "$DEV" = cuda ] && [ "$($PY -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
+  run train_2gpu_nccl $PY -m torch.distributed.run --nproc-per-node 2 -m sarl train cpu/sa_grpo $TINY \
+    trainer.precision=bf16-mixed trainer.out_dir=$OUT/ddp
 fi
 
 $PY - "$OUT" "$RES" <<'EOF'
@@ -51,7 +60,7 @@ from pathlib import Path
 out, res = Path(sys.argv[1]), Path(sys.argv[2])
 rows = [l.split() for l in (out / "summary.txt").read_text().splitlines()]
 summary = {n: {"status": s, "seconds": float(t)} for n, s, t in rows}
-for arm in ("bf16", "fp32"):
+for arm in ("bf16", "fp32", "vllm"):
     m = out / arm / "metrics.jsonl"
     if m.exists():
         steps = [json.loads(l) for l in m.read_text().splitlines()]

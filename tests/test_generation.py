@@ -64,3 +64,24 @@ def test_config_errors():
         GenerationConfig(top_p=0)
     with pytest.raises(ValueError, match="max_new_tokens"):
         GenerationConfig(max_new_tokens=0)
+
+
+def test_batched_sampling_draws_from_the_softmax_with_noise_keyed_by_seed_and_step():
+    """The batched sampler: frequencies follow softmax(logits), draws at two steps are independent, and a
+    row's draw depends only on its seed and the step (not on the rest of the batch)."""
+    from sarl.rollout.hf import categorical_sample as sample
+
+    n = 20_000
+    probs = torch.tensor([0.5, 0.25, 0.15, 0.07, 0.03])
+    logits = probs.log().expand(n, 5)
+    seeds = torch.arange(n)  # consecutive seeds: the hash must decorrelate them
+    d3, d4 = sample(logits, seeds, 3), sample(logits, seeds, 4)
+    for draws in (d3, d4):
+        freq = torch.bincount(draws, minlength=5).float() / n
+        assert ((freq - probs).abs() < 4 * (probs * (1 - probs) / n).sqrt()).all(), freq
+    joint = ((d3 == 0) & (d4 == 0)).float().mean()  # independent steps: P = 0.5 * 0.5
+    assert abs(float(joint) - 0.25) < 4 * (0.25 * 0.75 / n) ** 0.5
+    assert torch.equal(sample(logits[:100].flip(0), seeds[:100].flip(0), 3), d3[:100].flip(0))
+    masked = logits.clone()
+    masked[:, 0] = float("-inf")
+    assert (sample(masked, seeds, 3) != 0).all()

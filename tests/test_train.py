@@ -310,8 +310,10 @@ def test_token_budget_per_forward_changes_the_batching_not_the_update(tmp_path):
         m = tr.train_step()
         res.append((params(tr.policy), m["response_length/mean"]))
     assert res[0][1] == res[1][1]
+    # AdamW's step is ~lr = 1e-2 per weight whatever the gradient's size, so float rounding in the
+    # smallest gradients shows as up to ~4e-5 on a few weights (measured); a batching error moves ~1e-2
     for k in res[0][0]:
-        assert torch.allclose(res[0][0][k], res[1][0][k], atol=1e-5, rtol=1e-4), k
+        assert torch.allclose(res[0][0][k], res[1][0][k], atol=1e-4, rtol=1e-4), k
 
 
 def test_verl_keys_paste_the_reference_script():

@@ -97,6 +97,11 @@ GREEDY = textwrap.dedent("""
         gap = max(abs(float(lp.logp[i, t]) - s[0].logprobs[t]) for i, s in enumerate(v_after)
                   for t in range(len(s[0].token_ids)))
         out["after"] = [hf_after, [s[0].token_ids for s in v_after]]
+        # seeded sampling: a prompt's samples do not depend on the rest of the batch
+        sampled = GenerationConfig(max_new_tokens=16, temperature=1.0, n=2, seed=5, batch_size=8)
+        full = engine.generate(prompts, sampled, keys=list(range(8)))
+        part = engine.generate(prompts[2:5], sampled, keys=[2, 3, 4])
+        out["batch_independent"] = [[x.token_ids for x in s] for s in full[2:5]] == [[x.token_ids for x in s] for s in part]
         out["gap"] = gap
         json.dump(out, sys.stdout)
 
@@ -116,6 +121,7 @@ def test_vllm_greedy_equals_transformers_before_and_after_a_weight_sync(tmp_path
     hf, vl = out["after"]
     assert hf == vl and hf != out["before"][0]  # the sync took: both changed, and alike
     assert out["gap"] < 1e-3, out["gap"]  # vLLM's log-probs of its samples are the updated policy's
+    assert out["batch_independent"]
 
 
 TRL_COLOCATE = textwrap.dedent("""

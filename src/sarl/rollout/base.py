@@ -26,9 +26,9 @@ class GenerationConfig(Settings):
                                 "top_p (in (0, 1]).", check=_unit_interval)
     top_k: int = setting(0, "Keep only the k most likely tokens (0 = off).", check=non_negative)
     n: int = setting(1, "Samples per problem (hit@n); more than 1 needs a temperature > 0.", check=positive)
-    seed: int = setting(0, "Sampling seed. Each (prompt key, sample index) gets its own generator, so a sample does "
-                           "not depend on which other prompts share its batch, and a resumed run reproduces an "
-                           "uninterrupted one.")
+    seed: int = setting(0, "Sampling seed. Each (prompt key, sample index) gets its own random stream, so a sample "
+                           "does not depend on which other prompts share its batch, and a resumed run reproduces "
+                           "an uninterrupted one.")
     batch_size: int = setting(32, "Sequences decoded together (prompts x n); 32 measured fastest on 2 CPU cores.",
                               check=positive)
 

@@ -1,8 +1,9 @@
 """Batched generation with transformers models, on any device.
 
 A small decode loop instead of ``model.generate`` because it gives three things ``generate`` does not:
-- per-sequence random generators, so a sample depends only on (seed, prompt key, sample index), not on
-  batch composition (resumed and uninterrupted runs agree);
+- per-sequence randomness, so a sample depends only on (seed, prompt key, sample index), not on batch
+  composition (resumed and uninterrupted runs agree): inverse-CDF sampling at a counter-based uniform,
+  a hash of (sequence seed, step), for the whole batch in one call on the device;
 - finished sequences leave the batch (their KV-cache rows are dropped), so a batch costs what its
   live sequences cost, not what its longest sequence costs;
 - a prompt is prefilled once and its cache repeated for its n samples.
@@ -48,6 +49,35 @@ def cache_kwarg(model) -> str:
 def sample_seed(seed: int, key: int, sample_index: int) -> int:
     """The seed of one sequence's generator (a fixed mix; stable across runs and machines)."""
     return (seed * 1_000_003 + key * 7_919 + sample_index * 104_729) % (2**63 - 1)
+
+
+_M32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer hash (two xor-shift-multiply rounds, multiplier 0x45d9f3b) on int64 tensors
+    holding values below 2**32; every product stays below 2**59, so nothing overflows."""
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _M32
+    return (x >> 16) ^ x
+
+
+def counter_uniform(row_seeds: torch.Tensor, step: int) -> torch.Tensor:
+    """``[B]`` uniforms in (0, 1), a pure function of (row seed, decode step): a sequence's noise does not
+    depend on the other rows of the batch, and it is made on the seeds' device in one call (no per-row
+    generator, no copy to the CPU). 24 bits per uniform."""
+    salt = (step * 0x9E3779B9 + 0x7F4A7C15) & _M32
+    bits = _mix32(_mix32(row_seeds & _M32) ^ salt)
+    return ((bits >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))
+
+
+def categorical_sample(logits: torch.Tensor, row_seeds: torch.Tensor, step: int) -> torch.Tensor:
+    """One token per row from ``softmax(logits)`` (``-inf`` entries are never drawn), by inverting the
+    cumulative distribution at a :func:`counter_uniform` point: one softmax, one cumsum and one search
+    for the whole batch."""
+    cdf = torch.softmax(logits.float(), dim=-1).cumsum(-1)
+    target = counter_uniform(row_seeds, step).unsqueeze(-1) * cdf[:, -1:]
+    return torch.searchsorted(cdf, target, right=True).squeeze(-1).clamp(max=logits.shape[-1] - 1)
 
 
 class HFBackend(Backend):
@@ -117,14 +147,9 @@ class HFBackend(Backend):
             attn = attn.repeat_interleave(n, dim=0)
             pos = pos.repeat_interleave(n, dim=0)
         rows = len(prompts) * n
-        gens = None
-        if not cfg.greedy:
-            gens = []
-            for k in keys:
-                for s in range(n):
-                    g = torch.Generator(device="cpu")
-                    g.manual_seed(sample_seed(cfg.seed, k, s))
-                    gens.append(g)
+        # one seed per sequence, as a tensor on the device; the live rows' seeds follow the KV cache
+        seeds = torch.tensor([sample_seed(cfg.seed, k, s) & 0xFFFFFFFF for k in keys for s in range(n)],
+                             dtype=torch.int64, device=dev)
         tokens: list[list[int]] = [[] for _ in range(rows)]
         finish = ["length"] * rows
         live = list(range(rows))  # row ids still decoding, in cache order
@@ -134,14 +159,12 @@ class HFBackend(Backend):
             if cfg.greedy:
                 nxt = logits.argmax(-1)
             else:
-                filt = _filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p)
-                probs = torch.softmax(filt, dim=-1).cpu()
-                nxt = torch.stack([torch.multinomial(probs[j], 1, generator=gens[r]).squeeze(0)  # type: ignore[index]
-                                   for j, r in enumerate(live)]).to(dev)
+                nxt = categorical_sample(_filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p), seeds, step)
             done = torch.isin(nxt, stop)
+            picked, ended = nxt.tolist(), done.tolist()  # one device-to-host copy per step
             for j, r in enumerate(live):
-                tokens[r].append(int(nxt[j]))
-                if done[j]:
+                tokens[r].append(picked[j])
+                if ended[j]:
                     finish[r] = "stop"
             if step == cfg.max_new_tokens - 1:
                 break
@@ -151,7 +174,7 @@ class HFBackend(Backend):
                     break
                 cache.batch_select_indices(keep)
                 live = [live[int(j)] for j in keep]
-                nxt, attn, next_pos = nxt[keep], attn[keep], next_pos[keep]
+                nxt, attn, next_pos, seeds = nxt[keep], attn[keep], next_pos[keep], seeds[keep]
             attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], dim=1)
             out = self.model(input_ids=nxt.unsqueeze(-1), attention_mask=attn, position_ids=next_pos.unsqueeze(-1),
                              use_cache=True, **ckw)

