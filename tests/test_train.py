@@ -482,3 +482,40 @@ def test_multi_step_accuracy_pools_the_multi_step_counts():
     assert m["accuracy"] == pytest.approx((0.5 * 4 + 0.25 * 12) / 16) and m["problems"] == 4
     assert m["accuracy_se"] == pytest.approx((0.1 ** 2 * 9 / 16) ** 0.5)
     assert multi_step_accuracy(None) is None and multi_step_accuracy({"1": by["1"]}) is None
+
+
+def test_on_policy_update_supplies_old_logprobs_without_a_separate_pass(tmp_path):
+    """One optimizer step per batch (ppo_epochs 1, one mini-batch) and no reward on the policy's
+    log-probs: log π_old comes from the update's own forward (no no-grad pass of the policy), and the
+    run equals one with the separate pass (ratio 1 either way; fp32)."""
+    # one step: a later step's rollouts would be sampled from weights that differ by float rounding
+    extra = ("trainer.total_steps=1", "trainer.precision=fp32", "actor.use_kl_loss=true",
+             "rewards.weights={correctness: 1.0, o1_pruner: 0.5}")
+    runs = {}
+    for name, from_update in (("fused", True), ("separate", False)):
+        tr = Trainer(cfg_for(tmp_path / name, *extra))
+        assert tr.old_from_update
+        tr.old_from_update = from_update
+        calls = []
+        orig = tr._logprobs
+
+        def spy(model, *a, _orig=orig, _tr=tr, _calls=calls, **k):
+            _calls.append((model is _tr.policy, k.get("grad", False)))
+            return _orig(model, *a, **k)
+
+        tr._logprobs = spy
+        runs[name] = (tr, tr.run(), calls)
+    (fused, mf, cf), (sep, ms, cs) = runs["fused"], runs["separate"]
+    assert (True, False) not in cf and (True, False) in cs  # the policy's no-grad pass: only without fusion
+    # AdamW's first step moves each weight by ~lr = 1e-3 whatever the gradient's size, so float rounding
+    # in the smallest gradients shows as ~1e-5 on a few weights (measured); a wrong log π_old (not
+    # detached, or another row's) changes the gradient itself and moves weights by ~lr
+    for k, v in params(fused.policy).items():
+        assert (v - params(sep.policy)[k]).abs().max() < 1e-4, k
+    for k in ("actor/grad_norm", "actor/entropy", "kl/ref", "actor/pg_loss", "reward/mean"):
+        assert mf[k] == pytest.approx(ms[k], rel=1e-3, abs=1e-6), k
+    assert mf["actor/clipfrac"] == 0.0
+    # anything that reads log π_old before the update keeps the pass
+    for other in (("rewards.weights={correctness: 1.0, sar: 0.2}",), ("actor.ppo_epochs=2",),
+                  ("actor.mini_batch_size=2",), ("algorithm.use_kl_in_reward=true",)):
+        assert not Trainer(cfg_for(tmp_path / other[0][:12], "rewards.weights={correctness: 1.0}", *other)).old_from_update

@@ -77,6 +77,9 @@ def test_dr_grpo_loss_gradient_and_advantages_equal_trl(tmp_path, mapped):
     from sarl.train.checkpoint import export_model
 
     tr = _sarl_trainer(tmp_path)
+    # the test calls the update twice on one batch (a second PPO epoch, off-policy), so log π_old must
+    # come from the separate pass, not from the update's own forward
+    tr.old_from_update = False
     start = export_model(tr.policy, tr.tok, tmp_path / "start")  # the weights both updates start from
     batch = tr.generate()  # real rollouts of the tiny policy (P prompts x G responses)
     assert len(batch) == G * P

@@ -214,7 +214,14 @@ def answer_forward(
             out[i, : r.shape[0]] = r  # type: ignore[union-attr]
         return out
 
-    mask = torch.zeros((n, t_max), device=device, dtype=torch.float32)
-    for i, a in enumerate(ans_lens):
-        mask[i, :a] = 1.0
-    return {name: pad(col) for name, col in rows.items()}, mask
+    return {name: pad(col) for name, col in rows.items()}, answer_mask(answers, device)
+
+
+def answer_mask(answers: Sequence[Sequence[int]], device=None) -> torch.Tensor:
+    """``mask [N, T]`` (fp32, ``T`` = longest answer): 1 on each answer's tokens, 0 on the right padding;
+    the mask every pass of :func:`answer_forward` returns, without running a model."""
+    t_max = max((len(a) for a in answers), default=0)
+    mask = torch.zeros((len(answers), t_max), device=device, dtype=torch.float32)
+    for i, a in enumerate(answers):
+        mask[i, : len(a)] = 1.0
+    return mask

@@ -10,7 +10,12 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
    sampled at ``rollout.temperature`` / ``top_p`` up to ``data.max_response_length`` tokens. The stop
    token is part of the response (and of its length and mask), as in the reference.
 2. ``old_logprobs``: log π_old(a_t | q, a_<t) with logits / temperature (no grad). ppl(a|q) for SAR is
-   computed from these (no extra pass), with per-token entropy for logging.
+   computed from these (no extra pass), with per-token entropy for logging. When the update is on-policy
+   (``ppo_epochs`` 1 and one mini-batch: one optimizer step per batch, ratio 1) and nothing before the
+   update reads log π_old (no reward on the policy's log-probs, no KL in the reward), this pass is
+   skipped: log π_old = log π.detach() from the update's own forward (verl's ``on_policy`` case), and
+   the logged entropy comes from that forward too. A SAR run keeps the pass: it *is* the ppl(a|q) pass,
+   and the reward it feeds must exist before the advantages that the update's loss needs.
 3. ``ref_logprobs``: the frozen initial policy, only if ``actor.use_kl_loss`` or
    ``algorithm.use_kl_in_reward``.
 4. ``null_logprobs``: log π_old(a_t | ∅, a_<t) after the null prompt (same system prompt, empty user
@@ -134,6 +139,11 @@ class Trainer:
         rollouts = cfg.trainer.prompts_per_step * cfg.rollout.n
         mini = ac.mini_batch_size or rollouts
         self.mini = self.dist.per_process(mini, "actor.mini_batch_size")  # this process's share of an optimizer step
+        from sarl.rewards.registry import POLICY_NEEDS
+
+        # on-policy, with nothing reading log π_old before the update: the update's forward supplies it
+        self.old_from_update = (ac.ppo_epochs == 1 and mini == rollouts and not (self.needs & POLICY_NEEDS)
+                                and not a.use_kl_in_reward)
         opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // mini)
         if ac.trainable:  # freeze the rest (the reference model and the critic were copied above, before this)
             for name, prm in self.policy.named_parameters():
@@ -325,7 +335,13 @@ class Trainer:
         return RolloutBatch.from_groups(prompts, self.backend.generate(prompts, gcfg, keys=keys), problems)
 
     def old_logprobs(self, batch: RolloutBatch):
-        """``old_logprobs``: log π_old with per-token entropy (and self-certainty when a reward needs it)."""
+        """``old_logprobs``: log π_old with per-token entropy (and self-certainty when a reward needs it).
+        With ``old_from_update`` only the mask: :meth:`update_actor` fills log π_old and the entropy."""
+        if self.old_from_update:
+            from sarl.logprobs import AnswerLogprobs, answer_mask
+
+            mask = answer_mask(batch.responses, self.lm.device)
+            return AnswerLogprobs(logp=torch.zeros_like(mask), mask=mask, stats={"entropy": torch.zeros_like(mask)})
         stats = ("entropy",) + (("self_certainty",) if "self_certainty" in self.needs else ())
         return self._logprobs(self.policy, batch.contexts, batch.responses, stats=stats)
 
@@ -412,16 +428,22 @@ class Trainer:
         return self._update(self.critic, self.copt, self.csched, mask, cfg.critic.grad_clip, micro_loss)
 
     def update_actor(self, batch: RolloutBatch, old, ref, adv) -> UpdateStats:
-        """``update_actor``: clipped policy loss, + KL loss, − entropy bonus, per micro-batch."""
+        """``update_actor``: clipped policy loss, + KL loss, − entropy bonus, per micro-batch. With
+        ``old_from_update``, each row's one forward here (before the only optimizer step) also writes its
+        log π_old and entropy into ``old``."""
         from sarl.algos import aggregate_loss, kl_penalty, policy_loss
 
         cfg, ac = self.cfg, self.cfg.actor
         agg = dict(loss_agg_mode=ac.loss_agg_mode, norm_length=cfg.data.max_response_length)
+        want = ("entropy",) if ac.entropy_coeff or self.old_from_update else ()
 
         def micro_loss(rows, norm):
             ctx, resp = batch.rows(rows)
-            new = self._logprobs(self.policy, ctx, resp, stats=("entropy",) if ac.entropy_coeff else (), grad=True)
+            new = self._logprobs(self.policy, ctx, resp, stats=want, grad=True)
             T = new.mask.shape[1]
+            if self.old_from_update:  # π_old = π: ratio 1, gradient -A ∇log π
+                old.logp[rows, :T] = new.logp.detach()
+                old.stats["entropy"][rows, :T] = new.stats["entropy"].detach()
             loss, pm = policy_loss(new.logp, old.logp[rows, :T], adv[rows, :T], new.mask,
                                    clip_low=ac.clip_ratio_low, clip_high=ac.clip_ratio_high,
                                    clip_ratio_c=ac.clip_ratio_c, **norm, **agg)
