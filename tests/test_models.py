@@ -68,13 +68,13 @@ def test_bad_paths_and_options(tmp_path):
 @pytest.mark.slow
 def test_fresh_conversion_gives_identical_logprobs(tmp_path, monkeypatch, lm):
     monkeypatch.setenv("SARL_HOME", str(tmp_path))
-    fresh = load_model(threads=2)
+    fresh = load_model(dtype="float32", threads=2)
     assert is_converted("smollm2-135m")
     assert (tmp_path / "models" / "smollm2-135m" / "model.safetensors").exists()
     ids = lm.tokenizer("Janet's ducks lay 16 eggs per day.", return_tensors="pt").input_ids
     with torch.no_grad():
         assert torch.equal(fresh.model(ids).logits, lm.model(ids).logits)
     # a local folder works as --model too
-    again = load_model(str(tmp_path / "models" / "smollm2-135m"))
+    again = load_model(str(tmp_path / "models" / "smollm2-135m"), dtype="float32")
     with torch.no_grad():
         assert torch.equal(again.model(ids).logits, lm.model(ids).logits)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from sarl.config import ConfigError, load_config
-from sarl.precision import autocast, fast_bf16, resolve_precision
+from sarl.precision import BF16_MIN_HIDDEN, autocast, bf16_pays_off, fast_bf16, resolve_precision
 
 TINY = [
     "model.name=tiny-random", "data.train=chain_sum", "data.train_size=16", "data.max_response_length=12",
@@ -93,10 +93,17 @@ def test_fp32_runs_no_autocast():
         assert (x @ x).dtype == torch.bfloat16
 
 
-def test_auto_resolves_by_hardware():
+def test_auto_resolves_by_hardware_and_width():
     ok, why = fast_bf16("cpu")
     assert isinstance(why, str) and why
     assert resolve_precision("auto", "cpu") == ("bf16-mixed" if ok else "fp32")
+    # on a CPU, bf16 only from BF16_MIN_HIDDEN up (narrow models decode slower in bf16)
+    assert resolve_precision("auto", "cpu", hidden=BF16_MIN_HIDDEN) == ("bf16-mixed" if ok else "fp32")
+    assert resolve_precision("auto", "cpu", hidden=BF16_MIN_HIDDEN - 1) == "fp32"
+    assert resolve_precision("fp32", "cpu", hidden=4096) == "fp32"
+    assert resolve_precision("bf16-mixed", "cpu", hidden=64) == "bf16-mixed"
+    if ok:
+        assert "fp32 is faster" in bf16_pays_off("cpu", 128)[1]
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert resolve_precision("bf16-mixed", "cpu") == "bf16-mixed"
     with pytest.raises(ValueError, match="precision must be one of"):
@@ -108,3 +115,16 @@ def test_half_precision_weights_are_refused_for_training():
         load_config(None, ["model.dtype=bfloat16"])
     with pytest.raises(ConfigError, match="trainer.precision"):
         load_config(None, ["trainer.precision=fp16"])
+
+
+def test_model_dtype_auto_follows_the_same_rule():
+    """``--dtype auto`` (sarl eval / score / analyze): bf16 weights for the default model (hidden 576) on
+    a CPU with bf16 units, fp32 for tiny-random (hidden 64); what a record names is the resolved dtype."""
+    from sarl.models import load_model, model_dtype_name, resolve_dtype
+
+    ok = fast_bf16("cpu")[0]
+    assert model_dtype_name(None, "auto", "cpu") == ("bfloat16" if ok else "float32")
+    assert model_dtype_name(None, "float32", "cpu") == "float32"
+    assert model_dtype_name("tiny-random", "auto", "cpu") == "float32"
+    assert load_model("tiny-random", device="cpu").dtype == torch.float32
+    assert resolve_dtype("auto", "cpu") == torch.float32  # width unknown: fp32 on a CPU

@@ -30,7 +30,7 @@ def read_jsonl(path):
 def test_score_jsonl_end_to_end_and_matches_scorer(tmp_path, lm):
     src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     write_jsonl(src, ROWS)
-    assert main(["score", str(src), "-o", str(out), "--gold-key", "gold"]) == 0
+    assert main(["score", str(src), "-o", str(out), "--gold-key", "gold", "--dtype", "float32"]) == 0
     got = read_jsonl(out)
     assert [r["question"] for r in got] == [r["question"] for r in ROWS]
     assert [r["correct"] for r in got] == [True, False, False]
@@ -40,6 +40,16 @@ def test_score_jsonl_end_to_end_and_matches_scorer(tmp_path, lm):
         for k in ("ppl_qa", "ppl_a", "sar"):
             assert g[k] == pytest.approx(w[k], abs=1e-4)
         assert -1 <= g["sar"] <= 1
+    # --dtype auto: bf16 weights where they are faster (this machine's rule); the record names what auto
+    # resolved to, so a resume on a machine that resolves otherwise refuses instead of mixing
+    from sarl.models import model_dtype_name
+
+    auto = tmp_path / "auto.jsonl"
+    assert main(["score", str(src), "-o", str(auto)]) == 0
+    resolved = model_dtype_name(None, "auto", "cpu")
+    assert json.loads((tmp_path / "auto.jsonl.settings.json").read_text())["dtype"] == resolved
+    for g, w in zip(read_jsonl(auto), want):
+        assert g["sar"] == pytest.approx(w["sar"], abs=1e-4 if resolved == "float32" else 0.05)
 
 
 @pytest.mark.slow

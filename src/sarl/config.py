@@ -186,8 +186,9 @@ class TrainerConfig(Settings):
     tensorboard: bool = setting(True, "Write TensorBoard event files when trainer.logger names tensorboard (false "
                                       "switches it off without editing the list).")
     precision: str = setting("auto", "Compute precision: fp32, or bf16-mixed (fp32 master weights and AdamW state, "
-                                     "forwards under bf16 autocast); auto = bf16-mixed where bf16 matmul is fast "
-                                     "(CUDA with bf16, CPUs with AMX / AVX512-BF16), else fp32 (sarl doctor says which).",
+                                     "forwards under bf16 autocast); auto = bf16-mixed where it is faster: CUDA with bf16, "
+                                     "or a CPU with AMX / AVX512-BF16 and a model wide enough (sarl.precision."
+                                     "BF16_MIN_HIDDEN); else fp32 (sarl doctor and the run log say which).",
                              choices=("auto", "fp32", "bf16-mixed"))
 
     def validate(self) -> None:

@@ -81,17 +81,21 @@ def resolve_device(device: str = "auto") -> str:
     return device
 
 
-def resolve_dtype(dtype: str, device: str):
-    """``auto`` → bf16 on a GPU that supports it, fp32 otherwise. On CPUs with AMX-BF16, bf16 weights
-    generate faster for 100M+ parameter models (the default model: 360 vs 185 tokens/s) but slower for
-    the 1M-parameter quickstart model, so ``auto`` stays fp32 on a CPU; ask for ``bfloat16`` to use it.
+def resolve_dtype(dtype: str, device: str, hidden: int | None = None):
+    """``auto`` → bf16 where it is faster than fp32 for a model of width ``hidden``
+    (:func:`sarl.precision.bf16_pays_off`: a GPU with bf16; a CPU with AMX-BF16 / AVX512-BF16 and a
+    known width of at least ``BF16_MIN_HIDDEN``, e.g. the default model, 360 vs 185 tokens/s), fp32
+    otherwise (the 1M-parameter quickstart model is slower in bf16). Pass ``float32`` to force fp32.
     (Training never uses bf16 weights: ``trainer.precision=bf16-mixed`` keeps them fp32.)"""
     import torch
 
     table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
              "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
     if dtype == "auto":
-        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        from sarl.precision import bf16_pays_off
+
+        on_cpu = torch.device(device).type == "cpu"
+        if (hidden is not None or not on_cpu) and bf16_pays_off(device, hidden)[0]:
             return torch.bfloat16
         return torch.float32
     if dtype not in table:
@@ -329,11 +333,39 @@ def parse_new_model_spec(spec: str) -> dict[str, int]:
     return out
 
 
+def _config_hidden(path: str, trust_remote_code: bool, offline: bool) -> int | None:
+    from transformers import AutoConfig
+
+    from sarl.precision import hidden_size
+
+    return hidden_size(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=offline))
+
+
+def model_hidden_size(name_or_path: str | None, allow_download: bool = False,
+                      trust_remote_code: bool = False) -> int | None:
+    """The width of the model :func:`load_model` would load, from its config alone (no weights)."""
+    if name_or_path == TINY_RANDOM:
+        return TINY_RANDOM_HIDDEN
+    path = resolve_model_path(name_or_path, allow_download)
+    return _config_hidden(path, trust_remote_code, not downloads_allowed(allow_download))
+
+
+def model_dtype_name(name_or_path: str | None, dtype: str = "auto", device: str = "auto",
+                     allow_download: bool = False, trust_remote_code: bool = False) -> str:
+    """What :func:`load_model` will load ``name_or_path`` in (``"float32"``, ``"bfloat16"``, ...), from
+    the model's config alone: for records that must name the resolved dtype, not ``auto``."""
+    hidden = model_hidden_size(name_or_path, allow_download, trust_remote_code) if dtype == "auto" else None
+    return str(resolve_dtype(dtype, resolve_device(device), hidden)).removeprefix("torch.")
+
+
+TINY_RANDOM_HIDDEN = 64
+
+
 def tiny_random_model(seed: int = 0):
     """A 2-layer, 64-wide Llama with random weights and the default model's tokenizer (for fast
     end-to-end tests of training; it produces noise, not answers)."""
     tok = load_tokenizer(None)
-    return new_llama(tok, layers=2, hidden=64, heads=4, kv_heads=2, intermediate=128, seed=seed), tok
+    return new_llama(tok, layers=2, hidden=TINY_RANDOM_HIDDEN, heads=4, kv_heads=2, intermediate=128, seed=seed), tok
 
 
 def load_model(
@@ -356,17 +388,20 @@ def load_model(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # sarl shows its own progress
+    from sarl.precision import hidden_size
+
     set_threads(threads)
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
     if name_or_path == TINY_RANDOM:
         model, tok = tiny_random_model()
-        model.to(dev, dtype=torch_dtype).eval()
+        model.to(dev, dtype=resolve_dtype(dtype, dev, hidden_size(model.config))).eval()
         return LoadedModel(model=model, tokenizer=tok, name=TINY_RANDOM, device=dev)
     path = resolve_model_path(name_or_path, allow_download)
     offline = not downloads_allowed(allow_download)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code, local_files_only=offline)
+        torch_dtype = resolve_dtype(dtype, dev, _config_hidden(path, trust_remote_code, offline) if dtype == "auto"
+                                    else None)
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
             local_files_only=offline,

@@ -66,10 +66,16 @@ def cmd_doctor(args) -> int:
 
         cuda = f"cuda: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "cpu only"
         rows.append(("device", cuda, ""))
-        from sarl.precision import fast_bf16, resolve_precision
+        from sarl.precision import BF16_MIN_HIDDEN, bf16_pays_off
 
         dev = "cuda" if torch.cuda.is_available() else "cpu"
-        rows.append(("precision", f"trainer.precision=auto -> {resolve_precision('auto', dev)} ({fast_bf16(dev)[1]})", ""))
+        for what, hidden in (("the default model", 576), ("a narrow model", 128)):
+            ok, why = bf16_pays_off(dev, hidden)
+            rows.append((f"precision, {what} (hidden {hidden})",
+                         f"auto -> {'bf16' if ok else 'fp32'} ({why})", ""))
+        rule = (f"dtype/precision auto: bf16 where the hardware multiplies bf16 fast and, on a CPU, the model is at "
+                f"least {BF16_MIN_HIDDEN} wide; --dtype float32 / trainer.precision=fp32 force fp32")
+        rows.append(("precision rule", rule, ""))
         rows.append(("threads", f"torch {torch.get_num_threads()} of {os.cpu_count()} CPUs", ""))
     except ImportError:
         pass

@@ -37,11 +37,12 @@ def cmd_score(args) -> int:
     out = check_output_file(args.output)
     if args.overwrite:
         out.unlink(missing_ok=True)
-    from sarl.models import TINY_RANDOM, resolve_model_path
+    from sarl.models import model_dtype_name
 
-    if args.model != TINY_RANDOM:
-        resolve_model_path(args.model, args.allow_download)  # a bad name fails at once
-    settings = {"model": args.model or "smollm2-135m", "dtype": args.dtype, "system_prompt": args.system_prompt,
+    # a bad model name fails at once; the record names the dtype auto resolves to on this machine, so a
+    # resume elsewhere never mixes fp32 and bf16 scores
+    dtype = model_dtype_name(args.model, args.dtype, args.device, args.allow_download, args.trust_remote_code)
+    settings = {"model": args.model or "smollm2-135m", "dtype": dtype, "system_prompt": args.system_prompt,
                 "question_key": args.question_key, "answer_key": args.answer_key, "gold_key": args.gold_key,
                 "max_answer_tokens": args.max_answer_tokens, **flat_settings(sar_config(args), "sar.")}
     checked = check_resume(args.input, out, settings, question_key=args.question_key, answer_key=args.answer_key,

@@ -33,7 +33,7 @@ def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
                        help=help_ + "; repeat to compare several models (the first is the reference)")
     else:
         g.add_argument("--model", default=None, help=help_)
-    g.add_argument("--dtype", default="auto", help="auto (fp32 on CPU, bf16 on GPU), float32, bfloat16, float16")
+    g.add_argument("--dtype", default="auto", help="auto (bf16 where it is faster: a GPU with bf16, or a CPU with AMX/AVX512-BF16 and a wide enough model, as `sarl doctor` shows; fp32 otherwise), float32 (force fp32), bfloat16, float16")
     g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
     g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (None: torch's choice)")
     g.add_argument("--trust-remote-code", action="store_true",

@@ -103,14 +103,14 @@ class Trainer:
                                   "to continue it, or choose another trainer.out_dir")
         torch.manual_seed(cfg.trainer.seed)
         m = cfg.model
-        from sarl.precision import resolve_precision
+        from sarl.precision import hidden_size, resolve_precision
         from sarl.train.distributed import init_distributed
 
         self.dist, device = init_distributed(m.device)
         self.dist.check_estimator(cfg.algorithm.estimator)
         # master weights in fp32 always (config validation refuses half-precision weights for training)
         self.lm = load_model(m.name, dtype="float32", device=device, threads=m.threads)
-        self.precision = resolve_precision(cfg.trainer.precision, self.lm.device)
+        self.precision = resolve_precision(cfg.trainer.precision, self.lm.device, hidden_size(self.lm.model.config))
         self.policy, self.tok = self.lm.model, self.lm.tokenizer
         if m.gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
@@ -531,11 +531,11 @@ class Trainer:
                 "val/truncation_rate": m["truncation_rate"]}
 
     def run(self, on_step=None) -> dict[str, Any]:
-        from sarl.precision import fast_bf16
+        from sarl.precision import bf16_pays_off, hidden_size
 
         t = self.cfg.trainer
         last: dict[str, Any] = {}
-        why = fast_bf16(self.lm.device)[1]
+        why = bf16_pays_off(self.lm.device, hidden_size(self.policy.config))[1]
         self._log(f"precision: {self.precision} (trainer.precision={t.precision}; {why}); weights and AdamW in fp32")
         if t.val_before_train and self.val_problems and self.step == 0:
             v = self.validate()

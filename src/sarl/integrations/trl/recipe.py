@@ -198,13 +198,18 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
                   # importance sampling); the weight sync makes engine and policy agree (rollout/logprob_diff)
                   vllm_importance_sampling_correction=False)
 
+    from sarl.models import ModelError, model_hidden_size
     from sarl.precision import resolve_precision
 
     on_cuda = (m.device == "auto" or m.device.startswith("cuda")) and torch.cuda.is_available()
     if not on_cuda:
         kw["use_cpu"] = True
     # master weights (and AdamW state) always fp32; bf16-mixed is TRL's bf16 autocast
-    precision = resolve_precision(t.precision, "cuda" if on_cuda else "cpu")
+    try:  # the width decides auto on a CPU; a hub id TRL will fetch itself is not known here
+        hidden = model_hidden_size(m.name) if t.precision == "auto" and not on_cuda else None
+    except ModelError:
+        hidden = None
+    precision = resolve_precision(t.precision, "cuda" if on_cuda else "cpu", hidden)
     kw.update(bf16=precision == "bf16-mixed", fp16=False, model_init_kwargs={"dtype": "float32"})
     return kw
 
