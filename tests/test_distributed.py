@@ -78,3 +78,17 @@ def test_one_process_is_a_no_op():
     assert two.shard([0, 1, 2, 3]) == [2, 3] and not two.main
     with pytest.raises(ConfigError, match="multiple of the 2 processes"):
         two.shard([0, 1, 2])
+
+
+def test_sar_passes_on_an_fsdp_sharded_model_run_in_lockstep(tmp_path):
+    """Sharded parameters (FSDP, ZeRO-3) make every forward a collective. Two processes with different
+    numbers and lengths of answers plan different numbers of forwards; with ``lockstep`` the SAR passes
+    on a model sharded by torch's FSDP2 (gloo, CPU) finish and equal the unsharded values."""
+    worker = Path(__file__).with_name("fsdp_sar_worker.py")
+    r = subprocess.run([TORCHRUN, "--nproc-per-node", "2", str(worker), str(tmp_path)], capture_output=True,
+                       text=True, timeout=300, check=False)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    assert ranks[0]["forwards_per_pass"] > ranks[1]["forwards_per_pass"] == 1  # the plans differ
+    for rk in ranks:
+        assert rk["tokens"] > 0 and rk["max_abs_diff"] < 1e-5, rk

@@ -109,6 +109,7 @@ def answer_logprobs(
     max_batch_tokens: int = 2048,
     max_logit_tokens: int = 512,
     grad: bool = False,
+    lockstep: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> AnswerLogprobs:
     """Log-probs of each answer's tokens given its context: ``log p(a_t | context, a_<t)``.
@@ -126,6 +127,9 @@ def answer_logprobs(
             stay in cache are fastest (2048 measured best on 2 cores; 8192 was 2x slower).
         max_logit_tokens: rows x (longest answer + 1) per forward; bounds the ``[B, K, V]`` logits.
         grad: keep the graph (for policy updates); otherwise runs under ``torch.no_grad``.
+        lockstep: every process of the default process group runs the same number of forwards
+            (:func:`answer_forward`): for sharded models (FSDP, DeepSpeed ZeRO-3), whose forwards are
+            collectives. No-grad passes only.
         progress: called as ``progress(n_examples_done, n_answer_tokens_done)`` after each batch.
 
     Returns:
@@ -149,7 +153,7 @@ def answer_logprobs(
 
     out, mask = answer_forward(model, contexts, answers, head, ("logp", *stats), pad_token_id=pad_token_id,
                                max_batch_tokens=max_batch_tokens, max_logit_tokens=max_logit_tokens, grad=grad,
-                               progress=progress)
+                               lockstep=lockstep, progress=progress)
     return AnswerLogprobs(logp=out.pop("logp"), mask=mask, stats=out)
 
 
@@ -164,6 +168,7 @@ def answer_forward(
     max_batch_tokens: int = 2048,
     max_logit_tokens: int = 512,
     grad: bool = False,
+    lockstep: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """The batching engine under :func:`answer_logprobs`, for any per-position head.
@@ -172,7 +177,16 @@ def answer_forward(
     targets [B, k])`` maps the ``k`` positions that predict the answer tokens to per-token values
     ``{name: [B, k]}`` (the LM's log-probs, or a critic's values). Returns ``({name: [N, T]}, mask [N, T])``
     right-padded to the longest answer, in input order.
+
+    ``lockstep``: the batches follow the token budget on each process as always; the processes of the
+    default ``torch.distributed`` group agree on the busiest one's count of forwards (one all-reduce,
+    before any forward), and a process with fewer then runs one-token forwards whose output is dropped.
+    A sharded model (FSDP, ZeRO-3) gathers its parameters in every forward, a collective that hangs when
+    the processes' counts differ; the token budget makes them differ whenever the processes' answers
+    differ in number or length.
     """
+    if lockstep and grad:
+        raise ValueError("answer_forward: lockstep is for no-grad passes (a dummy forward has no backward)")
     require_prompts(contexts, answers, "context", "answers")
     n = len(answers)
     device = next(model.parameters()).device
@@ -181,9 +195,12 @@ def answer_forward(
     t_max = max(ans_lens, default=0)
     rows: dict[str, list[torch.Tensor | None]] = {k: [None] * n for k in names}
 
+    plan = plan_batches(tot_lens, ans_lens, max_batch_tokens, max_logit_tokens)
+    # agreed before any forward: a count exchanged between forwards would meet another process's gather
+    shortfall = _lockstep_shortfall(sum(1 for b in plan if max(ans_lens[i] for i in b) > 0)) if lockstep else 0
     ctx_mgr = torch.enable_grad() if grad else torch.no_grad()
     with ctx_mgr:
-        for batch in plan_batches(tot_lens, ans_lens, max_batch_tokens, max_logit_tokens):
+        for batch in plan:
             width = max(tot_lens[i] for i in batch)
             k = max(ans_lens[i] for i in batch)
             if k == 0:  # nothing to score in this batch
@@ -204,6 +221,9 @@ def answer_forward(
                     rows[name][i] = values[name][r, k - a:]  # the answer is right-aligned in the window
             if progress is not None:
                 progress(len(batch), sum(ans_lens[i] for i in batch))
+        one = torch.full((1, 1), pad_token_id, dtype=torch.long, device=device)
+        for _ in range(shortfall):  # lockstep: as many forwards as the busiest process
+            model(input_ids=one, attention_mask=torch.ones_like(one), logits_to_keep=1, use_cache=False)
 
     def pad(col: list[torch.Tensor | None]) -> torch.Tensor:
         if grad:  # keep the graph: build by concatenation instead of in-place writes
@@ -215,6 +235,18 @@ def answer_forward(
         return out
 
     return {name: pad(col) for name, col in rows.items()}, answer_mask(answers, device)
+
+
+def _lockstep_shortfall(count: int) -> int:
+    """How many forwards this process must add so that every process of the default group has run the
+    busiest one's ``count`` (0 outside ``torch.distributed``)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return 0
+    t = torch.tensor([count], dtype=torch.long)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item()) - count
 
 
 def answer_mask(answers: Sequence[Sequence[int]], device=None) -> torch.Tensor:

@@ -28,7 +28,7 @@ def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_id
                   temperature: float = 1.0, logp_qa: torch.Tensor | None = None,
                   response_mask: torch.Tensor | None = None, token_self_certainty: torch.Tensor | None = None,
                   max_response_length: int | None = None, max_batch_tokens: int = 2048,
-                  progress: Callable[[int, int], None] | None = None) -> RewardInputs:
+                  lockstep: bool = False, progress: Callable[[int, int], None] | None = None) -> RewardInputs:
     """:class:`~sarl.rewards.RewardInputs` for ``batch`` with every input in ``needs`` (a reward
     composer's ``needs``) filled in, running only the passes that are missing.
 
@@ -37,8 +37,12 @@ def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_id
     may be given by a caller
     that computed them for the same rows with the same model and temperature; they are used as they are.
     The model's mode is left as it is (callers put it in eval mode; dropout would change the values).
+    ``lockstep`` (a sharded model, every forward a collective): every process runs the same passes, each
+    with the same number of forwards (:func:`sarl.logprobs.answer_forward`); the ``needs`` and the given
+    inputs must then agree across processes, as they do when every process holds the same reward.
     """
-    kw = dict(pad_token_id=pad_token_id, temperature=temperature, max_batch_tokens=max_batch_tokens)
+    kw = dict(pad_token_id=pad_token_id, temperature=temperature, max_batch_tokens=max_batch_tokens,
+              lockstep=lockstep)
     want_sc = "self_certainty" in needs and token_self_certainty is None
     if (logp_qa is None and "logp_qa" in needs) or want_sc:
         qa_progress = None if "logp_a" in needs else progress

@@ -74,8 +74,12 @@ required to be a multiple of ``num_generations`` (e.g. 2 processes, 3 completion
 second prompt's group spans both processes). Group rewards therefore gather (length, correctness,
 prompt) from all processes in rank order (:func:`accelerate.utils.gather_object`; every process must
 call the reward, which TRL does), compute on whole groups and return their local part, so they equal
-the single-process values. Sharded parameters (FSDP, DeepSpeed ZeRO-3) are not supported for policy
-rewards: their forwards are collective and the processes' batch plans differ.
+the single-process values. Sharded parameters (FSDP, DeepSpeed ZeRO-3): every forward of the wrapped
+model is a collective, so policy rewards run through the wrapped model and in lockstep
+(:func:`sarl.logprobs.answer_forward` with ``lockstep``: each process plans its batches by the token
+budget, then runs one-token forwards until all have run as many as the busiest). Tested with torch's
+FSDP2 on 2 CPU processes (gloo) against unsharded values; TRL's own FSDP / ZeRO-3 launch is not
+tested here.
 """
 from __future__ import annotations
 

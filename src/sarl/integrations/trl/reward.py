@@ -148,26 +148,23 @@ class SarlReward:
         for attr in ("accelerator", "model", "processing_class", "args"):
             if not hasattr(trainer, attr):
                 raise TypeError(f"bind() expects a trl.GRPOTrainer; {type(trainer).__name__} has no {attr!r}")
-        if self.needs_policy:
-            if getattr(trainer, "is_fsdp_enabled", False):
-                raise NotImplementedError(
-                    f"reward {self.__name__!r} runs the policy on each process's own completions, which needs a "
-                    "full model replica per process (DDP); FSDP shards the parameters. Use DDP."
-                )
-            ds = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
-            if getattr(trainer, "is_deepspeed_enabled", False) and ds is not None and ds.zero_stage == 3:
-                raise NotImplementedError(
-                    f"reward {self.__name__!r} needs a full model replica per process; DeepSpeed ZeRO-3 shards the "
-                    "parameters. Use ZeRO stage 1 or 2, or plain DDP."
-                )
-            if getattr(trainer, "tools", None) or getattr(trainer, "environment_factories", None):
-                raise NotImplementedError(
-                    f"reward {self.__name__!r}: tool-calling / environment rollouts interleave tool output with the "
-                    "completion, which SAR's answer perplexity does not define; use it without tools"
-                )
+        if self.needs_policy and (getattr(trainer, "tools", None) or getattr(trainer, "environment_factories", None)):
+            raise NotImplementedError(
+                f"reward {self.__name__!r}: tool-calling / environment rollouts interleave tool output with the "
+                "completion, which SAR's answer perplexity does not define; use it without tools"
+            )
         self._trainer_ref = weakref.ref(trainer)
         self._ctx_cache.clear()
         return self
+
+    @staticmethod
+    def sharded(trainer) -> bool:
+        """Whether the trainer shards the policy's parameters (FSDP, DeepSpeed ZeRO-3): every forward is then
+        a collective, so the policy passes run through the wrapped model in lockstep across processes."""
+        if getattr(trainer, "is_fsdp_enabled", False):
+            return True
+        ds = getattr(trainer.accelerator.state, "deepspeed_plugin", None)
+        return bool(getattr(trainer, "is_deepspeed_enabled", False) and ds is not None and ds.zero_stage == 3)
 
     def _require_trainer(self):
         trainer = self.trainer
@@ -369,6 +366,9 @@ class SarlReward:
     def _policy_inputs(self, inputs: RewardInputs, prompts, texts, completion_ids, record) -> None:
         trainer = self._require_trainer()
         model = trainer.accelerator.unwrap_model(trainer.model)
+        sharded = self.sharded(trainer)
+        # sharded: the wrapped model gathers its parameters in each forward, so every process runs as many forwards
+        runner = trainer.model if sharded else model
         tok = getattr(trainer, "_tokenizer", None) or getattr(trainer.processing_class, "tokenizer",
                                                               trainer.processing_class)
         ctx, null, systems, questions = self._contexts(tok, prompts, trainer)
@@ -381,8 +381,9 @@ class SarlReward:
         for i, a in enumerate(ans):
             mask[i, : len(a)] = 1.0
         batch = RolloutBatch(contexts=ctx, responses=ans, texts=list(texts), group_ids=torch.arange(n))
-        core = dict(pad_token_id=pad, temperature=temperature, max_batch_tokens=self.max_batch_tokens)
-        with eval_mode(model):
+        core = dict(pad_token_id=pad, temperature=temperature, max_batch_tokens=self.max_batch_tokens,
+                    lockstep=sharded)
+        with eval_mode(runner):
             t0 = time.perf_counter()
             reuse = self.reuse_logprobs and "self_certainty" not in self.needs  # self-certainty needs the full softmax
             reused = reusable_rows(trainer, ctx, ans, temperature, reuse)
@@ -391,10 +392,10 @@ class SarlReward:
                 logp_qa[i, : lp.shape[0]] = lp.cpu()
             rest = [i for i in range(n) if i not in reused]
             token_sc = None
-            if rest:  # ppl(a|q) of the rows TRL's log-probs do not cover
+            if rest or sharded:  # ppl(a|q) of the rows TRL's log-probs do not cover (sharded: every process)
                 sub = RolloutBatch(contexts=[ctx[i] for i in rest], responses=[ans[i] for i in rest],
                                    texts=[texts[i] for i in rest], group_ids=torch.arange(len(rest)))
-                got = reward_inputs(model, sub, self.needs & {"logp_qa", "self_certainty"} | {"logp_qa"},
+                got = reward_inputs(runner, sub, self.needs & {"logp_qa", "self_certainty"} | {"logp_qa"},
                                     null_ids=None, **core)
                 if got.token_self_certainty is not None:
                     token_sc = torch.zeros((n, t_max), dtype=torch.float32)
@@ -404,7 +405,7 @@ class SarlReward:
                     if token_sc is not None:
                         token_sc[i, :k] = got.token_self_certainty[j, :k].cpu()
             t1 = time.perf_counter()
-            full = reward_inputs(model, batch, self.needs, null_contexts=null, logp_qa=logp_qa, response_mask=mask,
+            full = reward_inputs(runner, batch, self.needs, null_contexts=null, logp_qa=logp_qa, response_mask=mask,
                                  token_self_certainty=token_sc, **core)
             logp_a = None if full.logp_a is None else full.logp_a.cpu()
             t2 = time.perf_counter()
