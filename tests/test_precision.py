@@ -128,3 +128,30 @@ def test_model_dtype_auto_follows_the_same_rule():
     assert model_dtype_name("tiny-random", "auto", "cpu") == "float32"
     assert load_model("tiny-random", device="cpu").dtype == torch.float32
     assert resolve_dtype("auto", "cpu") == torch.float32  # width unknown: fp32 on a CPU
+
+
+def test_bf16_mixed_rollouts_sample_from_a_bf16_copy_synced_after_each_update(tmp_path):
+    """Under bf16-mixed the hf backend decodes a bf16 copy of the policy (bf16 weights decode faster than
+    autocast); the sync_weights stage refreshes it before the rollout that follows an update, and the
+    policy itself stays fp32. rollout.bf16_copy=false samples with the policy under autocast."""
+    from sarl.rollout.hf import HFBackend
+    from sarl.train import Trainer
+    from sarl.train.rollout import BF16CopyBackend
+
+    base = ["model.name=tiny-random", "data.train=chain_sum", "data.train_size=16", "data.max_response_length=8",
+            "rollout.n=2", "trainer.prompts_per_step=2", "actor.lr=1e-2", "trainer.tensorboard=false",
+            "trainer.precision=bf16-mixed", "rewards.weights={correctness: 1.0, sar: 0.5}"]
+    tr = Trainer(load_config(None, base + [f"trainer.out_dir={tmp_path / 'copy'}"]))
+    assert isinstance(tr.backend, BF16CopyBackend) and tr.backend.model is not tr.policy
+    assert next(tr.policy.parameters()).dtype == torch.float32
+    copy = dict(tr.backend.model.named_parameters())
+    assert all(p.dtype == torch.bfloat16 for p in copy.values())
+    m = tr.train_step()  # syncs (no change yet), samples from the copy, updates the fp32 policy
+    assert m["response_length/mean"] > 0
+    stale = [k for k, p in tr.policy.named_parameters() if not torch.equal(copy[k], p.detach().to(torch.bfloat16))]
+    assert stale  # the update moved the policy; the copy still holds the weights it sampled with
+    tr.sync_rollout_weights()
+    for k, p in tr.policy.named_parameters():
+        assert torch.equal(copy[k], p.detach().to(torch.bfloat16)), k
+    plain = Trainer(load_config(None, base + ["rollout.bf16_copy=false", f"trainer.out_dir={tmp_path / 'plain'}"]))
+    assert type(plain.backend) is HFBackend and plain.backend.model is plain.policy

@@ -73,6 +73,10 @@ class RolloutConfig(Settings):
                                                  "KV cache); the rest is the trainer's.", check=fraction)
     free_cache_engine: bool = setting(True, "vllm on a GPU: release vLLM's weights and KV cache during the update "
                                             "(sleep mode) and restore them before the next rollout; ignored on a CPU.")
+    bf16_copy: bool = setting(True, "hf under trainer.precision=bf16-mixed: sample from a bf16 copy of the policy, "
+                                    "refreshed before each rollout that follows an update, instead of the fp32 policy "
+                                    "under autocast, which decodes slower (docs/RESULTS.md); costs half the fp32 "
+                                    "weights' memory. false: autocast.")
 
 
 @dataclass

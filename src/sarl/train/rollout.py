@@ -1,6 +1,7 @@
 """The trainer's rollout engine (``rollout.backend``): sarl's transformers decode loop on the policy
-itself, or vLLM colocated in the trainer's process with the policy's weights pushed in memory before
-each rollout that follows an update.
+itself (or, under ``bf16-mixed``, on a bf16 copy of it), or vLLM colocated in the trainer's process; an
+engine with its own copy of the weights gets the policy's in memory before each rollout that follows an
+update.
 
 The weight-sync check: vLLM reports each sampled token's log-prob (after temperature); the trainer's
 old-policy pass recomputes it with the policy. :func:`logprob_gap` logs their mean and largest absolute
@@ -12,11 +13,30 @@ not, so the gap there includes the truncation.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
 
 from sarl.rollout.base import Backend
+from sarl.rollout.hf import HFBackend
+
+
+class BF16CopyBackend(HFBackend):
+    """The transformers decode loop on a bf16 copy of the policy (``rollout.bf16_copy`` under
+    ``bf16-mixed``). Decoding a fp32 model under bf16 autocast casts inputs op by op and was slower than
+    fp32 itself in sarl's decode loop (docs/RESULTS.md); bf16 weights are the fast path. The copy gets the
+    policy's weights in :meth:`sync_weights`, which the trainer calls before each rollout that follows an
+    update (the ``sync_weights`` stage, as for vLLM); the update itself stays fp32 under autocast."""
+
+    def __init__(self, policy, tokenizer):
+        super().__init__(copy.deepcopy(policy).to(torch.bfloat16).eval().requires_grad_(False), tokenizer)
+
+    def sync_weights(self, named_tensors) -> None:
+        own = dict(self.model.named_parameters())  # tied weights appear once, as in the policy
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                own[name].copy_(tensor)
 
 
 def policy_folder(name: str | None, out: Path, model=None, tokenizer=None) -> str:
@@ -39,13 +59,14 @@ def policy_folder(name: str | None, out: Path, model=None, tokenizer=None) -> st
 
 
 def make_rollout_backend(cfg, policy, tokenizer, *, out: Path, precision: str, device: str, dist) -> Backend:
-    """``rollout.backend``: ``hf`` samples with the policy module itself (nothing to sync); ``vllm`` starts
-    one engine per process on the policy's folder, in bf16 under ``bf16-mixed`` and fp32 otherwise, with
-    sleep mode on a GPU when ``rollout.free_cache_engine``."""
-    from sarl.rollout.hf import HFBackend
-
+    """``rollout.backend``: ``hf`` samples with the policy module itself (nothing to sync), or under
+    ``bf16-mixed`` with ``rollout.bf16_copy`` with a bf16 copy of it (:class:`BF16CopyBackend`); ``vllm``
+    starts one engine per process on the policy's folder, in bf16 under ``bf16-mixed`` and fp32
+    otherwise, with sleep mode on a GPU when ``rollout.free_cache_engine``."""
     r = cfg.rollout
     if r.backend == "hf":
+        if precision == "bf16-mixed" and r.bf16_copy:
+            return BF16CopyBackend(policy, tokenizer)
         return HFBackend(policy, tokenizer)
     from sarl.rollout.vllm_backend import VLLMBackend
 

@@ -64,6 +64,7 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("rollout.backend", "use_vllm, vllm_mode", "hf: `use_vllm=False` (transformers generate); vllm: `use_vllm=True, vllm_mode=\"colocate\"` (one engine per process, weights synced in memory), `vllm_importance_sampling_correction=False` as the native trainer"),
     Mapped("rollout.gpu_memory_utilization", "vllm_gpu_memory_utilization", "same value"),
     Mapped("rollout.free_cache_engine", "vllm_enable_sleep_mode", "same value on a GPU; false on a CPU (no sleep mode there)"),
+    Mapped("rollout.bf16_copy", "(none)", "native hf rollouts only; TRL generates with the policy under its own precision"),
     Mapped("algorithm.adv_estimator", "(GRPO)", "grpo only; other estimators are refused: " + NATIVE),
     Mapped("algorithm.norm_adv_by_std_in_grpo", "scale_rewards", "false: `none` (Dr.GRPO); true: `group`"),
     Mapped("algorithm.advantage_weighting_in_grpo", "(refused when true)", "TRL's `normalize_then_sum` also rescales by the batch std, so it is not the reference's weighting: " + NATIVE),
