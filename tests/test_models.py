@@ -43,6 +43,7 @@ def test_default_tokenizer_stops_and_pads_with_im_end(lm):
     tok = lm.tokenizer
     assert (tok.bos_token, tok.eos_token, tok.pad_token) == ("<|im_start|>", "<|im_end|>", "<|im_end|>")
     assert tok.eos_token_id == lm.model.generation_config.eos_token_id == lm.model.config.eos_token_id == 2
+    assert not tok.clean_up_tokenization_spaces  # ignored for BPE by transformers, which warns on each load
 
 
 def test_missing_model_package_says_the_pip_command(tmp_path, monkeypatch):

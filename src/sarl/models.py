@@ -126,9 +126,10 @@ def builtin_cache_dir(name: str) -> Path:
     return sarl_home() / "models" / name
 
 
-# The conversion's version: a folder converted by an older sarl is converted again (version 2 sets the
-# tokenizer's special tokens from the GGUF's ids; some transformers versions label <|im_start|> as eos).
-_CONVERSION_VERSION = 2
+# The conversion's version: a folder converted by an older sarl is converted again. Version 2 set the
+# tokenizer's special tokens from the GGUF's ids (some transformers versions label <|im_start|> as eos);
+# version 3 also turns off a clean-up option that transformers ignores for BPE and warns about.
+_CONVERSION_VERSION = 3
 
 
 def _marker_text(spec: BuiltinModel) -> str:
@@ -189,6 +190,8 @@ def ensure_builtin(name: str) -> Path:
             tok = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=spec.gguf_file)
             model = AutoModelForCausalLM.from_pretrained(pkg_dir, gguf_file=spec.gguf_file, dtype=torch.float32)
             _set_special_tokens(tok, model.config)
+            # transformers ignores this for BPE tokenizers and warns about it on every load
+            tok.clean_up_tokenization_spaces = False
             # The weights are de-quantized to fp32 on load; drop the GGUF quantizer so the folder
             # saves and reloads as a plain model.
             model.hf_quantizer = None
@@ -290,6 +293,7 @@ def load_tokenizer(name_or_path: str | None = None, allow_download: bool = False
 
 
 TINY_RANDOM = "tiny-random"
+TINY_RANDOM_HIDDEN = 64
 
 
 def new_llama(tokenizer, *, layers: int = 2, hidden: int = 64, heads: int = 4, kv_heads: int | None = None,
@@ -356,9 +360,6 @@ def model_dtype_name(name_or_path: str | None, dtype: str = "auto", device: str 
     the model's config alone: for records that must name the resolved dtype, not ``auto``."""
     hidden = model_hidden_size(name_or_path, allow_download, trust_remote_code) if dtype == "auto" else None
     return str(resolve_dtype(dtype, resolve_device(device), hidden)).removeprefix("torch.")
-
-
-TINY_RANDOM_HIDDEN = 64
 
 
 def tiny_random_model(seed: int = 0):
