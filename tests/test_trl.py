@@ -323,3 +323,22 @@ def test_copy_robust_sar_through_trl(tmp_path):
     assert r.needs_policy and "token_ids" in r.needs
     _train(tmp_path, [r], [1.0], max_steps=1)
     assert r.history and all(math.isfinite(v) for rec in r.history for v in rec["values"])
+
+
+def test_private_method_reuse_switches_itself_off_on_an_unchecked_trl(monkeypatch, caplog):
+    """The one module that depends on TRL's internals is gated on the versions whose internals were
+    checked; on any other it switches reuse off and says so once in the log."""
+    import logging
+
+    import trl
+
+    from sarl.integrations.trl import reuse
+
+    assert reuse.trl_reuse_verified()  # the installed TRL is a checked one
+    monkeypatch.setattr(trl, "__version__", "9.9.0")
+    monkeypatch.setattr(reuse, "_warned", False)
+    with caplog.at_level(logging.WARNING, logger=reuse.__name__):
+        assert not reuse.trl_reuse_verified()
+        assert not reuse.trl_reuse_verified()
+    warnings = [r for r in caplog.records if "not among the versions checked" in r.getMessage()]
+    assert len(warnings) == 1 and "9.9.0" in warnings[0].getMessage()
