@@ -2,8 +2,10 @@
 
 - Step time of SA-GRPO (correctness + 0.2 SAR) vs GRPO (correctness only) on the default model, in the
   same run. Both trainers start from the same weights and seed, so they generate the same rollouts and
-  the response lengths are equal; the only difference is the null-context pass SAR needs. The two arms
-  alternate (``--rounds``) so machine noise hits them alike.
+  the response lengths are equal. GRPO's update is on-policy, so it takes log π_old from the update's
+  own forward; SA-GRPO keeps that pass (it is its ppl(a|q) pass) and adds the null-context pass. A third
+  arm, ``grpo_old_pass``, is GRPO with the separate old-policy pass forced back on: the saving of the
+  on-policy path. The arms alternate (``--rounds``) so machine noise hits them alike.
 - Tokens the null-context pass processes (the null prompt at its real length + the response) vs the
   same pass with the null prompt left-padded to ``max_prompt_length`` and the response padded to
   ``max_response_length`` (the reference's batch layout, computed in full when padding is not removed).
@@ -35,7 +37,7 @@ def main() -> None:
     from sarl.config import load_config
     from sarl.train import Trainer
 
-    arms = {"grpo": "{correctness: 1.0}", "sa_grpo": "{correctness: 1.0, sar: 0.2}"}
+    arms = {"grpo": "{correctness: 1.0}", "grpo_old_pass": "{correctness: 1.0}", "sa_grpo": "{correctness: 1.0, sar: 0.2}"}
     steps: dict[str, list[dict]] = {k: [] for k in arms}
     with TemporaryDirectory() as tmp:
         for r in range(args.rounds):
@@ -46,6 +48,8 @@ def main() -> None:
                     f"actor.mini_batch_size={args.prompts * args.n}", f"trainer.out_dir={tmp}/{arm}{r}",
                     "trainer.tensorboard=false", f"trainer.seed={r}"])
                 tr = Trainer(cfg)
+                if arm == "grpo_old_pass":
+                    tr.old_from_update = False
                 m = tr.train_step()
                 steps[arm].append(m)
                 if arm == "sa_grpo":
@@ -69,6 +73,7 @@ def main() -> None:
         "response_length_mean": {k: [m["response_length/mean"] for m in v] for k, v in steps.items()},
         "step_seconds": step,
         "ratio_sar_vs_no_sar": step["sa_grpo"] / step["grpo"],
+        "ratio_on_policy_vs_old_pass": step["grpo"] / step["grpo_old_pass"],
         "stage_seconds": {k: {s: mean([m.get(f"time/{s}", 0.0) for m in v]) for s in
                               ("generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "advantages",
                                "update_actor")} for k, v in steps.items()},
