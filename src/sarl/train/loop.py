@@ -144,20 +144,7 @@ class Trainer:
         # on-policy, with nothing reading log π_old before the update: the update's forward supplies it
         self.old_from_update = (ac.ppo_epochs == 1 and mini == rollouts and not (self.needs & POLICY_NEEDS)
                                 and not a.use_kl_in_reward)
-        opt_steps = cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // mini)
-        if ac.trainable:  # freeze the rest (the reference model and the critic were copied above, before this)
-            for name, prm in self.policy.named_parameters():
-                prm.requires_grad_(any(key in name for key in ac.trainable))
-        params = [prm for prm in self.policy.parameters() if prm.requires_grad]
-        if not params:
-            raise ConfigError(f"actor.trainable={ac.trainable!r} matches no parameter of the policy; names look "
-                              f"like {next(iter(dict(self.policy.named_parameters())))!r}")
-        self.opt = torch.optim.AdamW(params, lr=ac.lr, weight_decay=ac.weight_decay)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(ac.warmup_steps, opt_steps, ac.lr_schedule))
-        self.copt = self.csched = None
-        if self.critic is not None:
-            self.copt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic.lr, weight_decay=ac.weight_decay)
-            self.csched = torch.optim.lr_scheduler.LambdaLR(self.copt, lambda s: 1.0)
+        self._make_optimizers(opt_steps=cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // mini))
         from sarl.train.rollout import make_rollout_backend
 
         self._synced: int | None = None  # the optimizer step whose weights the rollout engine holds
@@ -179,6 +166,24 @@ class Trainer:
             names = [n for n in cfg.trainer.logger if n != "tensorboard" or cfg.trainer.tensorboard]
             self.loggers = make_loggers(names, self.out, to_dict(cfg), name=self.out.name)
         self.dist.barrier()
+
+    def _make_optimizers(self, opt_steps: int) -> None:
+        """AdamW and its schedule for the policy's trainable parameters (``actor.trainable`` freezes the rest;
+        the reference model and the critic were copied before), and for the critic when there is one."""
+        cfg, ac = self.cfg, self.cfg.actor
+        if ac.trainable:
+            for name, prm in self.policy.named_parameters():
+                prm.requires_grad_(any(key in name for key in ac.trainable))
+        params = [prm for prm in self.policy.parameters() if prm.requires_grad]
+        if not params:
+            raise ConfigError(f"actor.trainable={ac.trainable!r} matches no parameter of the policy; names look "
+                              f"like {next(iter(dict(self.policy.named_parameters())))!r}")
+        self.opt = torch.optim.AdamW(params, lr=ac.lr, weight_decay=ac.weight_decay)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lr_lambda(ac.warmup_steps, opt_steps, ac.lr_schedule))
+        self.copt = self.csched = None
+        if self.critic is not None:
+            self.copt = torch.optim.AdamW(self.critic.parameters(), lr=cfg.critic.lr, weight_decay=ac.weight_decay)
+            self.csched = torch.optim.lr_scheduler.LambdaLR(self.copt, lambda s: 1.0)
 
     # ------------------------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
