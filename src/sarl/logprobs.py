@@ -221,9 +221,10 @@ def answer_forward(
                     rows[name][i] = values[name][r, k - a:]  # the answer is right-aligned in the window
             if progress is not None:
                 progress(len(batch), sum(ans_lens[i] for i in batch))
-        one = torch.full((1, 1), pad_token_id, dtype=torch.long, device=device)
-        for _ in range(shortfall):  # lockstep: as many forwards as the busiest process
-            model(input_ids=one, attention_mask=torch.ones_like(one), logits_to_keep=1, use_cache=False)
+        if shortfall:  # lockstep: as many forwards as the busiest process
+            one = torch.full((1, 1), pad_token_id, dtype=torch.long, device=device)
+            for _ in range(shortfall):
+                model(input_ids=one, attention_mask=torch.ones_like(one), logits_to_keep=1, use_cache=False)
 
     def pad(col: list[torch.Tensor | None]) -> torch.Tensor:
         if grad:  # keep the graph: build by concatenation instead of in-place writes
