@@ -12,7 +12,7 @@
 #   5. the TRL engine (--engine trl --tiny) on cuda, if TRL is installed;
 #   6. if vLLM is installed: one vLLM greedy evaluation of the tiny model's export, and two SA-GRPO steps
 #      with rollout.backend=vllm (in-memory weight sync; rollout/logprob_diff in the metrics);
-#   7. two processes with nccl (torchrun) if two GPUs exist.
+#   7. two processes with nccl (torchrun) if two GPUs exist: replicated (ddp) and sharded (trainer.strategy=fsdp).
 set -u
 PY=${PY:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python)}
 DEV=${DEVICE:-cuda}   # DEVICE=cpu runs the same checks on the CPU (a dry run of this script)
@@ -52,6 +52,8 @@ fi
 if [ "$DEV" = cuda ] && [ "$($PY -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
   run train_2gpu_nccl $PY -m torch.distributed.run --nproc-per-node 2 -m sarl train cpu/sa_grpo $TINY \
     trainer.precision=bf16-mixed trainer.out_dir=$OUT/ddp
+  run train_2gpu_fsdp $PY -m torch.distributed.run --nproc-per-node 2 -m sarl train cpu/sa_grpo $TINY \
+    trainer.precision=bf16-mixed trainer.strategy=fsdp trainer.out_dir=$OUT/fsdp
 fi
 
 $PY - "$OUT" "$RES" <<'EOF'

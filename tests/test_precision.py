@@ -136,13 +136,13 @@ def test_bf16_mixed_rollouts_sample_from_a_bf16_copy_synced_after_each_update(tm
     policy itself stays fp32. rollout.bf16_copy=false samples with the policy under autocast."""
     from sarl.rollout.hf import HFBackend
     from sarl.train import Trainer
-    from sarl.train.rollout import BF16CopyBackend
+    from sarl.train.rollout import CopyBackend
 
     base = ["model.name=tiny-random", "data.train=chain_sum", "data.train_size=16", "data.max_response_length=8",
             "rollout.n=2", "trainer.prompts_per_step=2", "actor.lr=1e-2", "trainer.tensorboard=false",
             "trainer.precision=bf16-mixed", "rewards.weights={correctness: 1.0, sar: 0.5}"]
     tr = Trainer(load_config(None, base + [f"trainer.out_dir={tmp_path / 'copy'}"]))
-    assert isinstance(tr.backend, BF16CopyBackend) and tr.backend.model is not tr.policy
+    assert isinstance(tr.backend, CopyBackend) and tr.backend.model is not tr.policy
     assert next(tr.policy.parameters()).dtype == torch.float32
     copy = dict(tr.backend.model.named_parameters())
     assert all(p.dtype == torch.bfloat16 for p in copy.values())

@@ -332,9 +332,9 @@ def test_verl_keys_paste_the_reference_script():
            "trainer.total_training_steps=3", "trainer.save_freq=100", "trainer.n_gpus_per_node=8",
            "trainer.default_local_dir=runs/x", 'trainer.reward_types=["base","ppl_qa"]', "trainer.reward_factors=[1,0.2]",
            "trainer.ppl_qa.use_log=True", "trainer.alpha_scheduler.type=linear", "trainer.alpha_scheduler.increase=True",
-           "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384"]
+           "actor_rollout_ref.actor.ppo_max_token_len_per_gpu=16384", "actor_rollout_ref.actor.strategy=fsdp"]
     cfg = load_config(None, ref)
-    assert cfg.actor.max_tokens_per_forward == 16384
+    assert cfg.actor.max_tokens_per_forward == 16384 and cfg.trainer.strategy == "fsdp"
     assert (cfg.rollout.n, cfg.trainer.prompts_per_step, cfg.actor.mini_batch_size) == (6, 4, 12)  # 2 prompts x 6
     assert cfg.actor.micro_batch_size == 4 and cfg.actor.lr == 1e-6 and cfg.actor.kl_loss_type == "low_var_kl"
     assert cfg.model.name == "tiny-random" and cfg.data.train == "chain_sum" and cfg.trainer.total_steps == 3
@@ -351,6 +351,8 @@ def test_verl_keys_paste_the_reference_script():
         load_config(None, ["actor_rollout_ref.actor.use_dynamic_bsz=True"])
     with pytest.raises(ConfigError, match="reward_types and trainer.reward_factors go together"):
         load_config(None, ["trainer.reward_types=[base]"])
+    with pytest.raises(ConfigError, match="strategy=megatron: sarl shards with FSDP2 only"):
+        load_config(None, ["actor_rollout_ref.actor.strategy=megatron"])
 
 
 def test_trainable_subset_freezes_the_rest(tmp_path):

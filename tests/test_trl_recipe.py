@@ -77,6 +77,7 @@ def test_other_keys_map_as_the_table_says():
     ("sa_grpo", ["actor.loss_agg_mode=seq-mean-token-sum"], "actor.loss_agg_mode"),
     ("sa_grpo", ["actor.entropy_coeff=0.01"], "actor.entropy_coeff"),
     ("sa_grpo", ["actor.trainable=[model.norm.weight]"], "actor.trainable"),
+    ("sa_grpo", ["trainer.strategy=fsdp"], "trainer.strategy"),
     ("sa_grpo", ["actor.clip_ratio_c=1.1"], "actor.clip_ratio_c"),
 ])
 def test_what_trl_cannot_express_is_refused_naming_the_key_and_the_native_trainer(recipe, overrides, key):

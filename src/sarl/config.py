@@ -194,13 +194,19 @@ class TrainerConfig(Settings):
                                      "or a CPU with AMX / AVX512-BF16 and a model wide enough (sarl.precision."
                                      "BF16_MIN_HIDDEN); else fp32 (sarl doctor and the run log say which).",
                              choices=("auto", "fp32", "bf16-mixed"))
+    strategy: str = setting("ddp", "With several processes (torchrun, accelerate launch): ddp keeps a full replica "
+                                   "of the policy per process and sums gradients; fsdp shards the policy, its "
+                                   "gradients and AdamW state (and the reference model) over the processes with "
+                                   "torch's FSDP2, for models that do not fit one device; sampling then runs on a "
+                                   "full copy of the weights (bf16 under bf16-mixed). One process: unsharded.",
+                            choices=("ddp", "fsdp"))
+    log_samples: int = setting(4, "Rollouts per step written to samples.jsonl (question, response, rewards) for "
+                                  "the report; 0 = none.", check=non_negative)
 
     def validate(self) -> None:
         from sarl.train.loggers import check_loggers
 
         check_loggers(self.logger)
-    log_samples: int = setting(4, "Rollouts per step written to samples.jsonl (question, response, rewards) for "
-                                  "the report; 0 = none.", check=non_negative)
 
 
 @dataclass

@@ -128,8 +128,8 @@ def answer_logprobs(
         max_logit_tokens: rows x (longest answer + 1) per forward; bounds the ``[B, K, V]`` logits.
         grad: keep the graph (for policy updates); otherwise runs under ``torch.no_grad``.
         lockstep: every process of the default process group runs the same number of forwards
-            (:func:`answer_forward`): for sharded models (FSDP, DeepSpeed ZeRO-3), whose forwards are
-            collectives. No-grad passes only.
+            (:func:`answer_forward`): for sharded models (FSDP, DeepSpeed ZeRO-3), whose forwards (and,
+            with ``grad``, backwards) are collectives.
         progress: called as ``progress(n_examples_done, n_answer_tokens_done)`` after each batch.
 
     Returns:
@@ -183,10 +183,10 @@ def answer_forward(
     before any forward), and a process with fewer then runs one-token forwards whose output is dropped.
     A sharded model (FSDP, ZeRO-3) gathers its parameters in every forward, a collective that hangs when
     the processes' counts differ; the token budget makes them differ whenever the processes' answers
-    differ in number or length.
+    differ in number or length. With ``grad`` the dummy forwards join the graph with weight 0 (added to
+    every returned value), so the backward pass also runs through each of them: FSDP reduce-scatters
+    gradients in the backward of every forward, another collective.
     """
-    if lockstep and grad:
-        raise ValueError("answer_forward: lockstep is for no-grad passes (a dummy forward has no backward)")
     require_prompts(contexts, answers, "context", "answers")
     n = len(answers)
     device = next(model.parameters()).device
@@ -221,10 +221,14 @@ def answer_forward(
                     rows[name][i] = values[name][r, k - a:]  # the answer is right-aligned in the window
             if progress is not None:
                 progress(len(batch), sum(ans_lens[i] for i in batch))
+        dummy = None
         if shortfall:  # lockstep: as many forwards as the busiest process
             one = torch.full((1, 1), pad_token_id, dtype=torch.long, device=device)
             for _ in range(shortfall):
-                model(input_ids=one, attention_mask=torch.ones_like(one), logits_to_keep=1, use_cache=False)
+                logits = model(input_ids=one, attention_mask=torch.ones_like(one), logits_to_keep=1,
+                               use_cache=False).logits
+                if grad:
+                    dummy = logits.float().sum() * 0.0 + (0.0 if dummy is None else dummy)
 
     def pad(col: list[torch.Tensor | None]) -> torch.Tensor:
         if grad:  # keep the graph: build by concatenation instead of in-place writes
@@ -235,7 +239,10 @@ def answer_forward(
             out[i, : r.shape[0]] = r  # type: ignore[union-attr]
         return out
 
-    return {name: pad(col) for name, col in rows.items()}, answer_mask(answers, device)
+    out = {name: pad(col) for name, col in rows.items()}
+    if dummy is not None:  # the dummy forwards' backward runs with everyone else's (gradient 0)
+        out = {name: v + dummy for name, v in out.items()}
+    return out, answer_mask(answers, device)
 
 
 def _lockstep_shortfall(count: int) -> int:

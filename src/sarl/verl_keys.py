@@ -45,6 +45,7 @@ RENAMED: dict[str, str] = {
     "actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu": "actor.max_tokens_per_forward",
     "actor_rollout_ref.ref.log_prob_max_token_len_per_gpu": "actor.max_tokens_per_forward",
     _A + "grad_clip": "actor.grad_clip",
+    _A + "strategy": "trainer.strategy",  # verl's fsdp / fsdp2 -> fsdp; megatron refused
     _A + "clip_ratio": "actor.clip_ratio_low",  # and clip_ratio_high
     _A + "clip_ratio_low": "actor.clip_ratio_low",
     _A + "clip_ratio_high": "actor.clip_ratio_high",
@@ -75,8 +76,8 @@ RENAMED: dict[str, str] = {
 RENAMED_PREFIXES = {"trainer.ppl_qa.": "rewards.options.sar.", "trainer.alpha_scheduler.": "rewards.schedule."}
 IGNORED: dict[str, str] = {
     "actor_rollout_ref.model.use_remove_padding": "sarl packs no padding into the LM head anyway",
-    _A + "fsdp_config.": "FSDP sharding and offload (sarl train keeps a full replica per process)",
-    "actor_rollout_ref.ref.fsdp_config.": "FSDP sharding and offload (sarl train keeps a full replica per process)",
+    _A + "fsdp_config.": "FSDP wrap and offload settings (trainer.strategy=fsdp shards each decoder layer, no offload)",
+    "actor_rollout_ref.ref.fsdp_config.": "FSDP wrap and offload settings (the reference model is sharded with the policy)",
     _A + "optim.total_training_steps": "the schedule follows trainer.total_steps",
     "actor_rollout_ref.rollout.tensor_model_parallel_size": "vLLM parallelism",
     "actor_rollout_ref.rollout.log_prob_micro_batch_size": "log-prob passes are batched by a token budget",
@@ -149,6 +150,10 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
             mini = value
         elif key in ("data.train_files", "data.val_files"):
             out.append(f"{RENAMED[key]}={_one_path(key, value)}")
+        elif key == _A + "strategy":
+            if value not in ("fsdp", "fsdp2"):
+                raise ConfigError(f"{key}={value}: sarl shards with FSDP2 only (fsdp, fsdp2 -> trainer.strategy=fsdp)")
+            out.append("trainer.strategy=fsdp")
         elif key == _A + "clip_ratio":
             out += [f"actor.clip_ratio_low={raw}", f"actor.clip_ratio_high={raw}"]
         else:

@@ -40,8 +40,9 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(root: Path, step: int, *, policy, tokenizer, critic=None, state: dict[str, Any],
-                    config_yaml: str, keep_last: int = 2) -> Path:
-    """Write checkpoint ``step`` atomically; ``state`` holds optimizer/scheduler/rng/data states."""
+                    config_yaml: str, keep_last: int = 2, policy_state: dict | None = None) -> Path:
+    """Write checkpoint ``step`` atomically; ``state`` holds optimizer/scheduler/rng/data states.
+    ``policy_state``: the policy's full weights when the module holds only shards (FSDP)."""
     from safetensors.torch import save_file
 
     root.mkdir(parents=True, exist_ok=True)
@@ -50,7 +51,7 @@ def save_checkpoint(root: Path, step: int, *, policy, tokenizer, critic=None, st
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir()
-    policy.save_pretrained(tmp / "policy", safe_serialization=True)
+    policy.save_pretrained(tmp / "policy", state_dict=policy_state, safe_serialization=True)
     tokenizer.save_pretrained(tmp / "policy")
     if critic is not None:
         save_file({k: v.detach().contiguous() for k, v in critic.state_dict().items()}, str(tmp / "critic.safetensors"))
@@ -70,13 +71,14 @@ def save_checkpoint(root: Path, step: int, *, policy, tokenizer, critic=None, st
     return final
 
 
-def export_model(model, tokenizer, dest: Path) -> Path:
+def export_model(model, tokenizer, dest: Path, state_dict: dict | None = None) -> Path:
     """Write ``model`` and ``tokenizer`` as a plain HF folder (safetensors) at ``dest``, through a
-    temporary sibling folder renamed into place, so ``dest`` is never half written."""
+    temporary sibling folder renamed into place, so ``dest`` is never half written. ``state_dict``: the
+    full weights when the module holds only shards (FSDP)."""
     tmp = dest.with_name(f".tmp-{dest.name}")
     if tmp.exists():
         shutil.rmtree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
+    model.save_pretrained(tmp, state_dict=state_dict, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     if dest.exists():
         shutil.rmtree(dest)

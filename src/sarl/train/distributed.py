@@ -15,6 +15,9 @@ What each process does, for a step of P prompts x n rollouts and N processes:
 - logging, checkpoints, the export and validation happen on rank 0 only; metrics are averaged over
   processes first (each holds the same number of rollouts, so means of means are global means).
 
+``trainer.strategy=fsdp`` shards the weights instead of replicating them (:mod:`sarl.train.sharding`);
+the split of the batch, the normalisers and the logging stay as here.
+
 Estimators that normalise over the whole batch (``reinforce_plus_plus``, ``gae``) are refused with
 several processes: their statistics would be per process.
 """
@@ -36,6 +39,7 @@ class Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    sharded: bool = False  # trainer.strategy=fsdp over several processes (sarl.train.sharding)
 
     @property
     def main(self) -> bool:
@@ -77,8 +81,9 @@ class Dist:
         return dict(zip(keys, t.tolist()))
 
     def reduce_grads(self, model: torch.nn.Module) -> None:
-        """Sum every gradient over processes (one flat all-reduce)."""
-        if not self.active:
+        """Sum every gradient over processes (one flat all-reduce); nothing when sharded (FSDP's
+        reduce-scatter summed them in the backward pass)."""
+        if not self.active or self.sharded:
             return
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if not grads:

@@ -72,7 +72,7 @@ from sarl.train.checkpoint import (
     set_rng_state,
 )
 from sarl.train.critic import values_head
-from sarl.train.stages import StageTimer
+from sarl.train.stages import StageTimer, peak_memory_gb
 from sarl.train.stream import DataStream
 from sarl.train.update import UpdateStats, accumulate_update, lr_lambda
 
@@ -144,12 +144,18 @@ class Trainer:
         # on-policy, with nothing reading log π_old before the update: the update's forward supplies it
         self.old_from_update = (ac.ppo_epochs == 1 and mini == rollouts and not (self.needs & POLICY_NEEDS)
                                 and not a.use_kl_in_reward)
-        self._make_optimizers(opt_steps=cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // mini))
         from sarl.train.rollout import make_rollout_backend
 
+        sharded = cfg.trainer.strategy == "fsdp" and self.dist.active
         self._synced: int | None = None  # the optimizer step whose weights the rollout engine holds
+        # before sharding: a sharded policy samples through a full copy of its weights
         self.backend = make_rollout_backend(cfg, self.policy, self.tok, out=self.out, precision=self.precision,
-                                            device=self.lm.device, dist=self.dist)
+                                            device=self.lm.device, dist=self.dist, sharded=sharded)
+        if sharded:
+            self._shard()
+        elif cfg.trainer.strategy == "fsdp":
+            self._log("trainer.strategy=fsdp with one process: nothing to shard; training unsharded")
+        self._make_optimizers(opt_steps=cfg.trainer.total_steps * ac.ppo_epochs * (rollouts // mini))
         from sarl.prompts import encode, render_null_prompt
 
         self.null_ids = encode(self.tok, render_null_prompt(self.tok, cfg.data.system_prompt))
@@ -166,6 +172,21 @@ class Trainer:
             names = [n for n in cfg.trainer.logger if n != "tensorboard" or cfg.trainer.tensorboard]
             self.loggers = make_loggers(names, self.out, to_dict(cfg), name=self.out.name)
         self.dist.barrier()
+
+    def _shard(self) -> None:
+        """``trainer.strategy=fsdp``: the policy and the reference model sharded over the processes
+        (:mod:`sarl.train.sharding`); every forward from here on is a collective (``dist.sharded``)."""
+        from sarl.train.sharding import local_fraction, shard_model
+
+        if self.critic is not None:  # unreachable while GAE is refused with several processes; kept explicit
+            raise ConfigError("trainer.strategy=fsdp: a critic (adv_estimator gae) is not sharded; use ddp")
+        units = shard_model(self.policy, self.dist.world, self.lm.device)
+        if self.ref is not None:
+            shard_model(self.ref, self.dist.world, self.lm.device)
+        self.dist.sharded = True
+        self._log(f"fsdp: the policy{' and the reference model' if self.ref is not None else ''} sharded over "
+                  f"{self.dist.world} processes ({units} units: each decoder layer, and the root); rank 0 stores "
+                  f"{local_fraction(self.policy):.1%} of the parameters")
 
     def _make_optimizers(self, opt_steps: int) -> None:
         """AdamW and its schedule for the policy's trainable parameters (``actor.trainable`` freezes the rest;
@@ -196,16 +217,30 @@ class Trainer:
         sd = {}
         for f in sorted((ckpt / "policy").glob("*.safetensors")):
             sd.update(load_file(str(f)))
-        missing, unexpected = self.policy.load_state_dict(sd, strict=False)
-        bad = [k for k in missing if "lm_head" not in k] + list(unexpected)
-        if bad:
-            raise RuntimeError(f"{ckpt}: policy weights do not match the model ({bad[:3]}...)")
-        if self.policy.config.tie_word_embeddings:
-            self.policy.tie_weights()
+        st = load_state(ckpt)
+        by_name = st.get("optimizer_format") == "by_name"
+        if by_name != self.dist.sharded:
+            raise ConfigError(f"--resume: {ckpt} holds {'sharded' if by_name else 'unsharded'} optimizer state; "
+                              f"resume it {'with trainer.strategy=fsdp and several' if by_name else 'unsharded (ddp or one'}"
+                              " process(es))")
+        if self.dist.sharded:
+            from sarl.train.sharding import load_full_state_dict, load_optimizer_state
+
+            try:
+                load_full_state_dict(self.policy, sd)
+            except RuntimeError as exc:
+                raise RuntimeError(f"{ckpt}: {exc}") from None
+            load_optimizer_state(self.policy, self.opt, st["optimizer"])
+        else:
+            missing, unexpected = self.policy.load_state_dict(sd, strict=False)
+            bad = [k for k in missing if "lm_head" not in k] + list(unexpected)
+            if bad:
+                raise RuntimeError(f"{ckpt}: policy weights do not match the model ({bad[:3]}...)")
+            if self.policy.config.tie_word_embeddings:
+                self.policy.tie_weights()
+            self.opt.load_state_dict(st["optimizer"])
         if self.critic is not None:
             load_critic_weights(self.critic, ckpt)
-        st = load_state(ckpt)
-        self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
         if self.copt is not None:
             self.copt.load_state_dict(st["critic_optimizer"])
@@ -221,19 +256,43 @@ class Trainer:
             truncate_steps(self.out / "samples.jsonl", self.step)
         self._log(f"resumed from {ckpt} (step {self.step})")
 
-    def save(self) -> Path:
-        state = {"step": self.step, "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
-                 "data": self.data.state(), "rng": rng_state(), "bad_steps": self.bad_steps}
+    def _full_policy_state(self) -> dict | None:
+        """A sharded policy's full state dict, gathered on rank 0 (every process calls this); ``None``
+        unsharded (the module's own tensors are written)."""
+        if not self.dist.sharded:
+            return None
+        from sarl.train.sharding import full_state_dict
+
+        return full_state_dict(self.policy)
+
+    def save(self) -> Path | None:
+        """Checkpoint the step; called on every process (a sharded policy is gathered first), written by
+        rank 0 (which returns the folder; the others ``None``)."""
+        weights = self._full_policy_state()
+        if self.dist.sharded:
+            from sarl.train.sharding import full_optimizer_state
+
+            optimizer, fmt = full_optimizer_state(self.policy, self.opt), "by_name"
+        else:
+            optimizer, fmt = self.opt.state_dict(), "by_index"
+        if not self.dist.main:
+            return None
+        state = {"step": self.step, "optimizer": optimizer, "optimizer_format": fmt,
+                 "scheduler": self.sched.state_dict(), "data": self.data.state(), "rng": rng_state(),
+                 "bad_steps": self.bad_steps}
         if self.copt is not None:
             state["critic_optimizer"] = self.copt.state_dict()
             state["critic_scheduler"] = self.csched.state_dict()
         return save_checkpoint(self.ckpt_root, self.step, policy=self.policy, tokenizer=self.tok, critic=self.critic,
                                state=state, config_yaml=yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
-                               keep_last=self.cfg.trainer.keep_last)
+                               keep_last=self.cfg.trainer.keep_last, policy_state=weights)
 
     def export(self) -> Path:
-        """The final policy as a plain HF folder that ``sarl eval`` and transformers load."""
-        return export_model(self.policy, self.tok, self.out / "final")
+        """The final policy as a plain HF folder that ``sarl eval`` and transformers load; called on every
+        process, written by rank 0."""
+        weights = self._full_policy_state()
+        dest = self.out / "final"
+        return export_model(self.policy, self.tok, dest, state_dict=weights) if self.dist.main else dest
 
     # ------------------------------------------------------------------------------------ logging
     def _log(self, msg: str) -> None:
@@ -261,7 +320,8 @@ class Trainer:
         with self.autocast():  # the forward only; the loss and its backward run outside, in fp32
             return answer_logprobs(model, ctx, resp, pad_token_id=self.tok.pad_token_id,
                                    temperature=self.cfg.rollout.temperature, stats=stats, grad=grad,
-                                   max_batch_tokens=self.cfg.actor.max_tokens_per_forward)
+                                   max_batch_tokens=self.cfg.actor.max_tokens_per_forward,
+                                   lockstep=self.dist.sharded)
 
     def train_step(self) -> dict[str, Any]:
         """One step: the stages of the module docstring, each timed under its name in ``STAGES``."""
@@ -301,12 +361,21 @@ class Trainer:
         return self.dist.mean_metrics(self.step_metrics(progress, batch, old, ref, rew, actor_stats, critic_stats, timer))
 
     def sync_rollout_weights(self) -> None:
-        """``sync_weights``: a rollout engine with its own copy of the weights (vLLM) gets the policy's, in
-        memory, when they changed since the last push (or the engine slept); the transformers backend
-        samples with the policy itself."""
+        """``sync_weights``: a rollout engine with its own copy of the weights (vLLM, a bf16 copy, the full
+        copy beside a sharded policy) gets the policy's, in memory, when they changed since the last push
+        (or the engine slept); the plain transformers backend samples with the policy itself. Called on
+        every process (gathering a sharded policy is a collective)."""
         version = self.sched.last_epoch  # optimizer steps so far (restored on resume)
-        if self._synced != version or getattr(self.backend, "asleep", False):
-            self.backend.sync_weights(self.policy.named_parameters())
+        need = self._synced != version or getattr(self.backend, "asleep", False)
+        if self.dist.sharded:  # gathering the shards is a collective: every process or none
+            need = not self.dist.all_true(not need)
+        if need:
+            if self.dist.sharded:
+                from sarl.train.sharding import full_named_parameters
+
+                self.backend.sync_weights(full_named_parameters(self.policy))
+            else:
+                self.backend.sync_weights(self.policy.named_parameters())
             self._synced = version
 
     def _log_samples(self, batch: RolloutBatch, rew) -> None:
@@ -357,7 +426,7 @@ class Trainer:
                              temperature=self.cfg.rollout.temperature, logp_qa=old.logp, response_mask=old.mask,
                              token_self_certainty=old.stats.get("self_certainty"),
                              max_response_length=self.cfg.data.max_response_length,
-                             max_batch_tokens=self.cfg.actor.max_tokens_per_forward)
+                             max_batch_tokens=self.cfg.actor.max_tokens_per_forward, lockstep=self.dist.sharded)
 
     def rewards(self, batch: RolloutBatch, inputs, old, ref, progress: float):
         """``rewards``: grade each response once, compose the rewards, place each total on its response's
@@ -439,7 +508,7 @@ class Trainer:
         from sarl.algos import aggregate_loss, kl_penalty, policy_loss
 
         cfg, ac = self.cfg, self.cfg.actor
-        agg = dict(loss_agg_mode=ac.loss_agg_mode, norm_length=cfg.data.max_response_length)
+        agg = {"loss_agg_mode": ac.loss_agg_mode, "norm_length": cfg.data.max_response_length}
         want = ("entropy",) if ac.entropy_coeff or self.old_from_update else ()
 
         def micro_loss(rows, norm):
@@ -506,6 +575,7 @@ class Trainer:
             "kl/estimator": None if ref is None else self.kl_estimator,
             **{f"time/{k}": v for k, v in timer.seconds.items()},
             "time/step": sum(timer.seconds.values()),
+            "perf/max_memory_gb": peak_memory_gb(self.lm.device),  # averaged over processes
         })
         from sarl.data.synthetic import batch_style_shares
 
@@ -515,8 +585,17 @@ class Trainer:
         metrics.update(logprob_gap(batch.rollout_logprobs, old.logp, mask))
         return metrics
 
+    def validate_on_main(self) -> dict[str, Any]:
+        """Validation on rank 0 while the others wait, after every process refreshed its rollout engine (a
+        collective when the policy is sharded); the metrics on rank 0, ``{}`` elsewhere."""
+        self.sync_rollout_weights()
+        out = self.validate() if self.dist.main else {}
+        self.dist.barrier()
+        return out
+
     def validate(self) -> dict[str, Any]:
-        """Greedy decoding on data.val, correctness only (the reference's validation)."""
+        """Greedy decoding on data.val, correctness only (the reference's validation), with the rollout
+        engine as :meth:`sync_rollout_weights` last left it."""
         from sarl.evaluate import EvalSettings, evaluate_dataset
         from sarl.rollout import GenerationConfig
 
@@ -528,7 +607,6 @@ class Trainer:
         path = self.out / "val" / f"step_{self.step}.samples.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.unlink(missing_ok=True)
-        self.sync_rollout_weights()
         with self.autocast():
             m = evaluate_dataset(self.backend, self.tok, "policy", cfg.data.val, self.val_problems, settings, path)
         self.backend.sleep()
@@ -543,7 +621,7 @@ class Trainer:
         why = bf16_pays_off(self.lm.device, hidden_size(self.policy.config))[1]
         self._log(f"precision: {self.precision} (trainer.precision={t.precision}; {why}); weights and AdamW in fp32")
         if t.val_before_train and self.val_problems and self.step == 0:
-            v = self.validate()
+            v = self.validate_on_main()
             self._record({"step": 0, **v})
             last.update(v)
         while self.step < t.total_steps:
@@ -555,21 +633,19 @@ class Trainer:
                     "actor.micro_batch_size or data.max_response_length, or set model.gradient_checkpointing=true"
                 ) from exc
             timer = StageTimer()
-            if (self.val_problems and self.dist.main
-                    and ((t.val_every and self.step % t.val_every == 0) or self.step == t.total_steps)):
+            if self.val_problems and ((t.val_every and self.step % t.val_every == 0) or self.step == t.total_steps):
                 with timer("validate"):
-                    metrics.update(self.validate())
+                    metrics.update(self.validate_on_main())
             if (t.save_every and self.step % t.save_every == 0) or self.step == t.total_steps:
                 with timer("checkpoint"):
-                    if self.dist.main:
-                        self.save()
+                    self.save()
                     self.dist.barrier()
             metrics.update({f"time/{k}": v for k, v in timer.seconds.items()})
             self._record(metrics)
             last = metrics
             if on_step is not None:
                 on_step(metrics)
-        final = self.export() if self.dist.main else self.out / "final"
+        final = self.export()
         self.dist.barrier()
         for logger in self.loggers:
             logger.close()

@@ -1,7 +1,7 @@
 """The trainer's rollout engine (``rollout.backend``): sarl's transformers decode loop on the policy
-itself (or, under ``bf16-mixed``, on a bf16 copy of it), or vLLM colocated in the trainer's process; an
-engine with its own copy of the weights gets the policy's in memory before each rollout that follows an
-update.
+itself or on a copy of it (bf16 under ``bf16-mixed``; a full copy beside a sharded policy), or vLLM
+colocated in the trainer's process; an engine with its own copy of the weights gets the policy's in
+memory before each rollout that follows an update.
 
 The weight-sync check: vLLM reports each sampled token's log-prob (after temperature); the trainer's
 old-policy pass recomputes it with the policy. :func:`logprob_gap` logs their mean and largest absolute
@@ -22,15 +22,18 @@ from sarl.rollout.base import Backend
 from sarl.rollout.hf import HFBackend
 
 
-class BF16CopyBackend(HFBackend):
-    """The transformers decode loop on a bf16 copy of the policy (``rollout.bf16_copy`` under
-    ``bf16-mixed``). Decoding a fp32 model under bf16 autocast casts inputs op by op and was slower than
-    fp32 itself in sarl's decode loop (docs/RESULTS.md); bf16 weights are the fast path. The copy gets the
-    policy's weights in :meth:`sync_weights`, which the trainer calls before each rollout that follows an
-    update (the ``sync_weights`` stage, as for vLLM); the update itself stays fp32 under autocast."""
+class CopyBackend(HFBackend):
+    """The transformers decode loop on a copy of the policy's weights, in ``dtype``, refreshed by
+    :meth:`sync_weights`, which the trainer calls before each rollout that follows an update (the
+    ``sync_weights`` stage, as for vLLM).
 
-    def __init__(self, policy, tokenizer):
-        super().__init__(copy.deepcopy(policy).to(torch.bfloat16).eval().requires_grad_(False), tokenizer)
+    Two uses: a bf16 copy under ``bf16-mixed`` (``rollout.bf16_copy``): decoding a fp32 model under bf16
+    autocast casts inputs op by op and was slower than fp32 itself in sarl's decode loop
+    (docs/RESULTS.md), bf16 weights are the fast path, and the update stays fp32 under autocast; and a full
+    copy beside a sharded policy (``trainer.strategy=fsdp``, whose shards are gathered into it)."""
+
+    def __init__(self, policy, tokenizer, dtype: torch.dtype = torch.bfloat16):
+        super().__init__(copy.deepcopy(policy).to(dtype).eval().requires_grad_(False), tokenizer)
 
     def sync_weights(self, named_tensors) -> None:
         own = dict(self.model.named_parameters())  # tied weights appear once, as in the policy
@@ -58,15 +61,18 @@ def policy_folder(name: str | None, out: Path, model=None, tokenizer=None) -> st
     return str(folder)
 
 
-def make_rollout_backend(cfg, policy, tokenizer, *, out: Path, precision: str, device: str, dist) -> Backend:
-    """``rollout.backend``: ``hf`` samples with the policy module itself (nothing to sync), or under
-    ``bf16-mixed`` with ``rollout.bf16_copy`` with a bf16 copy of it (:class:`BF16CopyBackend`); ``vllm``
-    starts one engine per process on the policy's folder, in bf16 under ``bf16-mixed`` and fp32
-    otherwise, with sleep mode on a GPU when ``rollout.free_cache_engine``."""
+def make_rollout_backend(cfg, policy, tokenizer, *, out: Path, precision: str, device: str, dist,
+                         sharded: bool = False) -> Backend:
+    """``rollout.backend``: ``hf`` samples with the policy module itself (nothing to sync), or with a copy
+    of it (:class:`CopyBackend`): in bf16 under ``bf16-mixed`` with ``rollout.bf16_copy``, and always when
+    the policy is about to be ``sharded`` (bf16 or fp32 as the rollout's precision); ``vllm`` starts one
+    engine per process on the policy's folder, in bf16 under ``bf16-mixed`` and fp32 otherwise, with sleep
+    mode on a GPU when ``rollout.free_cache_engine``. Called before the policy is sharded."""
     r = cfg.rollout
     if r.backend == "hf":
-        if precision == "bf16-mixed" and r.bf16_copy:
-            return BF16CopyBackend(policy, tokenizer)
+        bf16 = precision == "bf16-mixed" and r.bf16_copy
+        if bf16 or sharded:
+            return CopyBackend(policy, tokenizer, torch.bfloat16 if bf16 else torch.float32)
         return HFBackend(policy, tokenizer)
     from sarl.rollout.vllm_backend import VLLMBackend
 

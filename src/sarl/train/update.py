@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from sarl.algos import loss_normalizers
+from sarl.train.sharding import grad_norm_value
 
 # micro_loss(rows, normalisers) -> (loss to backpropagate, loss parts to log, per-micro-batch statistics)
 MicroLoss = Callable[[list[int], dict], tuple[torch.Tensor, dict[str, float], dict[str, float]]]
@@ -54,8 +55,11 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
     (:func:`sarl.algos.loss_normalizers`), so the gradient equals one big batch's for any split. The
     norm is clipped at ``grad_clip``; a non-finite loss or norm skips the step (counted in ``skipped``).
     ``dist`` (:class:`sarl.train.distributed.Dist`, several processes): the normalisers and gradients
-    are summed over processes, and a step is skipped everywhere when any process's loss is non-finite."""
+    are summed over processes, and a step is skipped everywhere when any process's loss is non-finite.
+    Sharded (``dist.sharded``): every micro-batch runs its forward and backward even after a non-finite
+    loss (each is a collective), and the non-finite gradient then skips the step on every process."""
     n = mask.shape[0]
+    sharded = dist is not None and dist.sharded
     sums: dict[str, float] = defaultdict(float)
     stats: dict[str, list[float]] = defaultdict(list)
     norms: list[float] = []
@@ -77,12 +81,13 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
                     stats[k].append(v)
                 if not torch.isfinite(loss):
                     finite = False
-                    break
+                    if not sharded:
+                        break
                 loss.backward()
             if dist is not None:
                 finite = dist.all_true(finite)
                 dist.reduce_grads(model)
-            gn = (torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip) if finite
+            gn = (grad_norm_value(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)) if finite
                   else torch.tensor(float("nan")))
             norms.append(float(gn))
             out.steps += 1

@@ -109,6 +109,7 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("trainer.logger", "report_to", "tensorboard, wandb, mlflow, trackio by name; console: TRL's own log lines"),
     Mapped("trainer.tensorboard", "report_to", "false drops tensorboard"),
     Mapped("trainer.precision", "bf16", "bf16-mixed: `bf16=True` (TRL's autocast); fp32: `bf16=False`; auto: bf16-mixed where bf16 matmul is fast (as `sarl train`)"),
+    Mapped("trainer.strategy", "(accelerate's launch)", "ddp: as launched; fsdp: refused, because TRL shards through accelerate's FSDP launch settings (`accelerate launch --use_fsdp`), not through a GRPOConfig field"),
     Mapped("trainer.log_samples", "(none)", "native trainer only; `sarl train --engine trl` writes samples.jsonl from the scored batches"),
 )
 
@@ -155,6 +156,9 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
                 "actor.loss_agg_mode=token-mean")
     if ac.trainable:
         _refuse("actor.trainable", "TRL trains every parameter of the model it is given")
+    if t.strategy == "fsdp":
+        _refuse("trainer.strategy", "TRL shards with accelerate's FSDP, chosen at launch (accelerate launch --use_fsdp, "
+                "docs/TRL.md), not by the recipe")
     if ac.clip_ratio_c is not None and ac.clip_ratio_c <= 1 + ac.clip_ratio_high:
         _refuse("actor.clip_ratio_c", f"TRL's delta equals the dual clip only above 1 + clip_ratio_high = "
                 f"{1 + ac.clip_ratio_high}; got {ac.clip_ratio_c}")
