@@ -5,6 +5,7 @@ resume, and the refusals."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -22,10 +23,11 @@ ARGS = ["model.name=tiny-random", "data.train=chain_sum", "data.train_size=32", 
         "rewards.weights={correctness: 1.0, sar: 0.5, o1_pruner: 0.5}"]  # advantages vary though all are wrong
 
 
-def _train(out: Path, procs: int, *extra: str) -> subprocess.CompletedProcess:
+def _train(out: Path, procs: int, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = ([TORCHRUN, "--nproc-per-node", str(procs), "-m"] if procs > 1 else [sys.executable, "-m"])
     return subprocess.run([*cmd, "sarl", "train", *ARGS, f"trainer.out_dir={out}", *extra],
-                          capture_output=True, text=True, timeout=300, check=False)
+                          capture_output=True, text=True, timeout=300, check=False,
+                          env={**os.environ, **(env or {})})
 
 
 def _weights(out: Path):
@@ -99,6 +101,20 @@ def test_fsdp_two_processes_update_like_one_and_resume_exactly(tmp_path):
     # a sharded run's checkpoint holds AdamW's state by parameter name: resuming it unsharded is refused
     r = _train(res, 1, *FSDP, "trainer.total_steps=3", "--resume")
     assert r.returncode != 0 and "sharded optimizer state" in r.stderr
+
+
+def test_accelerate_launch_use_fsdp_means_the_fsdp_strategy(tmp_path):
+    """``accelerate launch --use_fsdp`` sets ACCELERATE_USE_FSDP=true (accelerate's launcher, on GPUs; its
+    CPU mode does not start several processes here, so the variable is set by hand under torchrun): the
+    run shards and records the strategy; CPU offload is refused."""
+    r = _train(tmp_path / "a", 2, "trainer.total_steps=1", env={"ACCELERATE_USE_FSDP": "true"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    log = " ".join(r.stderr.split())
+    assert "accelerate launch --use_fsdp: trainer.strategy=fsdp" in log and "sharded over 2 processes" in log
+    assert "strategy: fsdp" in (tmp_path / "a" / "config.yaml").read_text()
+    r = _train(tmp_path / "b", 2, "trainer.total_steps=1",
+               env={"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"})
+    assert r.returncode != 0 and "sarl train shards without CPU offload" in r.stderr
 
 
 def _weights_at(folder: Path):

@@ -117,6 +117,20 @@ class Dist:
             torch.distributed.barrier()
 
 
+def launcher_strategy(strategy: str) -> tuple[str, str | None]:
+    """``trainer.strategy`` as the launcher asks for it: ``accelerate launch --use_fsdp`` (which sets
+    ``ACCELERATE_USE_FSDP=true``) means ``fsdp``, so that its FSDP flag is not silently ignored. Returns
+    the strategy and a note when it changed; parameter offload (``--fsdp_offload_params``) is refused."""
+    if os.environ.get("ACCELERATE_USE_FSDP", "").lower() not in ("1", "true"):
+        return strategy, None
+    if os.environ.get("FSDP_OFFLOAD_PARAMS", "").lower() in ("1", "true"):
+        raise ConfigError("accelerate launch --fsdp_offload_params: sarl train shards without CPU offload; "
+                          "launch without it (trainer.strategy=fsdp)")
+    if strategy == "fsdp":
+        return strategy, None
+    return "fsdp", "accelerate launch --use_fsdp: trainer.strategy=fsdp"
+
+
 def launched_rank() -> int:
     """This process's rank as the launcher (torchrun, accelerate) set it; 0 without one."""
     return int(os.environ.get("RANK", "0"))

@@ -104,9 +104,12 @@ class Trainer:
         torch.manual_seed(cfg.trainer.seed)
         m = cfg.model
         from sarl.precision import hidden_size, resolve_precision
-        from sarl.train.distributed import init_distributed
+        from sarl.train.distributed import init_distributed, launcher_strategy
 
         self.dist, device = init_distributed(m.device)
+        cfg.trainer.strategy, note = launcher_strategy(cfg.trainer.strategy)
+        if note:
+            self._log(note)
         self.dist.check_estimator(cfg.algorithm.estimator)
         # master weights in fp32 always (config validation refuses half-precision weights for training)
         self.lm = load_model(m.name, dtype="float32", device=device, threads=m.threads)
