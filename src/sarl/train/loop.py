@@ -223,9 +223,9 @@ class Trainer:
         st = load_state(ckpt)
         by_name = st.get("optimizer_format") == "by_name"
         if by_name != self.dist.sharded:
-            raise ConfigError(f"--resume: {ckpt} holds {'sharded' if by_name else 'unsharded'} optimizer state; "
-                              f"resume it {'with trainer.strategy=fsdp and several' if by_name else 'unsharded (ddp or one'}"
-                              " process(es))")
+            how = ("sharded optimizer state; resume it with trainer.strategy=fsdp and several processes" if by_name
+                   else "unsharded optimizer state; resume it with trainer.strategy=ddp or with one process")
+            raise ConfigError(f"--resume: {ckpt} holds {how}")
         if self.dist.sharded:
             from sarl.train.sharding import load_full_state_dict, load_optimizer_state
 
