@@ -89,6 +89,21 @@ def test_resume_is_exact(tmp_path):
         assert torch.equal(v, params(resumed.policy)[k]), k
 
 
+def test_data_stream_continues_from_a_saved_position_across_epochs():
+    from sarl.train.stream import DataStream
+
+    problems = list(range(7))
+    a = DataStream(problems, seed=3, shuffle=True)
+    a.take(9)  # into the second epoch: resuming must re-draw that epoch's order, not the first's
+    saved = a.state()
+    assert saved == {"epoch": 1, "pos": 2}
+    expected = a.take(12)  # crosses two epoch boundaries, each with its own seeded order
+    b = DataStream(problems, seed=3, shuffle=True)
+    b.load_state(saved)
+    assert b.take(12) == expected
+    assert sorted(expected[5:12]) == problems  # the third epoch whole, in an order of its own
+
+
 def test_resume_logs_every_step_once_and_a_fresh_start_refuses_an_old_run(tmp_path):
     """Steps logged after the last checkpoint are redone on resume, not logged twice; starting a new
     run over an old one's folder is an error instead of appending to its metrics."""

@@ -113,6 +113,56 @@ def load_critic_weights(critic, ckpt: Path) -> None:
     critic.load_state_dict(load_file(str(ckpt / "critic.safetensors")))
 
 
+def policy_training_state(policy, optimizer, sharded: bool) -> tuple[dict | None, dict, str]:
+    """What a checkpoint stores of the policy and its AdamW, on every process (gathering a sharded
+    policy is a collective): ``(weights, optimizer_state, optimizer_format)``. Unsharded, ``weights`` is
+    ``None`` (the module's own tensors are written) and the optimizer state is torch's, by parameter
+    index; sharded, both are gathered in full and the optimizer state is keyed by parameter name."""
+    if not sharded:
+        return None, optimizer.state_dict(), "by_index"
+    from sarl.train.sharding import full_optimizer_state, full_state_dict
+
+    return full_state_dict(policy), full_optimizer_state(policy, optimizer), "by_name"
+
+
+def load_policy_weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    sd: dict[str, torch.Tensor] = {}
+    for f in sorted((ckpt / "policy").glob("*.safetensors")):
+        sd.update(load_file(str(f)))
+    return sd
+
+
+def restore_policy_training_state(policy, optimizer, ckpt: Path, state: dict[str, Any], sharded: bool) -> None:
+    """Load a checkpoint's policy weights and AdamW state into ``policy`` and ``optimizer``; a checkpoint
+    written sharded is refused by an unsharded run, and the reverse (their optimizer states differ)."""
+    from sarl.errors import ConfigError
+
+    by_name = state.get("optimizer_format") == "by_name"
+    if by_name != sharded:
+        how = ("sharded optimizer state; resume it with trainer.strategy=fsdp and several processes" if by_name
+               else "unsharded optimizer state; resume it with trainer.strategy=ddp or with one process")
+        raise ConfigError(f"--resume: {ckpt} holds {how}")
+    sd = load_policy_weights(ckpt)
+    if sharded:
+        from sarl.train.sharding import load_full_state_dict, load_optimizer_state
+
+        try:
+            load_full_state_dict(policy, sd)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{ckpt}: {exc}") from None
+        load_optimizer_state(policy, optimizer, state["optimizer"])
+        return
+    missing, unexpected = policy.load_state_dict(sd, strict=False)
+    bad = [k for k in missing if "lm_head" not in k] + list(unexpected)
+    if bad:
+        raise RuntimeError(f"{ckpt}: policy weights do not match the model ({bad[:3]}...)")
+    if policy.config.tie_word_embeddings:
+        policy.tie_weights()
+    optimizer.load_state_dict(state["optimizer"])
+
+
 # Settings a resumed run may change: they do not change what the run computes.
 RESUME_MAY_CHANGE = ("model.threads", "trainer.save_every", "trainer.keep_last", "trainer.tensorboard",
                      "trainer.max_bad_steps", "trainer.val_every", "trainer.log_samples")

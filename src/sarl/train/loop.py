@@ -67,6 +67,8 @@ from sarl.train.checkpoint import (
     latest_checkpoint,
     load_critic_weights,
     load_state,
+    policy_training_state,
+    restore_policy_training_state,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -215,33 +217,8 @@ class Trainer:
         ckpt = latest_checkpoint(self.ckpt_root)
         if ckpt is None:
             raise MissingInputError(f"--resume: no complete checkpoint under {self.ckpt_root}")
-        from safetensors.torch import load_file
-
-        sd = {}
-        for f in sorted((ckpt / "policy").glob("*.safetensors")):
-            sd.update(load_file(str(f)))
         st = load_state(ckpt)
-        by_name = st.get("optimizer_format") == "by_name"
-        if by_name != self.dist.sharded:
-            how = ("sharded optimizer state; resume it with trainer.strategy=fsdp and several processes" if by_name
-                   else "unsharded optimizer state; resume it with trainer.strategy=ddp or with one process")
-            raise ConfigError(f"--resume: {ckpt} holds {how}")
-        if self.dist.sharded:
-            from sarl.train.sharding import load_full_state_dict, load_optimizer_state
-
-            try:
-                load_full_state_dict(self.policy, sd)
-            except RuntimeError as exc:
-                raise RuntimeError(f"{ckpt}: {exc}") from None
-            load_optimizer_state(self.policy, self.opt, st["optimizer"])
-        else:
-            missing, unexpected = self.policy.load_state_dict(sd, strict=False)
-            bad = [k for k in missing if "lm_head" not in k] + list(unexpected)
-            if bad:
-                raise RuntimeError(f"{ckpt}: policy weights do not match the model ({bad[:3]}...)")
-            if self.policy.config.tie_word_embeddings:
-                self.policy.tie_weights()
-            self.opt.load_state_dict(st["optimizer"])
+        restore_policy_training_state(self.policy, self.opt, ckpt, st, sharded=self.dist.sharded)
         if self.critic is not None:
             load_critic_weights(self.critic, ckpt)
         self.sched.load_state_dict(st["scheduler"])
@@ -249,8 +226,7 @@ class Trainer:
             self.copt.load_state_dict(st["critic_optimizer"])
             self.csched.load_state_dict(st["critic_scheduler"])
         self.step = int(st["step"])
-        self.data.epoch, self.data.pos = int(st["data"]["epoch"]), int(st["data"]["pos"])
-        self.data._order = self.data._make_order()
+        self.data.load_state(st["data"])
         self.bad_steps = int(st.get("bad_steps", 0))
         set_rng_state(st["rng"])
         self.dist.barrier()  # every process has read the checkpoint before rank 0 truncates the logs
@@ -259,25 +235,10 @@ class Trainer:
             truncate_steps(self.out / "samples.jsonl", self.step)
         self._log(f"resumed from {ckpt} (step {self.step})")
 
-    def _full_policy_state(self) -> dict | None:
-        """A sharded policy's full state dict, gathered on rank 0 (every process calls this); ``None``
-        unsharded (the module's own tensors are written)."""
-        if not self.dist.sharded:
-            return None
-        from sarl.train.sharding import full_state_dict
-
-        return full_state_dict(self.policy)
-
     def save(self) -> Path | None:
         """Checkpoint the step; called on every process (a sharded policy is gathered first), written by
         rank 0 (which returns the folder; the others ``None``)."""
-        weights = self._full_policy_state()
-        if self.dist.sharded:
-            from sarl.train.sharding import full_optimizer_state
-
-            optimizer, fmt = full_optimizer_state(self.policy, self.opt), "by_name"
-        else:
-            optimizer, fmt = self.opt.state_dict(), "by_index"
+        weights, optimizer, fmt = policy_training_state(self.policy, self.opt, self.dist.sharded)
         if not self.dist.main:
             return None
         state = {"step": self.step, "optimizer": optimizer, "optimizer_format": fmt,
@@ -293,7 +254,11 @@ class Trainer:
     def export(self) -> Path:
         """The final policy as a plain HF folder that ``sarl eval`` and transformers load; called on every
         process, written by rank 0."""
-        weights = self._full_policy_state()
+        weights = None
+        if self.dist.sharded:  # gathered on every process (a collective), written by rank 0
+            from sarl.train.sharding import full_state_dict
+
+            weights = full_state_dict(self.policy)
         dest = self.out / "final"
         return export_model(self.policy, self.tok, dest, state_dict=weights) if self.dist.main else dest
 

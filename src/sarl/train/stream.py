@@ -35,3 +35,8 @@ class DataStream:
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "pos": self.pos}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from a position :meth:`state` returned (the epoch's order is re-drawn from the seed)."""
+        self.epoch, self.pos = int(state["epoch"]), int(state["pos"])
+        self._order = self._make_order()
