@@ -132,11 +132,9 @@ def _resolve(recipe: str | Path | TrainConfig) -> TrainConfig:
     return recipe if isinstance(recipe, TrainConfig) else load_config(recipe)
 
 
-def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str, Any]:
-    """The ``GRPOConfig`` keyword arguments of a validated sarl config (no TRL import; pure).
-    ``num_processes``: the data-parallel world size (default: ``$WORLD_SIZE`` or 1)."""
-    procs = int(os.environ.get("WORLD_SIZE", "1")) if num_processes is None else int(num_processes)
-    m, d, r, a, ac, t = cfg.model, cfg.data, cfg.rollout, cfg.algorithm, cfg.actor, cfg.trainer
+def check_trl_can_run(cfg: TrainConfig) -> None:
+    """Refuse (naming the key) every setting that TRL's GRPOTrainer cannot reproduce."""
+    a, ac, t = cfg.algorithm, cfg.actor, cfg.trainer
     est = a.estimator
     if est != "grpo":
         if est == "grpo_weighted":
@@ -162,6 +160,48 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
     if ac.clip_ratio_c is not None and ac.clip_ratio_c <= 1 + ac.clip_ratio_high:
         _refuse("actor.clip_ratio_c", f"TRL's delta equals the dual clip only above 1 + clip_ratio_high = "
                 f"{1 + ac.clip_ratio_high}; got {ac.clip_ratio_c}")
+
+
+def _device_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """``use_cpu`` off CUDA, and the precision: fp32 master weights (and AdamW state) always, bf16-mixed as
+    TRL's bf16 autocast, ``auto`` resolved as the native trainer does."""
+    import torch
+
+    from sarl.models import ModelError, model_hidden_size
+    from sarl.precision import resolve_precision
+
+    m, t = cfg.model, cfg.trainer
+    on_cuda = (m.device == "auto" or m.device.startswith("cuda")) and torch.cuda.is_available()
+    try:  # the width decides auto on a CPU; a hub id TRL will fetch itself is not known here
+        hidden = model_hidden_size(m.name) if t.precision == "auto" and not on_cuda else None
+    except ModelError:
+        hidden = None
+    precision = resolve_precision(t.precision, "cuda" if on_cuda else "cpu", hidden)
+    kw: dict[str, Any] = {"bf16": precision == "bf16-mixed", "fp16": False, "model_init_kwargs": {"dtype": "float32"}}
+    if not on_cuda:
+        kw["use_cpu"] = True
+    return kw
+
+
+def _vllm_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """TRL's colocated vLLM for ``rollout.backend=vllm``."""
+    import torch
+
+    d, r = cfg.data, cfg.rollout
+    return {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": r.gpu_memory_utilization,
+            "vllm_enable_sleep_mode": bool(r.free_cache_engine and torch.cuda.is_available()),
+            "vllm_max_model_length": d.max_prompt_length + d.max_response_length,
+            # the native trainer and the reference use the engine's samples as on-policy (no truncated
+            # importance sampling); the weight sync makes engine and policy agree (rollout/logprob_diff)
+            "vllm_importance_sampling_correction": False}
+
+
+def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str, Any]:
+    """The ``GRPOConfig`` keyword arguments of a validated sarl config (no TRL import; pure).
+    ``num_processes``: the data-parallel world size (default: ``$WORLD_SIZE`` or 1)."""
+    check_trl_can_run(cfg)
+    procs = int(os.environ.get("WORLD_SIZE", "1")) if num_processes is None else int(num_processes)
+    m, d, r, a, ac, t = cfg.model, cfg.data, cfg.rollout, cfg.algorithm, cfg.actor, cfg.trainer
     rollouts = t.prompts_per_step * r.n
     mini = ac.mini_batch_size or rollouts
     per_forward = ac.micro_batch_size * procs
@@ -185,37 +225,17 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
         remove_unused_columns=False,
         logging_steps=per_batch, save_total_limit=t.keep_last,
         report_to=[x for x in t.logger if x in REPORTERS and (x != "tensorboard" or t.tensorboard)] or "none",
+        reward_weights=[float(w) for w in cfg.rewards.weights.values()],
     )
-    kw["reward_weights"] = [float(w) for w in cfg.rewards.weights.values()]
     if t.save_every:
         kw.update(save_strategy="steps", save_steps=t.save_every * per_batch)
     else:
         kw["save_strategy"] = "no"
     if m.gradient_checkpointing:
         kw["gradient_checkpointing"] = True
-    import torch
-
     if r.backend == "vllm":
-        kw.update(use_vllm=True, vllm_mode="colocate", vllm_gpu_memory_utilization=r.gpu_memory_utilization,
-                  vllm_enable_sleep_mode=bool(r.free_cache_engine and torch.cuda.is_available()),
-                  vllm_max_model_length=d.max_prompt_length + d.max_response_length,
-                  # the native trainer and the reference use the engine's samples as on-policy (no truncated
-                  # importance sampling); the weight sync makes engine and policy agree (rollout/logprob_diff)
-                  vllm_importance_sampling_correction=False)
-
-    from sarl.models import ModelError, model_hidden_size
-    from sarl.precision import resolve_precision
-
-    on_cuda = (m.device == "auto" or m.device.startswith("cuda")) and torch.cuda.is_available()
-    if not on_cuda:
-        kw["use_cpu"] = True
-    # master weights (and AdamW state) always fp32; bf16-mixed is TRL's bf16 autocast
-    try:  # the width decides auto on a CPU; a hub id TRL will fetch itself is not known here
-        hidden = model_hidden_size(m.name) if t.precision == "auto" and not on_cuda else None
-    except ModelError:
-        hidden = None
-    precision = resolve_precision(t.precision, "cuda" if on_cuda else "cpu", hidden)
-    kw.update(bf16=precision == "bf16-mixed", fp16=False, model_init_kwargs={"dtype": "float32"})
+        kw.update(_vllm_kwargs(cfg))
+    kw.update(_device_kwargs(cfg))
     return kw
 
 
