@@ -92,7 +92,6 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, resume: bool = False, console=None):
         from sarl.algos import ADV_ESTIMATORS
-        from sarl.data import load_dataset
         from sarl.models import load_model
         from sarl.rewards import RewardComposer
 
@@ -120,15 +119,7 @@ class Trainer:
         if m.gradient_checkpointing:
             self.policy.gradient_checkpointing_enable()
             self.policy.config.use_cache = False
-        problems = load_dataset(cfg.data.train, limit=cfg.data.train_limit, seed=cfg.trainer.seed,
-                                size=cfg.data.train_size, split="train")
-        missing = [p.id for p in problems if p.answer in (None, "")]
-        if missing:
-            raise SarlError(f"data.train {cfg.data.train!r}: {len(missing)} problem(s) have no gold answer "
-                             f"(first: {missing[0]}); RL rewards need one for every problem")
-        self.val_problems = (load_dataset(cfg.data.val, limit=cfg.data.val_limit, seed=cfg.data.val_seed)
-                             if cfg.data.val else [])
-        self.data = DataStream(problems, cfg.trainer.seed, cfg.data.shuffle)
+        self._load_data()
         self.composer = RewardComposer(dict(cfg.rewards.weights), dict(cfg.rewards.options), cfg.rewards.schedule)
         self.needs = self.composer.needs
         a, ac = cfg.algorithm, cfg.actor
@@ -168,15 +159,36 @@ class Trainer:
         self.bad_steps = 0
         if resume:
             self._resume()
-        self.loggers = []
-        if self.dist.main:  # rank 0 writes the run folder; the others only compute
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-            from sarl.train.loggers import make_loggers
-
-            names = [n for n in cfg.trainer.logger if n != "tensorboard" or cfg.trainer.tensorboard]
-            self.loggers = make_loggers(names, self.out, to_dict(cfg), name=self.out.name)
+        self._open_run_folder()
         self.dist.barrier()
+
+    def _load_data(self) -> None:
+        """The training problems as a seeded stream (each needs a gold answer) and the validation problems."""
+        from sarl.data import load_dataset
+
+        cfg = self.cfg
+        problems = load_dataset(cfg.data.train, limit=cfg.data.train_limit, seed=cfg.trainer.seed,
+                                size=cfg.data.train_size, split="train")
+        missing = [p.id for p in problems if p.answer in (None, "")]
+        if missing:
+            raise SarlError(f"data.train {cfg.data.train!r}: {len(missing)} problem(s) have no gold answer "
+                             f"(first: {missing[0]}); RL rewards need one for every problem")
+        self.val_problems = (load_dataset(cfg.data.val, limit=cfg.data.val_limit, seed=cfg.data.val_seed)
+                             if cfg.data.val else [])
+        self.data = DataStream(problems, cfg.trainer.seed, cfg.data.shuffle)
+
+    def _open_run_folder(self) -> None:
+        """Rank 0 writes the run folder (the resolved config, the loggers); the others only compute."""
+        self.loggers = []
+        if not self.dist.main:
+            return
+        cfg = self.cfg
+        self.out.mkdir(parents=True, exist_ok=True)
+        (self.out / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        from sarl.train.loggers import make_loggers
+
+        names = [n for n in cfg.trainer.logger if n != "tensorboard" or cfg.trainer.tensorboard]
+        self.loggers = make_loggers(names, self.out, to_dict(cfg), name=self.out.name)
 
     def _shard(self) -> None:
         """``trainer.strategy=fsdp``: the policy and the reference model sharded over the processes
