@@ -30,10 +30,10 @@ def main() -> None:
     ap.add_argument("-o", "--output", default="benchmarks/results/bench_generation.json")
     args = ap.parse_args()
 
-    from sarl.data import load_dataset, render_problem_prompt
+    from sarl.data import load_dataset
     from sarl.grading import grade
     from sarl.models import load_model
-    from sarl.prompts import encode
+    from sarl.prompts import encode, render_problem_prompt
     from sarl.rollout import GenerationConfig, HFBackend
 
     lm = load_model()

@@ -28,7 +28,8 @@ import json, sys, time
 import torch
 
 def main(arm, prompts_n, new_tokens):
-    from sarl.data import load_dataset, render_problem_prompt
+    from sarl.data import load_dataset
+    from sarl.prompts import render_problem_prompt
     from sarl.models import load_model, resolve_model_path
     from sarl.precision import autocast
     from sarl.prompts import encode

@@ -49,11 +49,11 @@ def main() -> None:
                     "trainer.tensorboard=false", f"trainer.seed={r}"])
                 tr = Trainer(cfg)
                 if arm == "grpo_old_pass":
-                    tr.old_from_update = False
+                    tr.parts.old_from_update = False
                 m = tr.train_step()
                 steps[arm].append(m)
                 if arm == "sa_grpo":
-                    null_len = len(tr.null_ids)
+                    null_len = len(tr.parts.null_ids)
                     lengths = m["response_length/mean"] * args.prompts * args.n
                     n_rows = args.prompts * args.n
                     ours = n_rows * null_len + lengths

@@ -46,15 +46,19 @@ def main(strategy: str, out: str) -> None:
     report(0, "start")
     trainer = Trainer(cfg)
     report(0, "setup")
-    for name in STAGES:
-        method = getattr(trainer, name)
+    from sarl.train import step as stages
 
-        def timed(*args, _method=method, _name=name, **kwargs):
-            result = _method(*args, **kwargs)
-            report(trainer.step, _name)
+    for name in STAGES:  # each stage is a function of sarl.train.step, called through the module
+        if not hasattr(stages, name):
+            continue
+        func = getattr(stages, name)
+
+        def measured(*args, _func=func, _name=name, **kwargs):
+            result = _func(*args, **kwargs)
+            report(trainer.step + 1, _name)
             return result
 
-        setattr(trainer, name, timed)
+        setattr(stages, name, measured)
     for _ in range(2):
         trainer.train_step()
 

@@ -34,8 +34,8 @@ from pathlib import Path
 def build_dataset(name: str, limit: int, instruction: str | None):
     from datasets import Dataset
 
-    from sarl.data import get_instruction, load_dataset
-    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, user_message
+    from sarl.data import load_dataset
+    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, get_instruction, user_message
 
     text = get_instruction(instruction)
     rows = []

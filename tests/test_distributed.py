@@ -111,7 +111,9 @@ def test_accelerate_launch_use_fsdp_means_the_fsdp_strategy(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     log = " ".join(r.stderr.split())
     assert "accelerate launch --use_fsdp: trainer.strategy=fsdp" in log and "sharded over 2 processes" in log
-    assert "strategy: fsdp" in (tmp_path / "a" / "config.yaml").read_text()
+    # the resolved strategy is recorded beside the config, which stays as the user wrote it
+    assert "strategy: fsdp" in (tmp_path / "a" / "run.yaml").read_text()
+    assert "strategy: ddp" in (tmp_path / "a" / "config.yaml").read_text()
     r = _train(tmp_path / "b", 2, "trainer.total_steps=1",
                env={"ACCELERATE_USE_FSDP": "true", "FSDP_OFFLOAD_PARAMS": "true"})
     assert r.returncode != 0 and "sarl train shards without CPU offload" in r.stderr
@@ -128,6 +130,34 @@ def test_batch_wide_estimators_and_uneven_batches_are_refused_with_two_processes
     assert r.returncode != 0 and "normalises over the whole batch" in r.stderr
     r = _train(tmp_path / "b", 2, "trainer.total_steps=1", "trainer.prompts_per_step=3")
     assert r.returncode != 0 and "multiple of the 2 processes" in r.stderr
+
+
+def test_estimator_refusal_reads_the_batch_wide_declaration():
+    """check_estimator refuses what is registered batch_wide (no list of names to edit): a new group-local
+    estimator is accepted with 2 processes, a new batch-wide one refused, and the message lists the
+    group-local ones from the registry."""
+    from sarl.algos import ADV_ESTIMATORS
+
+    def est(token_rewards, response_mask, *, group_ids=None, values=None):
+        return token_rewards, token_rewards
+
+    two = Dist(rank=0, world=2)
+    ADV_ESTIMATORS.register("test_group_local", needs=("groups",))(est)
+    ADV_ESTIMATORS.register("test_batch_wide", batch_wide=True)(est)
+    try:
+        two.check_estimator("test_group_local")
+        Dist().check_estimator("test_batch_wide")  # one process: anything goes
+        with pytest.raises(ConfigError, match="test_batch_wide normalises over the whole batch.*with 2 processes use "
+                                              "one of grpo, grpo_weighted, rloo, test_group_local$"):
+            two.check_estimator("test_batch_wide")
+    finally:
+        ADV_ESTIMATORS.remove("test_group_local")
+        ADV_ESTIMATORS.remove("test_batch_wide")
+    for name in ("grpo", "grpo_weighted", "rloo"):
+        two.check_estimator(name)
+    for name in ("gae", "reinforce_plus_plus"):
+        with pytest.raises(ConfigError, match=f"{name} normalises over the whole batch.*use one of grpo, grpo_weighted, rloo$"):
+            two.check_estimator(name)
 
 
 def test_one_process_is_a_no_op():

@@ -8,6 +8,7 @@ import torch
 
 from sarl.config import ConfigError, load_config
 from sarl.precision import BF16_MIN_HIDDEN, autocast, bf16_pays_off, fast_bf16, resolve_precision
+from sarl.train import step as stages
 
 TINY = [
     "model.name=tiny-random", "data.train=chain_sum", "data.train_size=16", "data.max_response_length=12",
@@ -38,19 +39,19 @@ def test_bf16_mixed_keeps_fp32_master_weights_so_a_tiny_lr_still_moves_them(tmp_
     step applied to a bf16 copy of the weights, with the same gradients, changes almost none: the
     failure mode of training bf16 weights directly."""
     tr = _trainer(tmp_path, "trainer.precision=bf16-mixed", "actor.lr=1e-6")
-    assert tr.precision == "bf16-mixed"
+    assert tr.parts.precision == "bf16-mixed"
     assert all(p.dtype == torch.float32 for p in tr.policy.parameters())
     before = _snapshot(tr.policy)
     grads: dict[str, torch.Tensor] = {}
-    step = tr.opt.step
+    step = tr.parts.opt.step
 
     def capture(*a, **k):
         grads.update({n: p.grad.detach().clone() for n, p in tr.policy.named_parameters() if p.grad is not None})
         return step(*a, **k)
 
-    tr.opt.step = capture
+    tr.parts.opt.step = capture
     tr.train_step()
-    assert tr.opt.state and all(s["exp_avg"].dtype == torch.float32 for s in tr.opt.state.values())
+    assert tr.parts.opt.state and all(s["exp_avg"].dtype == torch.float32 for s in tr.parts.opt.state.values())
     assert _changed(before, tr.policy) >= 0.99
 
     # the contrast: bf16 weights, the same gradients, the same AdamW step
@@ -68,13 +69,12 @@ def test_bf16_mixed_logprobs_and_sar_agree_with_fp32(tmp_path):
     from sarl.rewards import REWARDS
 
     tr = _trainer(tmp_path, "trainer.precision=fp32")
-    batch = tr.generate()
+    batch = stages.generate(tr.parts, 0)
     out = {}
     for precision in ("fp32", "bf16-mixed"):
-        tr.precision = precision
-        old = tr.old_logprobs(batch)
-        with tr.autocast():
-            inputs = tr.reward_inputs(batch, old)
+        tr.parts.precision = precision
+        old = stages.old_logprobs(tr.parts, batch)
+        inputs = stages.null_logprobs(tr.parts, batch, old, old.mask)  # under the run's autocast
         sar = REWARDS["sar"](inputs, REWARDS["sar"].make_options(None))
         out[precision] = (old.logp, old.mask, sar)
     (lp32, mask, sar32), (lp16, _, sar16) = out["fp32"], out["bf16-mixed"]
@@ -134,24 +134,23 @@ def test_bf16_mixed_rollouts_sample_from_a_bf16_copy_synced_after_each_update(tm
     """Under bf16-mixed the hf backend decodes a bf16 copy of the policy (bf16 weights decode faster than
     autocast); the sync_weights stage refreshes it before the rollout that follows an update, and the
     policy itself stays fp32. rollout.bf16_copy=false samples with the policy under autocast."""
-    from sarl.rollout.hf import HFBackend
+    from sarl.rollout import CopyBackend, HFBackend
     from sarl.train import Trainer
-    from sarl.train.rollout import CopyBackend
 
     base = ["model.name=tiny-random", "data.train=chain_sum", "data.train_size=16", "data.max_response_length=8",
             "rollout.n=2", "trainer.prompts_per_step=2", "actor.lr=1e-2", "trainer.tensorboard=false",
             "trainer.precision=bf16-mixed", "rewards.weights={correctness: 1.0, sar: 0.5}"]
     tr = Trainer(load_config(None, base + [f"trainer.out_dir={tmp_path / 'copy'}"]))
-    assert isinstance(tr.backend, CopyBackend) and tr.backend.model is not tr.policy
+    assert isinstance(tr.parts.backend, CopyBackend) and tr.parts.backend.model is not tr.policy
     assert next(tr.policy.parameters()).dtype == torch.float32
-    copy = dict(tr.backend.model.named_parameters())
+    copy = dict(tr.parts.backend.model.named_parameters())
     assert all(p.dtype == torch.bfloat16 for p in copy.values())
     m = tr.train_step()  # syncs (no change yet), samples from the copy, updates the fp32 policy
     assert m["response_length/mean"] > 0
     stale = [k for k, p in tr.policy.named_parameters() if not torch.equal(copy[k], p.detach().to(torch.bfloat16))]
     assert stale  # the update moved the policy; the copy still holds the weights it sampled with
-    tr.sync_rollout_weights()
+    stages.sync_weights(tr.parts, synced=None)  # the stage that runs before the next rollout
     for k, p in tr.policy.named_parameters():
         assert torch.equal(copy[k], p.detach().to(torch.bfloat16)), k
     plain = Trainer(load_config(None, base + ["rollout.bf16_copy=false", f"trainer.out_dir={tmp_path / 'plain'}"]))
-    assert type(plain.backend) is HFBackend and plain.backend.model is plain.policy
+    assert type(plain.parts.backend) is HFBackend and plain.parts.backend.model is plain.policy

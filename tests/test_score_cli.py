@@ -179,3 +179,98 @@ def test_resume_with_other_settings_refuses_and_overwrite_replaces(tmp_path, cap
     assert main(base + ["--use-log", "--overwrite"]) == 0
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(rows) == 3 and out.read_text() != first
+
+
+def _write_input(path, rows):
+    if path.suffix == ".parquet":
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    else:
+        write_jsonl(path, rows)
+
+
+@pytest.mark.parametrize("suffix, question_key, nest", [
+    (".jsonl", "meta.q", lambda r: {"meta": {"q": r["question"]}, "ans": r["answer"], "gold": r["gold"]}),
+    (".parquet", "prompt.text", lambda r: {"prompt": {"text": r["question"]}, "ans": r["answer"], "gold": r["gold"]}),
+    (".jsonl", "q", lambda r: {"q": r["question"], "ans": r["answer"], "gold": r["gold"]}),
+])
+def test_rerun_with_a_dotted_question_key_resumes(tmp_path, suffix, question_key, nest):
+    """A rerun of the same command used to refuse ("row 1 was scored from a different input") when the
+    question sat in a nested column: the output's rows were read with a flat key. It now does nothing,
+    and a run cut short goes on from where it stopped."""
+    src, out = tmp_path / f"in{suffix}", tmp_path / "out.jsonl"
+    _write_input(src, [nest(r) for r in ROWS])
+    args = ["score", str(src), "-o", str(out), "--model", "tiny-random", "--question-key", question_key,
+            "--answer-key", "ans", "--gold-key", "gold"]
+    assert main(args) == 0
+    first = out.read_text()
+    assert main(args) == 0
+    assert out.read_text() == first
+    out.write_text(first.splitlines(keepends=True)[0])  # a run that stopped after one row
+    assert main(args) == 0
+    got = read_jsonl(out)
+    assert len(got) == 3 and [r["ans"] for r in got] == [r["answer"] for r in ROWS]
+    assert [r["correct"] for r in got] == [r["correct"] for r in map(json.loads, first.splitlines())]
+
+
+def test_settings_record_is_score_settings(tmp_path, capsys):
+    """The record beside the output is ScoreSettings' flat dict; a record written before ScoreSettings
+    (no `instruction` key) still resumes, and another SAR variant refuses, naming the key."""
+    from sarl.scoring import ScoreSettings
+
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    write_jsonl(src, ROWS)
+    args = ["score", str(src), "-o", str(out), "--model", "tiny-random", "--dtype", "float32"]
+    assert main(args) == 0
+    path = tmp_path / "out.jsonl.settings.json"
+    record = json.loads(path.read_text())
+    assert record == ScoreSettings(model="tiny-random", dtype="float32").record()
+    assert record["sar.use_log"] is False and record["question_key"] == "question"
+    del record["instruction"]
+    path.write_text(json.dumps(record))
+    assert main(args) == 0
+    assert main(args + ["--use-log"]) == 2
+    assert "sar.use_log: False before, True now" in capsys.readouterr().err
+
+
+def test_score_file_refuses_a_scorer_that_is_not_the_recorded_one(tmp_path):
+    from sarl.models import load_model
+    from sarl.rewards import SARConfig
+    from sarl.scoring import ScoreSettings, score_file
+
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, ROWS)
+    scorer = SARScorer(load_model("tiny-random"))
+    with pytest.raises(ValueError, match="sar differ"):
+        score_file(scorer, src, tmp_path / "o.jsonl", settings=ScoreSettings(sar=SARConfig(use_log=True)))
+
+
+@pytest.mark.parametrize("command", [["score", "in.jsonl", "-o", "o.jsonl"], ["analyze"], ["eval"]])
+def test_model_flags_come_from_model_config(command, capsys):
+    """--model/--dtype/--device/--threads are generated from ModelConfig (help, default, choices), with
+    today's names; eval's --model repeats."""
+    from sarl.cli import build_parser
+    from sarl.config import ModelConfig
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([command[0], "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines (also at hyphens)
+    for flag in ("--model", "--dtype", "--device", "--threads", "--trust-remote-code", "--allow-download"):
+        assert flag in text
+    for f in ("name", "dtype", "device", "threads"):
+        assert "".join(ModelConfig.__dataclass_fields__[f].metadata["help"].split()) in text
+    assert "Choices:auto,float32,bfloat16,float16" in text
+    args = build_parser().parse_args([*command, "--model", "a", "--model", "b", "--threads", "2"])
+    assert args.model == (["a", "b"] if command[0] == "eval" else "b") and args.threads == 2
+    assert args.dtype == "auto" and args.device == "auto"
+    assert ("Repeattocompareseveralmodels" in text) == (command[0] == "eval")
+
+
+def test_bad_model_flag_values_fail_before_any_work(tmp_path, capsys):
+    src = tmp_path / "in.jsonl"
+    write_jsonl(src, ROWS)
+    assert main(["score", str(src), "-o", str(tmp_path / "o.jsonl"), "--dtype", "float64"]) == 2
+    assert "model.dtype: 'float64' is not allowed" in capsys.readouterr().err
+    assert main(["eval", "--model", "tiny-random", "--datasets", "chain_sum", "--threads", "0",
+                 "-o", str(tmp_path / "ev")]) == 2
+    assert "model.threads: must be > 0" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()

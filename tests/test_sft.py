@@ -62,12 +62,23 @@ def test_sft_learns_and_resumes_exactly(tmp_path):
     rows = [{"question": f"What is {i} + 1?", "response": f"{i} + 1 = {i + 1}. The answer is {i + 1}."}
             for i in range(16)]
     data = _write(tmp_path / "d.jsonl", rows)
-    base = dict(data=str(data), new_model=TINY, epochs=10, batch_size=8, lr=1e-2, warmup_steps=2, save_every=3)
+    base = {"data": str(data), "new_model": TINY, "epochs": 10, "batch_size": 8, "lr": 1e-2, "warmup_steps": 2,
+            "save_every": 3}
 
     full = run_sft(SFTConfig(**base, out_dir=str(tmp_path / "full")))
     losses = [json.loads(line)["loss"] for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == full["steps"] == 20
     assert losses[-1] < 0.6 * losses[0]
+    # the run folder: config.yaml is the settings as YAML (checkpoints too), run.yaml the run's facts
+    from dataclasses import asdict
+
+    import yaml
+
+    settings = asdict(SFTConfig(**base, out_dir=str(tmp_path / "full")))
+    assert (tmp_path / "full" / "config.yaml").read_text() == yaml.safe_dump(settings, sort_keys=False)
+    assert yaml.safe_load((tmp_path / "full" / "run.yaml").read_text()) == {"engine": "sft", "precision": full["precision"]}
+    ckpt_config = tmp_path / "full" / "checkpoints" / "step_18" / "config.yaml"
+    assert yaml.safe_load(ckpt_config.read_text()) == settings and not ckpt_config.read_text().startswith("{")
 
     class Stop(Exception):
         pass
@@ -96,6 +107,36 @@ def test_sft_learns_and_resumes_exactly(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+
+def test_sft_step_is_the_plain_clip_adamw_and_schedule_step(tok):
+    """An SFT step (through sarl.train.update.optimizer_step) changes nothing in the numerics: it equals
+    zero_grad, backward, clip_grad_norm_, AdamW step, schedule step, bit for bit."""
+    import copy
+
+    from sarl.sft import _sft_step
+    from sarl.train.update import lr_lambda
+
+    cfg = SFTConfig(max_length=200)
+    data = encode_examples(tok, [{"question": f"q {i}", "response": f"answer {i} " * (i + 1)} for i in range(4)], cfg)
+    model = new_llama(tok, layers=1, hidden=32, heads=2, intermediate=64, seed=0).train()
+    ref = copy.deepcopy(model)
+
+    def optim(m):
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-2, weight_decay=0.01)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(2, 6, "cosine"))
+
+    (opt, sched), (ropt, rsched) = optim(model), optim(ref)
+    for step in range(1, 4):
+        out = _sft_step(model, opt, sched, data, tok.pad_token_id, "fp32", 0.5, step)
+        loss, _ = response_loss(ref, *collate(data, tok.pad_token_id))
+        ropt.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.5)
+        ropt.step()
+        rsched.step()
+        assert out["loss"] == loss.item() and out["grad_norm"] == float(norm)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), ref.parameters()))
 
 
 def test_bad_data_names_row_and_key(tmp_path):

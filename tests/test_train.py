@@ -12,6 +12,7 @@ import torch
 
 from sarl.config import ConfigError, load_config
 from sarl.train import Trainer, TrainingAborted
+from sarl.train import step as stages
 from sarl.train.checkpoint import latest_checkpoint, load_state
 
 TINY = [
@@ -57,10 +58,10 @@ def test_ppo_two_steps_updates_actor_and_critic(tmp_path):
     cfg = cfg_for(tmp_path, "trainer.total_steps=2", "algorithm.adv_estimator=gae", "rollout.n=1",
                   "trainer.prompts_per_step=4", "critic.lr=1e-3")
     tr = Trainer(cfg)
-    before, cbefore = params(tr.policy), params(tr.critic)
+    before, cbefore = params(tr.policy), params(tr.parts.critic)
     last = tr.run()
     assert [k for k, v in params(tr.policy).items() if torch.equal(v, before[k])] == []
-    assert [k for k, v in params(tr.critic).items() if torch.equal(v, cbefore[k])] == []
+    assert [k for k, v in params(tr.parts.critic).items() if torch.equal(v, cbefore[k])] == []
     assert torch.isfinite(torch.tensor(last["critic/loss"]))
     assert "time/values" in last and "time/update_critic" in last
 
@@ -285,12 +286,13 @@ def test_weighted_grpo_end_to_end_applies_the_linear_schedule(tmp_path):
     cfg = cfg_for(tmp_path, "trainer.total_steps=2", "algorithm.advantage_weighting_in_grpo=true",
                   "rewards.schedule={type: linear, increase: true, bottom: 0.0, peak_pos: 0.5}")
     tr = Trainer(cfg)
-    assert tr.estimator == "grpo_weighted"
+    assert "reward_components" in tr.parts.estimator_needs
     progress = 0.25  # alpha = 0.5
-    batch = tr.generate()
-    old = tr.old_logprobs(batch)
-    rew, token_rewards = tr.rewards(batch, tr.reward_inputs(batch, old), old, None, progress)
-    adv, _ = tr.advantages(batch, rew, token_rewards, old.mask, None, progress)
+    batch = stages.grade(stages.generate(tr.parts, 0))
+    old = stages.old_logprobs(tr.parts, batch)
+    inputs = stages.null_logprobs(tr.parts, batch, old, old.mask)
+    rew, token_rewards = stages.rewards(tr.parts, inputs, old.mask, old, None, progress)
+    adv, _ = stages.advantages(tr.parts, batch, rew, token_rewards, old.mask, None, progress)
     scheduled = {"correctness": 1.0, "sar": 0.5 * 0.5, "o1_pruner": 0.5 * 0.5}
     want, _ = grpo_weighted(rew.components, scheduled, batch.group_ids, old.mask, norm_adv_by_std=False)
     assert torch.equal(adv, want)
@@ -511,16 +513,16 @@ def test_on_policy_update_supplies_old_logprobs_without_a_separate_pass(tmp_path
     runs = {}
     for name, from_update in (("fused", True), ("separate", False)):
         tr = Trainer(cfg_for(tmp_path / name, *extra))
-        assert tr.old_from_update
-        tr.old_from_update = from_update
+        assert tr.parts.old_from_update
+        tr.parts.old_from_update = from_update
         calls = []
-        orig = tr._logprobs
+        orig = tr.parts.logprobs
 
         def spy(model, *a, _orig=orig, _tr=tr, _calls=calls, **k):
             _calls.append((model is _tr.policy, k.get("grad", False)))
             return _orig(model, *a, **k)
 
-        tr._logprobs = spy
+        tr.parts.logprobs = spy
         runs[name] = (tr, tr.run(), calls)
     (fused, mf, cf), (sep, ms, cs) = runs["fused"], runs["separate"]
     assert (True, False) not in cf and (True, False) in cs  # the policy's no-grad pass: only without fusion
@@ -535,4 +537,4 @@ def test_on_policy_update_supplies_old_logprobs_without_a_separate_pass(tmp_path
     # anything that reads log π_old before the update keeps the pass
     for other in (("rewards.weights={correctness: 1.0, sar: 0.2}",), ("actor.ppo_epochs=2",),
                   ("actor.mini_batch_size=2",), ("algorithm.use_kl_in_reward=true",)):
-        assert not Trainer(cfg_for(tmp_path / other[0][:12], "rewards.weights={correctness: 1.0}", *other)).old_from_update
+        assert not Trainer(cfg_for(tmp_path / other[0][:12], "rewards.weights={correctness: 1.0}", *other)).parts.old_from_update

@@ -17,6 +17,7 @@ import torch
 
 from sarl.config import load_config
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+from sarl.train import step as stages
 
 G, P, L = 4, 2, 12  # rollouts per prompt, prompts, max response length
 BETA = 0.001
@@ -79,17 +80,17 @@ def test_dr_grpo_loss_gradient_and_advantages_equal_trl(tmp_path, mapped):
     tr = _sarl_trainer(tmp_path)
     # the test calls the update twice on one batch (a second PPO epoch, off-policy), so log π_old must
     # come from the separate pass, not from the update's own forward
-    tr.old_from_update = False
+    tr.parts.old_from_update = False
     start = export_model(tr.policy, tr.tok, tmp_path / "start")  # the weights both updates start from
-    batch = tr.generate()  # real rollouts of the tiny policy (P prompts x G responses)
+    batch = stages.generate(tr.parts, 0)  # real rollouts of the tiny policy (P prompts x G responses)
     assert len(batch) == G * P
     # the random tiny model never stops before L tokens; cut the responses to different lengths so that
     # the loss normalisation matters (with equal lengths token-mean and Dr.GRPO's sum / (L N) coincide)
     cuts = [3, 12, 7, 5, 12, 2, 9, 6]
     batch.responses = [r[:k] for r, k in zip(batch.responses, cuts)]
     assert sorted(len(r) for r in batch.responses) == sorted(cuts)
-    old = tr.old_logprobs(batch)
-    ref = tr._logprobs(tr.ref, batch.contexts, batch.responses)
+    old = stages.old_logprobs(tr.parts, batch)
+    ref = stages.ref_logprobs(tr.parts, batch)
     rewards = torch.tensor([0.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0])  # one sequence reward per rollout
     token_rewards = torch.zeros_like(old.mask)
     token_rewards[torch.arange(len(batch)), (batch.lengths.long() - 1).clamp(min=0)] = rewards
@@ -101,19 +102,19 @@ def test_dr_grpo_loss_gradient_and_advantages_equal_trl(tmp_path, mapped):
 
     # One real update first, so that the compared step is off-policy (ratio != 1, clipping active) and
     # the policy differs from the reference (the KL term and its gradient are not 0).
-    tr.update_actor(batch, old, ref, adv)
+    stages.update_actor(tr.parts, batch, old.mask, old, ref, adv)
     moved = export_model(tr.policy, tr.tok, tmp_path / "moved")
 
     # sarl: the second pass over the same rollouts (a second PPO epoch); capture its gradient
     grads: dict[str, torch.Tensor] = {}
-    step = tr.opt.step
+    step = tr.parts.opt.step
 
     def capture(*a, **k):
         grads.update(_grads(tr.policy))
         return step(*a, **k)
 
-    tr.opt.step = capture
-    stats = tr.update_actor(batch, old, ref, adv)
+    tr.parts.opt.step = capture
+    stats, _ = stages.update_actor(tr.parts, batch, old.mask, old, ref, adv)
     assert stats.steps == 1 and stats.skipped == 0
     sarl_loss = stats.losses["pg_loss"] + BETA * stats.losses["kl_loss"]
     assert stats.losses["kl_loss"] > 0 and stats.stats["clipfrac"] > 0

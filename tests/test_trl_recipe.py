@@ -19,6 +19,7 @@ from sarl.errors import ConfigError
 from sarl.integrations.trl.recipe import KEY_MAP, grpo_kwargs, map_table
 from sarl.integrations.trl.reward import SarlReward, schedule_progress
 from sarl.rewards import Schedule
+from sarl.train import step as stages
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,11 +154,11 @@ def test_mapped_rewards_and_advantages_equal_the_native_trainers(tmp_path):
                                   "trainer.tensorboard=false", f"trainer.out_dir={tmp_path / 'sarl'}", "data.val=null",
                                   "trainer.precision=fp32"])
     tr = Trainer(cfg)
-    batch = tr.generate()
+    batch = stages.grade(stages.generate(tr.parts, 0))
     tr.policy.eval()
-    old = tr.old_logprobs(batch)
-    inputs = tr.reward_inputs(batch, old)
-    rew, token_rewards = tr.rewards(batch, inputs, old, None, 1 / cfg.trainer.total_steps)
+    old = stages.old_logprobs(tr.parts, batch)
+    inputs = stages.null_logprobs(tr.parts, batch, old, old.mask)
+    rew, token_rewards = stages.rewards(tr.parts, inputs, old.mask, old, None, 1 / cfg.trainer.total_steps)
     adv, _ = ADV_ESTIMATORS["grpo"](token_rewards, old.mask, group_ids=batch.group_ids, norm_adv_by_std=False)
 
     start = export_model(tr.policy, tr.tok, tmp_path / "start")
@@ -190,7 +191,7 @@ def test_sarl_train_engine_trl_end_to_end(tmp_path, capsys):
     assert [r["step"] for r in rows] == [1, 2]
     assert all({"accuracy", "reward/mean", "reward/sar", "response_length/mean", "kl/ref"} <= set(r) for r in rows)
     assert (out / "final" / "model.safetensors").exists() and (out / "samples.jsonl").exists()
-    assert "engine: trl" in (out / "config.yaml").read_text()
+    assert "engine: trl" in (out / "run.yaml").read_text() and "\nengine:" not in (out / "config.yaml").read_text()
     # a model folder (here the export) is passed to TRL as a path; only its tokenizer is loaded by sarl
     again = tmp_path / "again"
     assert main(["train", "cpu/quickstart", "--engine", "trl", "--tiny", f"model.name={out / 'final'}",

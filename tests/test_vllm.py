@@ -71,10 +71,10 @@ GREEDY = textwrap.dedent("""
     import torch
 
     def main():
-        from sarl.data import load_dataset, render_problem_prompt
+        from sarl.data import load_dataset
         from sarl.logprobs import answer_logprobs
         from sarl.models import load_model, resolve_model_path
-        from sarl.prompts import encode
+        from sarl.prompts import encode, render_problem_prompt
         from sarl.rollout import GenerationConfig, HFBackend
         from sarl.rollout.vllm_backend import VLLMBackend
 

@@ -3,6 +3,11 @@ field, one place for defaults, validation whenever a config is built), YAML reci
 command-line overrides; errors name the key and the allowed values.
 
     cfg = load_config("configs/sa_grpo.yaml", ["rewards.weights.sar=0.3", "trainer.total_steps=20"])
+
+A config is never changed after it is built: every section is a frozen dataclass (a different config is
+a new one, e.g. ``dataclasses.replace(cfg.trainer, strategy="fsdp")``, validated again as it is built).
+What the run derives from it (the reward composer, an estimator's options and needs) is read off it:
+``cfg.rewards.composer()``, ``sarl.algos.estimator_kwargs(name, cfg)``, ``sarl.algos.estimator_needs(name, cfg)``.
 """
 
 from __future__ import annotations
@@ -16,26 +21,31 @@ from typing import Any
 import yaml
 
 from sarl.errors import ConfigError
+from sarl.logprobs import MAX_BATCH_TOKENS
 from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+from sarl.registry import did_you_mean
 from sarl.rewards.compose import Schedule
 from sarl.settings import Settings, fraction, names_in, non_negative, parse_value, positive, setting
 
-__all__ = ["RECIPES_DIR", "ConfigError", "TrainConfig", "list_recipes", "load_config", "recipe_path", "to_dict"]
+__all__ = ["RECIPES_DIR", "ConfigError", "TrainConfig", "list_recipes", "load_config", "load_config_with_notes",
+           "recipe_path", "to_dict"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class ModelConfig(Settings):
     section = "model"
-    name: str | None = setting(None, "Policy: a built-in name (default smollm2-135m; tiny-random for tests), a "
+    name: str | None = setting(None, "The model: a built-in name (None: smollm2-135m; tiny-random for tests), a "
                                      "local HF folder or a hub id.")
-    dtype: str = setting("auto", "Weights' dtype.", choices=("auto", "float32", "bfloat16", "float16"))
-    device: str = setting("auto", "auto (cuda if present), cpu, cuda, cuda:N.")
-    threads: int | None = setting(None, "CPU threads for torch.", check=positive)
+    dtype: str = setting("auto", "Weights' dtype. auto: bf16 where it is faster (a GPU with bf16, or a CPU with "
+                                 "AMX/AVX512-BF16 and a wide enough model, as `sarl doctor` shows), fp32 otherwise; "
+                                 "float32 forces fp32.", choices=("auto", "float32", "bfloat16", "float16"))
+    device: str = setting("auto", "auto (cuda if present, else cpu), cpu, cuda, cuda:N.")
+    threads: int | None = setting(None, "CPU threads for torch (None: torch's choice).", check=positive)
     gradient_checkpointing: bool = setting(False, "Recompute activations in the backward pass (less memory, "
                                                   "~30% slower).")
 
 
-@dataclass
+@dataclass(frozen=True)
 class DataConfig(Settings):
     section = "data"
     train: str = setting("gsm_symbolic", "Training dataset: a built-in name (sarl data list) or a local "
@@ -49,7 +59,7 @@ class DataConfig(Settings):
     val_seed: int = setting(1234, "Seed of a generated validation set (different from trainer.seed, so it does not "
                                   "repeat training items).")
     instruction: str = setting("noformat", "Prompt instruction: noformat (the reference's), format "
-                                           "(\"Answer: xxx\"), none.", choices=names_in("sarl.data.prompts", "INSTRUCTIONS"))
+                                           "(\"Answer: xxx\"), none.", choices=names_in("sarl.prompts", "INSTRUCTIONS"))
     system_prompt: str = setting(DEFAULT_SYSTEM_PROMPT, "System prompt of every prompt (and of the SAR null "
                                                         "context).")
     max_prompt_length: int = setting(512, "Prompts longer than this (tokens) are cut from the left.", check=positive)
@@ -58,7 +68,7 @@ class DataConfig(Settings):
     shuffle: bool = setting(True, "Shuffle the training set each epoch (seeded by trainer.seed and the epoch).")
 
 
-@dataclass
+@dataclass(frozen=True)
 class RolloutConfig(Settings):
     section = "rollout"
     n: int = setting(4, "Rollouts per prompt (the GRPO group size).", check=positive)
@@ -79,36 +89,32 @@ class RolloutConfig(Settings):
                                     "weights' memory. false: autocast.")
 
 
-@dataclass
+@dataclass(frozen=True)
 class AlgorithmConfig(Settings):
     section = "algorithm"
     adv_estimator: str = setting("grpo", "Advantage estimator (gae: PPO with a critic).", choices=names_in("sarl.algos", "ADV_ESTIMATORS"))
     norm_adv_by_std_in_grpo: bool = setting(False, "Divide GRPO advantages by the group std (False = Dr.GRPO, the "
                                                    "reference's setting).")
     advantage_weighting_in_grpo: bool = setting(False, "GRPO: normalise each reward component within the group "
-                                                       "separately, then weight (the reference's option; the same as "
-                                                       "adv_estimator=grpo_weighted; the weight schedule applies).")
+                                                       "separately, then weight (the reference's option; grpo's "
+                                                       "weighted option, the same as adv_estimator=grpo_weighted; "
+                                                       "the weight schedule applies).")
     gamma: float = setting(1.0, "Discount (GAE, REINFORCE++).")
     lam: float = setting(1.0, "GAE lambda.")
     use_kl_in_reward: bool = setting(False, "Subtract kl_coef * KL(policy || reference) from the token rewards.")
     kl_penalty: str = setting("k1", "KL estimator in the reward.", choices=names_in("sarl.algos", "KL_ESTIMATORS"))
     kl_coef: float = setting(0.001, "Weight of the in-reward KL.", check=non_negative)
 
-    @property
-    def estimator(self) -> str:
-        """The registered estimator this section selects (``advantage_weighting_in_grpo`` turns grpo
-        into grpo_weighted)."""
+    def validate(self) -> None:
         from sarl.algos import ADV_ESTIMATORS
 
-        name = ADV_ESTIMATORS.canonical(self.adv_estimator)
-        return "grpo_weighted" if name == "grpo" and self.advantage_weighting_in_grpo else name
-
-    def validate(self) -> None:
-        if self.advantage_weighting_in_grpo and self.adv_estimator != "grpo":
-            raise ConfigError("algorithm.advantage_weighting_in_grpo: needs algorithm.adv_estimator=grpo")
+        key = f"{self.section}.advantage_weighting_in_grpo"
+        if self.advantage_weighting_in_grpo and key not in ADV_ESTIMATORS.meta(self.adv_estimator)["options"].values():
+            readers = [n for n in ADV_ESTIMATORS.names if key in ADV_ESTIMATORS.meta(n)["options"].values()]
+            raise ConfigError(f"{key}: needs algorithm.adv_estimator={' or '.join(readers)}")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ActorConfig(Settings):
     section = "actor"
     lr: float = setting(1e-6, "AdamW learning rate.", check=positive)
@@ -128,10 +134,11 @@ class ActorConfig(Settings):
                                                 "optimizer step).", check=positive)
     micro_batch_size: int = setting(8, "Sequences per forward/backward; gradients accumulate to the mini-batch "
                                        "exactly.", check=positive)
-    max_tokens_per_forward: int = setting(2048, "Token budget of each forward in the log-prob, SAR and update passes "
-                                                "(rows x longest row, padding included), like verl's "
-                                                "ppo_max_token_len_per_gpu; 2048 is fastest on a 2-core CPU, a GPU "
-                                                "wants far more (e.g. 16384).", check=positive)
+    max_tokens_per_forward: int = setting(MAX_BATCH_TOKENS, "Token budget of each forward in the log-prob, SAR "
+                                                            "and update passes (rows x longest row, padding "
+                                                            "included), like verl's ppo_max_token_len_per_gpu; "
+                                                            "2048 is fastest on a 2-core CPU, a GPU wants far more "
+                                                            "(e.g. 16384).", check=positive)
     use_kl_loss: bool = setting(False, "Add kl_loss_coef * KL(policy || reference) to the actor loss (GRPO's usual "
                                        "KL).")
     kl_loss_coef: float = setting(0.001, "Weight of the KL loss.", check=non_negative)
@@ -143,7 +150,7 @@ class ActorConfig(Settings):
                                         "a PPO critic are unaffected.", factory=list)
 
 
-@dataclass
+@dataclass(frozen=True)
 class CriticConfig(Settings):
     section = "critic"
     lr: float = setting(1e-5, "Critic AdamW learning rate (PPO only).", check=positive)
@@ -151,7 +158,7 @@ class CriticConfig(Settings):
     grad_clip: float = setting(1.0, "Max critic gradient norm.", check=positive)
 
 
-@dataclass
+@dataclass(frozen=True)
 class RewardsConfig(Settings):
     section = "rewards"
     weights: dict[str, float] = setting(help="Reward name -> weight (the reference's reward_types / reward_factors); "
@@ -164,13 +171,19 @@ class RewardsConfig(Settings):
         from sarl.rewards import RewardComposer
 
         try:
-            RewardComposer(dict(self.weights), dict(self.options), self.schedule)
+            composer = RewardComposer(dict(self.weights), dict(self.options), self.schedule)
         except ValueError as exc:  # unknown names (UnknownNameError is a ValueError) and bad options
             msg = exc.args[0] if exc.args else str(exc)
             raise ConfigError(f"rewards: {msg}") from None
+        object.__setattr__(self, "_composer", composer)  # built once, here (the section is frozen)
+
+    def composer(self):
+        """The :class:`~sarl.rewards.RewardComposer` of these weights, options and schedule: the one built
+        when the section was validated (the trainer uses this one instead of building another)."""
+        return self._composer
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainerConfig(Settings):
     section = "trainer"
     total_steps: int = setting(10, "Training steps (one generate + update round each).", check=positive)
@@ -209,7 +222,7 @@ class TrainerConfig(Settings):
         check_loggers(self.logger)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig(Settings):
     model: ModelConfig = setting(help="The policy.", factory=ModelConfig)
     data: DataConfig = setting(help="Training and validation data, prompts, lengths.", factory=DataConfig)
@@ -222,12 +235,17 @@ class TrainConfig(Settings):
 
     def validate(self) -> None:
         """Checks across sections; raises :class:`ConfigError` naming the key and the fix."""
-        from sarl.algos import ADV_ESTIMATORS
+        from sarl.algos import ADV_ESTIMATORS, estimator_kwargs, estimator_needs
 
         a, ac, r, t = self.algorithm, self.actor, self.rollout, self.trainer
-        needs = ADV_ESTIMATORS.meta(a.estimator)["needs"]
+        name = ADV_ESTIMATORS.canonical(a.adv_estimator)
+        try:
+            options = estimator_kwargs(name, self)
+        except AttributeError as exc:  # a registration naming a field that TrainConfig does not have
+            raise ConfigError(f"algorithm.adv_estimator: {name} declares an option this config cannot feed ({exc})") from None
+        needs = estimator_needs(name, self)
         if "groups" in needs and r.n < 2:
-            raise ConfigError(f"rollout.n: {a.estimator} compares rollouts of the same prompt and needs n >= 2, got {r.n}")
+            raise ConfigError(f"rollout.n: {name} compares rollouts of the same prompt and needs n >= 2, got {r.n}")
         rollouts = t.prompts_per_step * r.n
         mb = ac.mini_batch_size or rollouts
         if mb > rollouts or rollouts % mb:
@@ -238,7 +256,8 @@ class TrainConfig(Settings):
                               "their resolution: at lr 1e-6, 98% of bf16 weights never change); training keeps fp32 "
                               "master weights: use model.dtype=float32 (or auto) and trainer.precision=bf16-mixed")
         if "reward_components" in needs and a.use_kl_in_reward:
-            raise ConfigError(f"algorithm.use_kl_in_reward: {a.estimator} weights the reward components and "
+            how = ", ".join(f"{k}={v}" for k, v in options.items())
+            raise ConfigError(f"algorithm.use_kl_in_reward: {name} ({how}) weights the reward components and "
                               "cannot include a per-token KL reward; use actor.use_kl_loss")
 
 
@@ -250,7 +269,7 @@ def _from_dict(cls, data: dict[str, Any], prefix: str = ""):
     kwargs = {}
     for key, val in data.items():
         if key not in fields:
-            raise ConfigError(f"{prefix}{key}: unknown key; allowed: {', '.join(fields)}")
+            raise ConfigError(f"{prefix}{key}: unknown key{did_you_mean(key, fields)}; allowed: {', '.join(fields)}")
         typ = hints[key]
         if dataclasses.is_dataclass(typ):
             kwargs[key] = _from_dict(typ, val or {}, f"{prefix}{key}.")
@@ -355,7 +374,14 @@ def recipe_path(name: str | Path) -> Path:
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """A recipe (a YAML file or a shipped recipe's name, optional) plus ``key.sub=value`` overrides
-    (values parsed as YAML), validated as it is built."""
+    (values parsed as YAML; verl's keys are accepted, :mod:`sarl.verl_keys`), validated as it is built."""
+    return load_config_with_notes(path, overrides)[0]
+
+
+def load_config_with_notes(path: str | Path | None = None,
+                           overrides: list[str] | None = None) -> tuple[TrainConfig, list[str]]:
+    """:func:`load_config`, and the notes of translating verl's keys (the ignored ones and why) for the
+    caller to show (``sarl train`` prints them). The overrides are translated here, once."""
     data: dict[str, Any] = {}
     if path is not None:
         p = recipe_path(path)
@@ -366,7 +392,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         data.pop("description", None)
     from sarl.verl_keys import MINI_BATCH_PROMPTS, translate
 
-    overrides, _ = translate(list(overrides or []))  # verl's keys as aliases (the CLI prints the notes)
+    overrides, notes = translate(list(overrides or []))  # verl's keys as aliases
     for ov in overrides:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r}: expected key.sub=value")
@@ -380,5 +406,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             raise ConfigError(f"actor_rollout_ref.actor.ppo_mini_batch_size: expected an integer, got {prompts!r}")
         data.setdefault("actor", {})["mini_batch_size"] = prompts * n
     # dict-valued fields (rewards.weights) are replaced by a recipe but updated by a dotted override
-    return _from_dict(TrainConfig, data)  # validated as it is built
+    return _from_dict(TrainConfig, data), notes  # validated as it is built
 

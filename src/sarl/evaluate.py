@@ -15,8 +15,8 @@ Metrics per dataset (lengths in response tokens, the stop token not counted):
 - ``accuracy``: fraction of all samples that are correct (with n > 1 sampled: the policy's accuracy; greedy:
   the only sample), the headline everywhere, with ``accuracy_se``, its standard error over problems
   (the sd of the per-problem accuracies, ddof 1, over sqrt(problems): samples of one problem are not
-  independent) and ``accuracy_ci95`` = accuracy ± 1.96 SE. ``sample_accuracy`` is the same value (older
-  name);
+  independent) and ``accuracy_ci95`` = accuracy ± Z95 · SE (:data:`sarl.stats.Z95`).
+  ``sample_accuracy`` is the same value (older name);
 - ``hit@1``: fraction of problems whose first sample is correct;
 - ``hit@n``: fraction of problems with at least one correct sample among n;
 - ``mean_length``: mean response length over all samples;
@@ -30,8 +30,8 @@ AES (accuracy-efficiency score, as the SAR paper reports it) of model M against 
 ``Δlen = (L_R - L_M) / L_R`` (positive = shorter), ``Δacc = (A_M - A_R) / A_R`` (relative),
 ``AES = Δlen + 5 · Δacc``. When ``A_R = 0`` the relative Δacc is undefined; sarl then uses the
 absolute difference ``A_M - A_R`` and marks the row. ``within_noise``: the accuracy difference is
-smaller than 1.96 · its standard error: paired over the shared problems when both models answered the
-same ones (``per_problem_accuracy``; :func:`paired_se`), else sqrt(SE_R² + SE_M²).
+smaller than Z95 · its standard error (:data:`sarl.stats.Z95`): paired over the shared problems when both
+models answered the same ones (``per_problem_accuracy``; :func:`paired_se`), else sqrt(SE_R² + SE_M²).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from sarl.data import Problem, load_dataset, render_problem_prompt
+from sarl.data import Problem, load_dataset
 from sarl.data.synthetic import answer_labels, style_shares
 from sarl.errors import ConfigError, UnknownNameError
 from sarl.grading import grade
@@ -57,9 +57,10 @@ from sarl.io import (
     guard_settings,
     write_json_atomic,
 )
-from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode
+from sarl.prompts import DEFAULT_SYSTEM_PROMPT, encode, render_problem_prompt
 from sarl.rollout import GenerationConfig
 from sarl.settings import Settings, names_in, positive, setting
+from sarl.stats import Z95
 
 AES_ACC_WEIGHT = 5.0
 
@@ -73,7 +74,7 @@ class EvalSettings(Settings):
     size: int | None = setting(None, "Size of generated (reasoning-gym) datasets.", check=positive)
     data_seed: int = setting(0, "Seed of generated datasets.")
     instruction: str = setting("noformat", "Instruction appended to each question (noformat: the reference's "
-                                           "default).", choices=names_in("sarl.data.prompts", "INSTRUCTIONS"))
+                                           "default).", choices=names_in("sarl.prompts", "INSTRUCTIONS"))
     system_prompt: str | None = setting(DEFAULT_SYSTEM_PROMPT, "System prompt (the reference's).")
     gen: GenerationConfig = setting(help="Decoding.", factory=GenerationConfig)
 
@@ -103,7 +104,7 @@ def _sample_stats(rows: list[dict]) -> dict[str, Any]:
         "samples": len(rows),
         "accuracy": acc,
         "accuracy_se": se,
-        "accuracy_ci95": None if acc is None else [acc - 1.96 * se, acc + 1.96 * se],
+        "accuracy_ci95": None if acc is None else [acc - Z95 * se, acc + Z95 * se],
         "hit@1": sum(bool(p.get(0, {}).get("correct")) for p in problems) / n_prob if n_prob else None,
         "hit@n": sum(any(s["correct"] for s in p.values()) for p in problems) / n_prob if n_prob else None,
         "sample_accuracy": acc,
@@ -260,7 +261,7 @@ def aes(ref: dict[str, Any], cur: dict[str, Any]) -> dict[str, Any]:
         se = math.hypot(ref.get("accuracy_se") or 0.0, cur.get("accuracy_se") or 0.0)
     return {"delta_acc": d_acc, "delta_len": d_len, "aes": d_len + AES_ACC_WEIGHT * d_acc,
             "acc_delta_absolute": absolute, "delta_acc_points": a_m - a_r, "delta_acc_se": se,
-            "delta_acc_paired": paired, "within_noise": abs(a_m - a_r) < 1.96 * se}
+            "delta_acc_paired": paired, "within_noise": abs(a_m - a_r) < Z95 * se}
 
 
 def paired_se(ref: dict[str, float] | None, cur: dict[str, float] | None) -> tuple[float | None, bool]:
@@ -346,11 +347,11 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "_no results_\n"
     ref = rows[0]["reference"]
-    lines = [f"Reference model: `{ref}`. Accuracy over all samples, ± its standard error over problems. "
+    lines = [(f"Reference model: `{ref}`. Accuracy over all samples, ± its standard error over problems. "
              "Δlen = (L_ref − L)/L_ref (positive = shorter); Δacc relative to the reference's accuracy (absolute, "
-             "marked *, when that is 0), marked (noise) when the difference is below 1.96 · its standard error "
+             f"marked *, when that is 0), marked (noise) when the difference is below {Z95:.2f} · its standard error "
              "(paired over the shared problems); "
-             "AES = Δlen + 5·Δacc.", "",
+             "AES = Δlen + 5·Δacc."), "",
              "| " + " | ".join(h for h, _, _, _ in COMPARISON_COLUMNS) + " |",
              "|---|---|" + "---:|" * (len(COMPARISON_COLUMNS) - 2)]
     lines += ["| " + " | ".join(comparison_cells(r)) + " |" for r in rows]
@@ -359,7 +360,7 @@ def comparison_markdown(rows: list[dict[str, Any]]) -> str:
 
 def plot_accuracy_vs_length(summary: dict[str, Any], out_dir: Path) -> list[Path]:
     """One PNG per dataset (in the order the comparison table lists them): accuracy over all samples
-    (± 1.96 SE) against mean response length, a point per model; the accuracy axis spans 0–100%."""
+    (± Z95 · SE) against mean response length, a point per model; the accuracy axis spans 0–100%."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -377,7 +378,7 @@ def plot_accuracy_vs_length(summary: dict[str, Any], out_dir: Path) -> list[Path
             if not m or m.get("accuracy") is None or m.get("mean_length") is None:
                 continue
             acc = m["accuracy"] * 100
-            ax.errorbar(m["mean_length"], acc, yerr=1.96 * (m.get("accuracy_se") or 0.0) * 100, fmt="o", capsize=3,
+            ax.errorbar(m["mean_length"], acc, yerr=Z95 * (m.get("accuracy_se") or 0.0) * 100, fmt="o", capsize=3,
                         markersize=8)
             label = Path(model).name if "/" in model and Path(model).exists() else model
             ax.annotate(label, (m["mean_length"], acc), textcoords="offset points", xytext=(5, 5), fontsize=8)

@@ -274,3 +274,28 @@ def truncate_steps(path: str | Path, keep_steps: int) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text("".join(k + "\n" for k in kept), encoding="utf-8")
     tmp.replace(path)
+
+
+def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    """Append ``rows`` to a JSONL file (created with its folder when missing), flushed and fsynced, so a
+    crash loses at most the line being written (which :func:`truncate_steps` then drops)."""
+    with JsonlAppender(path) as out:
+        out.write(rows)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` via a temporary file and rename, so readers never see half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, p)
+
+
+ALLOW_DOWNLOAD_ENV = "SARL_ALLOW_DOWNLOAD"
+
+
+def downloads_allowed(allow_download: bool = False) -> bool:
+    """Whether a hub id may be fetched: ``--allow-download`` / ``allow_download=True``, or the
+    environment variable ``SARL_ALLOW_DOWNLOAD=1``. Off by default: sarl runs offline."""
+    return allow_download or os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")

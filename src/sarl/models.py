@@ -211,13 +211,7 @@ def ensure_builtin(name: str) -> Path:
     return target
 
 
-ALLOW_DOWNLOAD_ENV = "SARL_ALLOW_DOWNLOAD"
-
-
-def downloads_allowed(allow_download: bool = False) -> bool:
-    """Whether a hub id may be fetched: ``--allow-download`` / ``allow_download=True``, or the
-    environment variable ``SARL_ALLOW_DOWNLOAD=1``. Off by default: sarl runs offline."""
-    return allow_download or os.environ.get(ALLOW_DOWNLOAD_ENV, "").strip().lower() in ("1", "true", "yes")
+from sarl.io import ALLOW_DOWNLOAD_ENV, downloads_allowed
 
 
 def builtin_names() -> list[str]:

@@ -129,9 +129,10 @@ def multi_step_accuracy(by_steps: dict[str, dict] | None) -> dict[str, float] | 
 def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_factory, extra: list[str] | None = None,
                    model: str | None = None, sft_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     from sarl.config import load_config, recipe_path
-    from sarl.data import get_instruction, load_dataset
+    from sarl.data import load_dataset
     from sarl.evaluate import EvalSettings, evaluate_model, read_samples, tag, write_summary
     from sarl.models import load_model
+    from sarl.prompts import get_instruction
     from sarl.report import build_report
     from sarl.rollout import GenerationConfig, make_backend
     from sarl.scoring import SARScorer
@@ -167,7 +168,7 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
 
     def evaluate(name: str, model_arg: str | None) -> None:
         lm = load_model(model_arg, dtype=cfg.model.dtype, device=cfg.model.device)
-        metrics = evaluate_model(lm, make_backend(lm, "transformers"), name, settings, eval_dir, progress_factory,
+        metrics = evaluate_model(lm, make_backend(lm, "hf"), name, settings, eval_dir, progress_factory,
                                  {dataset: problems})
         # mean SAR of the model's own answers, scored with its own weights
         rows = read_samples(eval_dir / tag(name) / f"{tag(dataset)}.samples.jsonl")

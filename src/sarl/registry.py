@@ -6,7 +6,8 @@ aliases, e.g. ``low_var_kl`` for ``k3``) to the entry, so ``name in REG`` checks
 returns the entry. ``REG.names`` are the canonical names in registration order (help texts and choices
 are derived from them); ``REG.meta(name)`` is what the entry declared at registration (e.g. what an
 advantage estimator needs). Registering a name twice raises ``ValueError``; an unknown name raises
-:class:`~sarl.errors.UnknownNameError` (a ``KeyError``) that lists the valid names and close matches.
+:class:`~sarl.errors.UnknownNameError` (a ``KeyError``) that lists the valid names and close matches
+(:func:`did_you_mean`, which config keys use too).
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ from collections.abc import Callable
 from typing import Any
 
 from sarl.errors import UnknownNameError
+
+
+def close_matches(word: Any, candidates, n: int = 3, cutoff: float = 0.6) -> list[str]:
+    """The candidates closest to ``word`` (difflib's ratio >= ``cutoff``), best first."""
+    return difflib.get_close_matches(str(word), [str(c) for c in candidates], n=n, cutoff=cutoff)
+
+
+def did_you_mean(word: Any, candidates, n: int = 1, cutoff: float = 0.6) -> str:
+    """``" (did you mean 'x'?)"`` for the close matches of ``word`` among ``candidates``, else ``""`` (the
+    wording of unknown settings, keys and names across sarl)."""
+    close = close_matches(word, candidates, n, cutoff)
+    return f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""
 
 
 class Registry(dict):
@@ -62,12 +75,24 @@ class Registry(dict):
             raise self.unknown(name)
         return self.aliases.get(name, name)
 
+    def remove(self, name: str) -> Any:
+        """Unregister ``name`` (a canonical name) with its aliases and metadata; returns the entry (for
+        plugins and tests that register an entry for a while)."""
+        if self.canonical(name) != name:
+            raise ValueError(f"{name!r} is an alias of {self.aliases[name]!r}; remove the canonical name")
+        entry = self[name]
+        for alias in [a for a, target in self.aliases.items() if target == name]:
+            del self[alias], self.aliases[alias]
+        del self[name]
+        self._meta.pop(name, None)
+        return entry
+
     def meta(self, name: str) -> dict[str, Any]:
         """What the entry ``name`` (or its alias) declared at registration."""
         return self._meta[self.canonical(name)]
 
     def unknown(self, name: Any) -> UnknownNameError:
-        close = difflib.get_close_matches(str(name), list(self), n=3, cutoff=0.6)
+        close = close_matches(name, self, n=3)
         did = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         hint = f"; {self.hint}" if self.hint else ""
         return UnknownNameError(f"unknown {self.kind} {name!r}; {did}valid names: {self.valid_names()}{hint}")

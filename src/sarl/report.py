@@ -13,6 +13,7 @@ from typing import Any
 
 from sarl.evaluate import comparison, comparison_markdown, plot_accuracy_vs_length
 from sarl.io import DataError
+from sarl.stats import Z95
 
 
 def collect(run_dirs: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -119,7 +120,7 @@ def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
         md += ["## Accuracy and length", "", _settings_line(summary), "", table]
         md += [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
         body_html.append("<h2>Accuracy and length</h2>" + _md_to_html_table(_settings_line(summary) + "\n\n" + table))
-        body_html += [_img(p, f"accuracy over all samples (± 1.96 SE) against mean length, one point per model; "
+        body_html += [_img(p, f"accuracy over all samples (± {Z95:.2f} SE) against mean length, one point per model; "
                               f"dataset {p.stem}") for p in plots]
     for a in analyses:
         from sarl.analyze import AnalysisResult, markdown_table

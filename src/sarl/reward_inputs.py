@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Sequence
 
 import torch
 
-from sarl.logprobs import answer_logprobs
+from sarl.logprobs import MAX_BATCH_TOKENS, answer_logprobs
 from sarl.rewards.registry import RewardInputs
 from sarl.rollout.batch import RolloutBatch
 
@@ -27,7 +27,7 @@ def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_id
                   null_contexts: Sequence[list[int]] | None = None, pad_token_id: int,
                   temperature: float = 1.0, logp_qa: torch.Tensor | None = None,
                   response_mask: torch.Tensor | None = None, token_self_certainty: torch.Tensor | None = None,
-                  max_response_length: int | None = None, max_batch_tokens: int = 2048,
+                  max_response_length: int | None = None, max_batch_tokens: int = MAX_BATCH_TOKENS,
                   lockstep: bool = False, progress: Callable[[int, int], None] | None = None) -> RewardInputs:
     """:class:`~sarl.rewards.RewardInputs` for ``batch`` with every input in ``needs`` (a reward
     composer's ``needs``) filled in, running only the passes that are missing.
@@ -41,8 +41,8 @@ def reward_inputs(model, batch: RolloutBatch, needs: Collection[str], *, null_id
     with the same number of forwards (:func:`sarl.logprobs.answer_forward`); the ``needs`` and the given
     inputs must then agree across processes, as they do when every process holds the same reward.
     """
-    kw = dict(pad_token_id=pad_token_id, temperature=temperature, max_batch_tokens=max_batch_tokens,
-              lockstep=lockstep)
+    kw = {"pad_token_id": pad_token_id, "temperature": temperature, "max_batch_tokens": max_batch_tokens,
+          "lockstep": lockstep}
     want_sc = "self_certainty" in needs and token_self_certainty is None
     if (logp_qa is None and "logp_qa" in needs) or want_sc:
         qa_progress = None if "logp_a" in needs else progress

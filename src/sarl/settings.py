@@ -137,24 +137,36 @@ def _arg_type(typ) -> tuple[Any, bool]:
 
 
 def add_arguments(parser: argparse._ActionsContainer, cls: type, *, skip: Iterable[str] = (),
-                  flags: dict[str, tuple[str, ...]] | None = None) -> None:
+                  flags: dict[str, tuple[str, ...]] | None = None, dests: dict[str, str] | None = None,
+                  repeat: Iterable[str] = ()) -> dict[str, argparse.Action]:
     """One flag per field of ``cls`` (``--field-name``; renamed through ``flags``), with the field's help,
     choices and default (shown by ``ArgumentDefaultsHelpFormatter``). Booleans become
-    ``--name`` / ``--no-name``. Fields declared with ``cli=False`` and those in ``skip`` are left out."""
+    ``--name`` / ``--no-name``. Fields declared with ``cli=False`` and those in ``skip`` are left out.
+    The parsed value lands on ``args.<field>``, or on the attribute ``dests`` names (``{"name": "model"}``);
+    a field in ``repeat`` may be given several times (a list of values; None when not given). Returns
+    the flags made, by field name (a caller may add to one's help)."""
     hints = typing.get_type_hints(cls)
-    flags = flags or {}
+    flags, dests, repeat = flags or {}, dests or {}, set(repeat)
+    made: dict[str, argparse.Action] = {}
     for f in dataclasses.fields(cls):
         if f.name in skip or not f.metadata.get("cli", True) or dataclasses.is_dataclass(hints[f.name]):
             continue
         default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
         typ, is_bool = _arg_type(hints[f.name])
         names = flags.get(f.name, ("--" + f.name.replace("_", "-"),))
+        dest = dests.get(f.name, f.name)
         if is_bool:
-            parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
-                                help=help_text(f))
+            if f.name in repeat:
+                raise ValueError(f"add_arguments: boolean field {f.name!r} cannot repeat")
+            made[f.name] = parser.add_argument(*names, dest=dest, action=argparse.BooleanOptionalAction,
+                                               default=default, help=help_text(f))
+        elif f.name in repeat:
+            made[f.name] = parser.add_argument(*names, dest=dest, action="append", type=typ, default=None,
+                                               help=help_text(f), metavar=dest.upper())
         else:
-            parser.add_argument(*names, dest=f.name, type=typ, default=default, help=help_text(f),
-                                metavar=f.name.upper())
+            made[f.name] = parser.add_argument(*names, dest=dest, type=typ, default=default, help=help_text(f),
+                                               metavar=dest.upper())
+    return made
 
 
 def from_args(cls: type, args: argparse.Namespace, **values: Any):

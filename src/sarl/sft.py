@@ -18,7 +18,6 @@ from the last one with the same data order; the result is a plain HF folder ``<o
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -28,15 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from sarl.errors import ConfigError, OutputExistsError, SarlError
-from sarl.io import (
-    DataError,
-    JsonlAppender,
-    get_key,
-    guard_settings,
-    read_rows,
-    truncate_steps,
-    write_json_atomic,
-)
+from sarl.io import DataError, get_key, read_rows, settings_diff, write_json_atomic
 from sarl.settings import Settings, names_in, non_negative, positive, setting
 
 # The built-in corpus: problems per task (the logic training split holds ~1,870 distinct problems).
@@ -95,7 +86,7 @@ class SFTConfig(Settings):
     new_tokenizer: int | None = setting(None, "With new_model: train a byte-level BPE tokenizer of this many entries "
                                               "on the corpus instead of the default tokenizer (49,152 entries).",
                                         check=positive)
-    instruction: str = setting("none", "Instruction appended to each question.", choices=names_in("sarl.data.prompts", "INSTRUCTIONS"))
+    instruction: str = setting("none", "Instruction appended to each question.", choices=names_in("sarl.prompts", "INSTRUCTIONS"))
     system_prompt: str | None = setting(None, "System prompt (None = sarl's default).")
     epochs: float = setting(1.0, "Passes over the corpus.", check=positive)
     batch_size: int = setting(32, "Examples per optimizer step.", check=positive)
@@ -142,8 +133,7 @@ def load_examples(cfg: SFTConfig) -> list[dict[str, str]]:
 
 
 def _render(cfg: SFTConfig, tokenizer, question: str) -> str:
-    from sarl.data.prompts import get_instruction
-    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, render_prompt
+    from sarl.prompts import DEFAULT_SYSTEM_PROMPT, get_instruction, render_prompt
 
     system = DEFAULT_SYSTEM_PROMPT if cfg.system_prompt is None else cfg.system_prompt
     return render_prompt(tokenizer, question, system, get_instruction(cfg.instruction))
@@ -232,21 +222,63 @@ def _start_model(cfg: SFTConfig, ckpt: Path | None, examples: list[dict[str, str
     return lm.model, lm.tokenizer
 
 
+# Settings a resumed SFT run may change: they do not change what the run computes.
+SFT_MAY_CHANGE = ("threads", "save_every", "keep_last")
+
+
+def check_sft_settings(saved: Path, config: dict[str, Any], out: Path) -> None:
+    """A resumed SFT run never mixes steps made with other settings (:data:`SFT_MAY_CHANGE` aside): the
+    :class:`~sarl.run_folder.RunFolder` settings check of ``sarl sft``."""
+    import yaml
+
+    diff = settings_diff(yaml.safe_load(saved.read_text(encoding="utf-8")) or {}, config, ignore=SFT_MAY_CHANGE)
+    if diff:
+        raise OutputExistsError(f"{out} holds results made with other settings ({diff}); resume with the same "
+                                "settings, or start a new run in another -o (or --overwrite)")
+
+
+def _sft_step(model, opt, sched, batch: list[tuple[list[int], int]], pad_id: int, precision: str, grad_clip: float,
+              step: int) -> dict[str, Any]:
+    """One optimizer step on ``batch`` (:func:`sarl.train.update.optimizer_step`); a non-finite loss or
+    gradient raises :class:`FloatingPointError`. Returns the step's loss, norm and token counts."""
+    import torch
+
+    from sarl.train.update import optimizer_step
+
+    input_ids, mask, positions, labels, keep = collate(batch, pad_id)
+    loss, n_tok = response_loss(model, input_ids, mask, positions, labels, keep, precision)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(f"sft step {step}: loss is {loss.item()}; lower --lr")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm, stepped = optimizer_step(model, opt, sched, grad_clip)
+    if not stepped:
+        raise FloatingPointError(f"sft step {step}: the gradient norm is {gnorm}; lower --lr")
+    return {"loss": loss.item(), "grad_norm": gnorm, "response_tokens": n_tok, "tokens": int(mask.sum())}
+
+
 def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], None] | None = None,
             progress_factory=None) -> dict[str, Any]:
     """Fine-tune and write ``<out_dir>/model``; returns the run summary (also ``summary.json``).
-    ``progress_factory(description, total) -> update(done, total, tokens)`` shows progress (optional)."""
+    ``progress_factory(description, total) -> update(done, total, tokens)`` shows progress (optional).
+    The run folder (:class:`~sarl.run_folder.RunFolder`): ``config.yaml`` (the settings), ``run.yaml``
+    (``engine: sft`` and the resolved precision), ``metrics.jsonl``, checkpoints."""
     import torch
+    import yaml
 
     from sarl.models import set_threads
+    from sarl.precision import hidden_size, resolve_precision
+    from sarl.run_folder import RunFolder
     from sarl.train.checkpoint import export_model, latest_checkpoint, load_state, save_checkpoint
     from sarl.train.update import lr_lambda
 
     out = Path(cfg.out_dir)
     ckpt_root = out / "checkpoints"
+    settings = asdict(cfg)
+    run = RunFolder(out, option="-o", settings_check=check_sft_settings)
     ckpt = latest_checkpoint(ckpt_root) if resume else None
-    if not resume and (out / "metrics.jsonl").exists():
-        raise OutputExistsError(f"{out} already holds an SFT run; pass --resume to continue it or choose another -o")
+    if not resume or ckpt is not None:  # resuming a run that never reached a checkpoint starts it over
+        run.check(settings, resume=ckpt is not None, facts={"engine": "sft"})
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # sarl shows its own progress
@@ -255,9 +287,10 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     examples = load_examples(cfg)
     model, tok = _start_model(cfg, ckpt, examples)
     model.train()
-    from sarl.precision import hidden_size, resolve_precision
-
     precision = resolve_precision(cfg.precision, "cpu", hidden_size(model.config))
+    facts = {"engine": "sft", "precision": precision}
+    if ckpt is not None:  # never resume with other settings, nor another resolved precision
+        run.check(settings, resume=True, facts=facts)
     data = encode_examples(tok, examples, cfg)
     batches = _batches(len(data), cfg.batch_size, cfg.epochs, cfg.seed)
     total = len(batches)
@@ -269,33 +302,20 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start = state["step"]
-    out.mkdir(parents=True, exist_ok=True)
-    if ckpt is not None and (out / "config.json").exists():  # never resume with other settings
-        guard_settings(out / "config.json", {**asdict(cfg), "resolved_precision": precision}, out,
-                       "resume with the same settings, or start a new run in another -o (or --overwrite)",
-                       ignore=("threads", "save_every", "keep_last"))
-    write_json_atomic(out / "config.json", {**asdict(cfg), "resolved_precision": precision})
-    truncate_steps(out / "metrics.jsonl", start)
+    run.open(settings, facts=facts)
+    run.truncate(start)
     n_params = sum(p.numel() for p in model.parameters())
-    log = JsonlAppender(out / "metrics.jsonl")
     update = progress_factory("sft", total) if progress_factory is not None else None
     t0 = time.perf_counter()
     tokens_seen = 0
     last: dict[str, Any] = {}
     for step in range(start, total):
-        input_ids, mask, positions, labels, keep = collate([data[i] for i in batches[step]], tok.pad_token_id)
-        loss, n_tok = response_loss(model, input_ids, mask, positions, labels, keep, precision)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"sft step {step + 1}: loss is {loss.item()}; lower --lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        sched.step()
-        tokens_seen += int(mask.sum())
-        last = {"step": step + 1, "loss": loss.item(), "grad_norm": float(gnorm), "lr": sched.get_last_lr()[0],
-                "response_tokens": n_tok, "tokens_per_s": tokens_seen / (time.perf_counter() - t0)}
-        log.write([last])
+        done = _sft_step(model, opt, sched, [data[i] for i in batches[step]], tok.pad_token_id, precision,
+                         cfg.grad_clip, step + 1)
+        tokens_seen += done["tokens"]
+        last = {"step": step + 1, "loss": done["loss"], "grad_norm": done["grad_norm"], "lr": sched.get_last_lr()[0],
+                "response_tokens": done["response_tokens"], "tokens_per_s": tokens_seen / (time.perf_counter() - t0)}
+        run.record(last)
         if on_step is not None:
             on_step(last)
         if update is not None:
@@ -303,8 +323,8 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
         if cfg.save_every and (step + 1) % cfg.save_every == 0 and step + 1 < total:
             save_checkpoint(ckpt_root, step + 1, policy=model, tokenizer=tok,
                             state={"optimizer": opt.state_dict(), "scheduler": sched.state_dict(), "step": step + 1},
-                            config_yaml=json.dumps(asdict(cfg)), keep_last=cfg.keep_last)
-    log.close()
+                            config_yaml=yaml.safe_dump(settings, sort_keys=False), keep_last=cfg.keep_last)
+    run.close()
     model.eval()
     final = export_model(model, tok, out / "model")
     summary = {"model": str(final), "steps": total, "examples": len(data), "parameters": n_params, "precision": precision,

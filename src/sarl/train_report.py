@@ -29,15 +29,24 @@ def is_training_run(d: Path) -> bool:
     return (d / "metrics.jsonl").exists() and (d / "config.yaml").exists()
 
 
-def load_run(d: Path) -> dict[str, Any]:
-    """The run's config, its metric rows (one per step) and its logged samples."""
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        config = yaml.safe_load((d / "config.yaml").read_text()) or {}
+        data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise DataError(f"{d / 'config.yaml'}: not valid YAML ({exc})") from None
+        raise DataError(f"{path}: not valid YAML ({exc})") from None
+    return data if isinstance(data, dict) else {}
+
+
+def load_run(d: Path) -> dict[str, Any]:
+    """The run's config, its facts (``run.yaml``: engine, processes, precision), its metric rows (one per
+    step) and its logged samples."""
+    config = _read_yaml(d / "config.yaml")
+    facts = _read_yaml(d / "run.yaml") if (d / "run.yaml").exists() else {}
+    if "engine" in config and "engine" not in facts:  # a TRL run written before run.yaml existed
+        facts["engine"] = config.pop("engine")
     rows = [r for r in read_rows(d / "metrics.jsonl") if "step" in r]
     samples = read_rows(d / "samples.jsonl") if (d / "samples.jsonl").exists() else []
-    return {"dir": d, "config": config, "rows": rows, "samples": samples}
+    return {"dir": d, "config": config, "facts": facts, "rows": rows, "samples": samples}
 
 
 def _get(config: dict, dotted: str) -> Any:
@@ -50,6 +59,7 @@ def _get(config: dict, dotted: str) -> Any:
 def settings_markdown(run: dict[str, Any]) -> str:
     lines = ["| setting | value |", "|---|---|"]
     lines += [f"| {k} | {json.dumps(_get(run['config'], k))} |" for k in SETTING_KEYS]
+    lines += [f"| {k} (run) | {json.dumps(v)} |" for k, v in run.get("facts", {}).items()]
     return "\n".join(lines)
 
 
@@ -92,20 +102,43 @@ def plot_curves(run: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+def _fmt(v: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals; anything else (a missing value) as text, ``-`` for None."""
+    if isinstance(v, int | float) and not isinstance(v, bool):
+        return f"{v:.{digits}f}"
+    return "-" if v is None else str(v)
+
+
+# the fields of a samples.jsonl row that are not rewards (sarl.run_folder.sample_rows)
+SAMPLE_FIELDS = ("step", "question", "gold", "response", "length", "reward")
+
+
+def _rewards_cell(s: dict[str, Any]) -> str:
+    """Each reward of a sample (``reward/<name>``; a number under another name, as old TRL runs wrote
+    them, counts too) and the total."""
+    parts = [(n.removeprefix("reward/"), v) for n, v in s.items() if n not in SAMPLE_FIELDS
+             and (n.startswith("reward/") or (isinstance(v, int | float) and not isinstance(v, bool)))]
+    text = ", ".join(f"{n} {_fmt(v)}" for n, v in parts)
+    return text + (f" (total {_fmt(s['reward'])})" if s.get("reward") is not None else "")
+
+
 def examples_markdown(run: dict[str, Any], k: int = 2, width: int = 300) -> str:
-    """Example answers of the first and the last logged step, with their rewards."""
-    samples = run["samples"]
+    """Example answers of the first and the last logged step, with their rewards (a field a run did not
+    log shows as ``-``)."""
+    samples = [s for s in run["samples"] if isinstance(s.get("step"), int)]
     if not samples:
         return "_no samples logged (trainer.log_samples = 0)_"
     steps = sorted({s["step"] for s in samples})
+
+    def cell(t: Any) -> str:
+        return ("-" if t is None else str(t)).replace("|", "\\|").replace("\n", " ")[:width]
+
     lines = []
     for step in dict.fromkeys((steps[0], steps[-1])):
         lines += [f"#### step {step}", "", "| question | gold | answer | length | rewards |", "|---|---|---|---|---|"]
         for s in [s for s in samples if s["step"] == step][:k]:
-            rewards = ", ".join(f"{n.split('/', 1)[1]} {v:.3f}" for n, v in s.items() if n.startswith("reward/"))
-            cell = lambda t: str(t).replace("|", "\\|").replace("\n", " ")[:width]  # noqa: E731
-            lines.append(f"| {cell(s['question'])} | {cell(s['gold'])} | {cell(s['response'])} | {s['length']} | "
-                         f"{rewards} (total {s['reward']:.3f}) |")
+            lines.append(f"| {cell(s.get('question'))} | {cell(s.get('gold'))} | {cell(s.get('response'))} | "
+                         f"{cell(s.get('length'))} | {_rewards_cell(s)} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -120,8 +153,7 @@ def run_section(run: dict[str, Any], plot_dir: Path) -> tuple[str, str, Path | N
     png = plot_curves(run, plot_dir / f"train_{Path(d).name}.png")
     tail = []
     if last:
-        tail += [f"Last step: reward {last.get('reward/mean', float('nan')):.3f}, accuracy "
-                 f"{last.get('accuracy', float('nan')):.3f}, length {last.get('response_length/mean', float('nan')):.1f}.",
-                 ""]
+        tail += [(f"Last step: reward {_fmt(last.get('reward/mean'))}, accuracy {_fmt(last.get('accuracy'))}, "
+                  f"length {_fmt(last.get('response_length/mean'), 1)}."), ""]
     tail += ["### Example answers", "", examples_markdown(run), ""]
     return "\n".join(head), "\n".join(tail), png

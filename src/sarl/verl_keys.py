@@ -15,7 +15,10 @@ documentation; ``docs/REFERENCE.md`` shows them too):
 - :data:`IGNORED`: engine, logging or cluster settings with no effect on what ``sarl train`` computes
   (sharding, offload, vLLM memory, GPU counts, experiment names); accepted, and reported as ignored.
 - anything else under verl's own sections (``actor_rollout_ref.``, ``trainer.`` keys sarl does not know)
-  is refused with the reason: a setting that would change the run must not be dropped silently.
+  is refused with the reason (and the closest key sarl maps or ignores, for a typo): a setting that
+  would change the run must not be dropped silently.
+
+:func:`sarl.config.load_config` translates (once); ``load_config_with_notes`` also returns the notes.
 
 Keys that verl and sarl spell the same (``algorithm.adv_estimator``, ``data.max_response_length``, ...)
 need no translation.
@@ -26,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 from sarl.errors import ConfigError
+from sarl.registry import close_matches, did_you_mean
 from sarl.settings import parse_value
 
 _A = "actor_rollout_ref.actor."
@@ -107,6 +111,21 @@ def _ignored(key: str) -> str | None:
     return None
 
 
+def _suggest(key: str) -> str:
+    """``" (did you mean 'k'?)"`` for the verl key closest to ``key`` that sarl maps or ignores. Leaf names are
+    compared within the same section (a long shared prefix would make any two keys of a section look
+    alike); the whole key only for a typo in the section itself."""
+    parent, _, leaf = key.rpartition(".")
+    known = [*RENAMED, *(k for k in IGNORED if not k.endswith("."))]
+    parts = key.split(".")  # under a prefix renamed or ignored as a whole: the prefix and the key's own tail
+    known += [p + ".".join(parts[p.count("."):]) for p in (*RENAMED_PREFIXES, *(k for k in IGNORED if k.endswith(".")))]
+    siblings = {k.rpartition(".")[2]: k for k in known if k.rpartition(".")[0] == parent}
+    close = close_matches(leaf, siblings, n=1)
+    if close:
+        return f" (did you mean {siblings[close[0]]!r}?)"
+    return did_you_mean(key, known, cutoff=0.9)
+
+
 def _one_path(key: str, value: Any) -> Any:
     if isinstance(value, list):
         if len(value) != 1:
@@ -134,7 +153,7 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
             if why is not None:
                 notes.append(f"{key}: ignored ({why})")
             elif key.startswith(VERL_SECTIONS) or (key.startswith("trainer.") and key.count(".") > 1):
-                raise ConfigError(f"{key}: a verl key sarl does not map; see sarl.verl_keys for the ones it maps "
+                raise ConfigError(f"{key}: a verl key sarl does not map{_suggest(key)}; see sarl.verl_keys for the ones it maps "
                                   "and ignores, or use sarl's own key (sarl train --help, docs/REFERENCE.md)")
             else:
                 out.append(ov)

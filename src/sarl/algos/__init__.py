@@ -3,15 +3,21 @@ aggregation. Pure torch functions, each registered under the name users type.
 
 Every registry is a :class:`sarl.registry.Registry` (the one registry type of sarl): a dict from every
 accepted name (canonical names and their aliases, e.g. ``low_var_kl`` for ``k3``) to the function, with
-what each entry declared at registration in ``REG.meta(name)``.
+what each entry declared at registration in ``REG.meta(name)``. An advantage estimator's caller reads its
+declarations through :func:`estimator_kwargs` (its options, off a config), :func:`estimator_needs` (what to
+pass it) and ``meta(name)["batch_wide"]`` (whether several processes may split its batch).
 """
 
 from __future__ import annotations
 
 from sarl.algos.advantages import (
     ADV_ESTIMATORS,
+    batch_wide_estimators,
+    estimator_kwargs,
+    estimator_needs,
     gae,
     get_adv_estimator,
+    group_local_estimators,
     grpo,
     grpo_scores,
     grpo_weighted,
@@ -35,8 +41,9 @@ from sarl.algos.losses import (
 from sarl.registry import Registry
 
 __all__ = [
-    "ADV_ESTIMATORS", "KL_ESTIMATORS", "LOSS_AGG_MODES", "Registry", "aggregate_loss", "gae",
-    "get_adv_estimator", "get_kl_estimator", "grpo", "grpo_scores", "grpo_weighted", "kl_penalty",
+    "ADV_ESTIMATORS", "KL_ESTIMATORS", "LOSS_AGG_MODES", "Registry", "aggregate_loss", "batch_wide_estimators",
+    "estimator_kwargs", "estimator_needs", "gae", "get_adv_estimator", "get_kl_estimator", "group_local_estimators",
+    "grpo", "grpo_scores", "grpo_weighted", "kl_penalty",
     "loss_normalizers", "masked_mean", "masked_var", "masked_whiten", "policy_loss", "reinforce_plus_plus",
     "rloo", "rloo_scores", "value_loss",
 ]

@@ -13,25 +13,115 @@ Every registered estimator has the signature
 both ``[B, T]``, zero outside the mask. Estimators run under ``torch.no_grad()`` (advantages and returns
 are targets, not functions of the parameters) and never modify their inputs.
 
-Each registry entry declares (``ADV_ESTIMATORS.meta(name)``) what its caller must provide:
-``needs`` — ``groups`` (``group_ids``; the estimator compares rollouts of one prompt, so a prompt needs
-n >= 2 rollouts), ``values`` (a critic's ``values``), ``reward_components`` (each reward's unweighted
-scores as ``components`` and their weights at this step, schedule applied, as ``weights``) — and
-``options``, the keyword options it takes (``norm_adv_by_std``, ``gamma``, ``lam``).
+Each registry entry declares (``ADV_ESTIMATORS.meta(name)``, checked at registration) what its caller
+must provide and how the configuration feeds it, so that callers read declarations instead of testing
+names:
+
+* ``needs`` — ``groups`` (``group_ids``; the estimator compares rollouts of one prompt, so a prompt needs
+  n >= 2 rollouts), ``values`` (a critic's ``values``), ``reward_components`` (each reward's unweighted
+  scores as ``components`` and their weights at this step, schedule applied, as ``weights``);
+  ``needs_with(options)``, when given, computes them from the option values instead (grpo needs the
+  reward components only with ``weighted=True``). Read them with :func:`estimator_needs`.
+* ``options`` — the function's keyword options, each mapped to the config field that feeds it
+  (``{"gamma": "algorithm.gamma", "lam": "algorithm.lam"}``); :func:`estimator_kwargs` reads them off a
+  config.
+* ``batch_wide`` — the statistics span the whole batch (whitening over all rows), not one prompt's
+  group, so several data-parallel processes, each holding part of the batch, would compute different
+  ones (``sarl.train.distributed.Dist.check_estimator`` refuses them).
+
+A caller runs an estimator as::
+
+    ADV_ESTIMATORS[name](token_rewards, mask, **estimator_kwargs(name, cfg), **inputs)
+
+with ``inputs`` holding ``group_ids``, ``values`` and ``components`` + ``weights`` as
+``estimator_needs(name, cfg)`` says.
 """
 
 from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
 from sarl.registry import Registry
 
-ADV_ESTIMATORS = Registry("advantage estimator")
+NEEDS = frozenset({"groups", "values", "reward_components"})
+
+
+class EstimatorRegistry(Registry):
+    """:class:`~sarl.registry.Registry` of advantage estimators: every entry declares ``needs``,
+    ``options`` (keyword -> config field), ``needs_with`` and ``batch_wide`` (see the module docstring),
+    normalised and checked against the function's signature when it is registered."""
+
+    def add(self, name: str, entry: Any, *, aliases: tuple[str, ...] = (), needs=(),
+            options: Mapping[str, str] | None = None,
+            needs_with: Callable[[dict[str, Any]], Any] | None = None, batch_wide: bool = False) -> Any:
+        what = f"advantage estimator {name!r}"
+        bad = sorted(set(needs) - NEEDS)
+        if bad:
+            raise ValueError(f"{what}: unknown needs {bad}; expected a subset of {sorted(NEEDS)}")
+        if not isinstance(options or {}, Mapping):
+            raise TypeError(f"{what}: options must map each keyword option to the config field that feeds it, "
+                             f"e.g. {{'gamma': 'algorithm.gamma'}}; got {options!r}")
+        options = dict(options or {})
+        params = inspect.signature(entry).parameters
+        for kw, path in options.items():
+            if kw not in params:
+                raise ValueError(f"{what}: option {kw!r} is not a keyword of {getattr(entry, '__name__', entry)}")
+            if not isinstance(path, str) or "." not in path:
+                raise ValueError(f"{what}: option {kw!r} must name a config field as 'section.field', got {path!r}")
+        return super().add(name, entry, aliases=aliases, needs=frozenset(needs), options=options,
+                           needs_with=needs_with, batch_wide=bool(batch_wide))
+
+
+ADV_ESTIMATORS = EstimatorRegistry("advantage estimator")
 
 
 def get_adv_estimator(name: str):
     """The estimator registered as ``name``; unknown names raise ``KeyError`` listing the valid ones."""
     return ADV_ESTIMATORS[name]
+
+
+def read_field(cfg: Any, dotted: str) -> Any:
+    """``cfg.<a>.<b>`` for ``dotted = "a.b"`` (any object with those attributes, e.g. a ``TrainConfig``)."""
+    obj = cfg
+    for part in dotted.split("."):
+        if not hasattr(obj, part):
+            raise AttributeError(f"{dotted}: the config has no {part!r} there")
+        obj = getattr(obj, part)
+    return obj
+
+
+def estimator_kwargs(name: str, cfg: Any) -> dict[str, Any]:
+    """The keyword options of estimator ``name`` (or an alias), each read off ``cfg`` at the config field
+    its registration declares: e.g. ``{"gamma": cfg.algorithm.gamma, "lam": cfg.algorithm.lam}`` for gae."""
+    return {kw: read_field(cfg, path) for kw, path in ADV_ESTIMATORS.meta(name)["options"].items()}
+
+
+def estimator_needs(name: str, cfg: Any) -> frozenset[str]:
+    """What estimator ``name`` needs from its caller with the options ``cfg`` gives it (a subset of
+    ``groups``, ``values``, ``reward_components``): the declared ``needs``, or ``needs_with`` of
+    :func:`estimator_kwargs` where the needs depend on an option."""
+    meta = ADV_ESTIMATORS.meta(name)
+    if meta["needs_with"] is None:
+        return meta["needs"]
+    needs = frozenset(meta["needs_with"](estimator_kwargs(name, cfg)))
+    bad = sorted(needs - NEEDS)
+    if bad:
+        raise ValueError(f"advantage estimator {name!r}: needs_with gave unknown needs {bad}")
+    return needs
+
+
+def batch_wide_estimators() -> tuple[str, ...]:
+    """Canonical names of the estimators whose statistics span the whole batch (declared ``batch_wide``)."""
+    return tuple(n for n in ADV_ESTIMATORS.names if ADV_ESTIMATORS.meta(n)["batch_wide"])
+
+
+def group_local_estimators() -> tuple[str, ...]:
+    """Canonical names of the estimators whose statistics stay within a prompt's group (or a row)."""
+    return tuple(n for n in ADV_ESTIMATORS.names if not ADV_ESTIMATORS.meta(n)["batch_wide"])
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -144,15 +234,33 @@ def grpo_scores(scores: torch.Tensor, group_ids: torch.Tensor, norm_adv_by_std: 
     return (scores - mean) / (std + eps)
 
 
-@ADV_ESTIMATORS.register("grpo", needs=("groups",), options=("norm_adv_by_std",))
+def _grpo_needs(options: dict[str, Any]) -> frozenset[str]:
+    """grpo's needs given its options: the reward components as well when ``weighted``."""
+    return frozenset({"groups", "reward_components"} if options.get("weighted") else {"groups"})
+
+
+@ADV_ESTIMATORS.register("grpo", needs=("groups",), needs_with=_grpo_needs,
+                         options={"norm_adv_by_std": "algorithm.norm_adv_by_std_in_grpo",
+                                  "weighted": "algorithm.advantage_weighting_in_grpo"})
 @torch.no_grad()
 def grpo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids: torch.Tensor | None = None,
-         values: torch.Tensor | None = None, norm_adv_by_std: bool = True, eps: float = 1e-6):
+         values: torch.Tensor | None = None, components: dict[str, torch.Tensor] | None = None,
+         weights: dict[str, float] | None = None, norm_adv_by_std: bool = True, weighted: bool = False,
+         eps: float = 1e-6):
     """GRPO (verl ``compute_grpo_outcome_advantage``). ``s_i = sum_t token_rewards[i, t] * mask[i, t]``;
     ``A_i`` = :func:`grpo_scores` (s, group_ids); ``advantages[i, t] = A_i * mask[i, t]``;
-    returns = advantages. ``values`` is ignored."""
+    returns = advantages. ``values`` is ignored.
+
+    ``weighted=True`` (``algorithm.advantage_weighting_in_grpo``, the reference's option): each reward
+    component is group-normalised separately, then weighted and summed, i.e. :func:`grpo_weighted` of
+    ``components`` and ``weights`` (needed then; ``token_rewards`` is not read), the same as the
+    ``grpo_weighted`` estimator. ``components`` and ``weights`` are ignored otherwise."""
     if group_ids is None:
         raise ValueError("grpo needs group_ids (rollouts of the same prompt share an id)")
+    if weighted:
+        if components is None or weights is None:
+            raise ValueError("grpo with weighted=True (advantage_weighting_in_grpo) needs components and weights")
+        return grpo_weighted(components, weights, group_ids, response_mask, norm_adv_by_std, eps)
     mask = _float_mask(response_mask, token_rewards)
     adv = grpo_scores(masked_sum(token_rewards, mask, dim=-1), group_ids, norm_adv_by_std, eps)
     adv = adv.unsqueeze(-1) * mask
@@ -189,15 +297,17 @@ def grpo_weighted(component_scores: dict[str, torch.Tensor], weights: dict[str, 
     return adv, adv.clone()
 
 
-@ADV_ESTIMATORS.register("grpo_weighted", needs=("groups", "reward_components"), options=("norm_adv_by_std",))
+@ADV_ESTIMATORS.register("grpo_weighted", needs=("groups", "reward_components"),
+                         options={"norm_adv_by_std": "algorithm.norm_adv_by_std_in_grpo"})
 @torch.no_grad()
 def grpo_weighted_estimator(token_rewards: torch.Tensor, response_mask: torch.Tensor, *,
                             group_ids: torch.Tensor | None = None, values: torch.Tensor | None = None,
                             components: dict[str, torch.Tensor] | None = None,
                             weights: dict[str, float] | None = None, norm_adv_by_std: bool = True,
                             eps: float = 1e-6):
-    """The reference's ``advantage_weighting_in_grpo`` as an estimator: :func:`grpo_weighted` of the
-    reward ``components`` with ``weights`` (``token_rewards`` and ``values`` are not read).
+    """The reference's ``advantage_weighting_in_grpo`` as an estimator of its own (= ``grpo`` with
+    ``weighted=True``): :func:`grpo_weighted` of the reward ``components`` with ``weights``
+    (``token_rewards`` and ``values`` are not read).
 
     The weights are the ones in force at this step: ``w_k * alpha(progress)`` for every scheduled reward
     (all but correctness), so a weight schedule acts here as it does on the summed reward. The
@@ -219,7 +329,7 @@ def rloo_scores(scores: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
     return torch.where(counts > 1, loo, torch.zeros_like(scores))
 
 
-@ADV_ESTIMATORS.register("rloo", needs=("groups",), options=())
+@ADV_ESTIMATORS.register("rloo", needs=("groups",))
 @torch.no_grad()
 def rloo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids: torch.Tensor | None = None,
          values: torch.Tensor | None = None):
@@ -235,7 +345,8 @@ def rloo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids:
 # ------------------------------------------------------------------------------------------ token based
 
 
-@ADV_ESTIMATORS.register("gae", needs=("values",), options=("gamma", "lam"))
+@ADV_ESTIMATORS.register("gae", needs=("values",), options={"gamma": "algorithm.gamma", "lam": "algorithm.lam"},
+                         batch_wide=True)
 @torch.no_grad()
 def gae(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, values: torch.Tensor | None = None,
         group_ids: torch.Tensor | None = None, gamma: float = 1.0, lam: float = 1.0):
@@ -282,7 +393,7 @@ def gae(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, values: tor
     return masked_whiten(adv, mask) * mask, returns
 
 
-@ADV_ESTIMATORS.register("reinforce_plus_plus", needs=(), options=("gamma",))
+@ADV_ESTIMATORS.register("reinforce_plus_plus", options={"gamma": "algorithm.gamma"}, batch_wide=True)
 @torch.no_grad()
 def reinforce_plus_plus(token_rewards: torch.Tensor, response_mask: torch.Tensor, *,
                         group_ids: torch.Tensor | None = None, values: torch.Tensor | None = None,

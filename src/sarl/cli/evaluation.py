@@ -7,7 +7,15 @@ from pathlib import Path
 
 from rich.table import Table
 
-from sarl.cli.ui import HelpFormatter, add_model_args, load_lm, out_console, progress_bar, task_factory
+from sarl.cli.ui import (
+    HelpFormatter,
+    add_model_args,
+    load_lm,
+    model_config,
+    out_console,
+    progress_bar,
+    task_factory,
+)
 
 
 def cmd_eval(args) -> int:
@@ -22,6 +30,7 @@ def cmd_eval(args) -> int:
     from sarl.models import TINY_RANDOM, resolve_model_path
 
     for m in args.model or [None]:
+        model_config(args, m)  # a bad --dtype or --threads fails before any model work
         if m != TINY_RANDOM:
             resolve_model_path(m, args.allow_download)
     problems = {ds: load_dataset(ds, limit=settings.limit, seed=settings.data_seed, size=settings.size)
@@ -84,8 +93,9 @@ def cmd_data_list(args) -> int:
 def cmd_data_show(args) -> int:
     import json as _json
 
-    from sarl.data import load_dataset, render_problem_prompt
+    from sarl.data import load_dataset
     from sarl.models import load_tokenizer
+    from sarl.prompts import render_problem_prompt
 
     problems = load_dataset(args.name, limit=args.n, seed=args.seed)
     tok = load_tokenizer(args.model) if args.prompt else None

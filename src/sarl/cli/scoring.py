@@ -13,6 +13,7 @@ from sarl.cli.ui import (
     add_sar_args,
     console,
     load_lm,
+    model_config,
     out_console,
     progress_bar,
     sar_config,
@@ -20,34 +21,38 @@ from sarl.cli.ui import (
 from sarl.errors import SarlError
 
 
-def load_scorer(args):
-    """The model and a :class:`~sarl.scoring.SARScorer` with the command's SAR options."""
+def score_settings(args, **values):
+    """The :class:`~sarl.scoring.ScoreSettings` of the flags (and ``values``: the model, the dtype)."""
+    from sarl.scoring import ScoreSettings
+    from sarl.settings import from_args
+
+    return from_args(ScoreSettings, args, sar=sar_config(args), **values)
+
+
+def load_scorer(args, settings):
+    """The model and the :class:`~sarl.scoring.SARScorer` of ``settings`` on it."""
     from sarl.scoring import SARScorer
 
     lm = load_lm(args)
-    return lm, SARScorer(lm, system_prompt=args.system_prompt, sar=sar_config(args),
-                         max_answer_tokens=args.max_answer_tokens, max_batch_tokens=args.batch_tokens)
+    return lm, SARScorer.from_settings(lm, settings, max_batch_tokens=args.batch_tokens)
 
 
 def cmd_score(args) -> int:
-    from sarl.io import check_output_file, flat_settings
+    from sarl.io import check_output_file
+    from sarl.models import DEFAULT_MODEL, model_dtype_name
     from sarl.scoring import check_resume, score_file
 
     # validate the input, the output, the model name and the settings before paying for the model load
     out = check_output_file(args.output)
     if args.overwrite:
         out.unlink(missing_ok=True)
-    from sarl.models import model_dtype_name
-
+    model = model_config(args, args.model)
     # a bad model name fails at once; the record names the dtype auto resolves to on this machine, so a
     # resume elsewhere never mixes fp32 and bf16 scores
-    dtype = model_dtype_name(args.model, args.dtype, args.device, args.allow_download, args.trust_remote_code)
-    settings = {"model": args.model or "smollm2-135m", "dtype": dtype, "system_prompt": args.system_prompt,
-                "question_key": args.question_key, "answer_key": args.answer_key, "gold_key": args.gold_key,
-                "max_answer_tokens": args.max_answer_tokens, **flat_settings(sar_config(args), "sar.")}
-    checked = check_resume(args.input, out, settings, question_key=args.question_key, answer_key=args.answer_key,
-                           gold_key=args.gold_key)
-    _, scorer = load_scorer(args)
+    dtype = model_dtype_name(model.name, model.dtype, model.device, args.allow_download, args.trust_remote_code)
+    settings = score_settings(args, model=model.name or DEFAULT_MODEL, dtype=dtype)
+    checked = check_resume(args.input, out, settings)
+    _, scorer = load_scorer(args, settings)
     t0 = time.perf_counter()
     with progress_bar() as prog:
         task = prog.add_task("scoring", total=None, rate="")
@@ -56,9 +61,7 @@ def cmd_score(args) -> int:
             dt = time.perf_counter() - t0
             prog.update(task, completed=done, total=total, rate=f"{tokens / dt:.0f} tok/s" if dt > 0 and tokens else "")
 
-        summary = score_file(scorer, args.input, args.output, question_key=args.question_key,
-                             answer_key=args.answer_key, gold_key=args.gold_key, on_progress=on_progress,
-                             checked=checked)
+        summary = score_file(scorer, args.input, out, settings=settings, on_progress=on_progress, checked=checked)
     table = Table(title=f"sarl score → {args.output}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -79,7 +82,7 @@ def cmd_analyze(args) -> int:
     problems = load_gsm8k()[args.offset : args.offset + args.limit]
     if len(problems) < 2:
         raise SarlError("sarl analyze: needs at least 2 problems (--limit)")
-    lm, scorer = load_scorer(args)
+    lm, scorer = load_scorer(args, score_settings(args))
     t0 = time.perf_counter()
     n_variants = len(VARIANTS) + (len(EXTRA_VARIANTS) if args.extra_variants else 0)
     with progress_bar() as prog:
@@ -117,16 +120,18 @@ def cmd_analyze(args) -> int:
 
 
 def register(sub) -> None:
+    from dataclasses import fields
+
+    from sarl.scoring import INPUT_KEYS, ScoreSettings
+    from sarl.settings import add_arguments
+
     s = sub.add_parser("score", help="compute ppl(a|q), ppl(a) and SAR for question/answer pairs in a file",
                        formatter_class=HelpFormatter)
     s.add_argument("input", type=Path, help="JSONL, Parquet or CSV file")
     s.add_argument("-o", "--output", type=Path, required=True,
                    help="output JSONL (resumed if it exists and was made with the same settings)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
-    s.add_argument("--question-key", default="question", help="column with the question (dotted keys reach nested "
-                                                               "columns)")
-    s.add_argument("--answer-key", default="answer", help="column with the answer to score")
-    s.add_argument("--gold-key", default=None, help="column with the gold answer; adds `correct`")
+    add_arguments(s, ScoreSettings, skip=[f.name for f in fields(ScoreSettings) if f.name not in INPUT_KEYS])
     add_model_args(s)
     add_sar_args(s)
     s.set_defaults(func=cmd_score)

@@ -9,10 +9,11 @@ from rich.table import Table
 
 from sarl.cli.ui import HelpFormatter, console, out_console, progress_bar, task_factory
 from sarl.errors import SarlError
+from sarl.stats import Z95
 
 
 def cmd_train(args) -> int:
-    from sarl.config import load_config
+    from sarl.config import load_config_with_notes
     from sarl.train import train
 
     if args.list:
@@ -28,16 +29,13 @@ def cmd_train(args) -> int:
     recipe, overrides = args.recipe, list(args.overrides)
     if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
         recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
-    from sarl.verl_keys import translate
-
     if args.tiny:  # before the user's overrides, which win
         from sarl.config import TINY_OVERRIDES
 
         overrides = [*TINY_OVERRIDES, *overrides]
-    overrides, notes = translate(overrides)
+    cfg, notes = load_config_with_notes(recipe, overrides)  # verl's keys translated there, once
     for note in notes:
         console.print(f"[dim]{note}[/dim]")
-    cfg = load_config(recipe, overrides)
     if args.overwrite:
         if args.resume:
             raise SarlError("--overwrite and --resume contradict each other; choose one")
@@ -137,7 +135,7 @@ def cmd_quickstart(args) -> int:
         table.add_column(c, justify="left" if c == "model" else "right")
 
     def ci(acc: float, se: float) -> str:
-        return f"{acc * 100:.1f}% [{(acc - 1.96 * se) * 100:.1f}, {(acc + 1.96 * se) * 100:.1f}]"
+        return f"{acc * 100:.1f}% [{(acc - Z95 * se) * 100:.1f}, {(acc + Z95 * se) * 100:.1f}]"
 
     for name in ("before", "after"):
         m = t[name]
@@ -152,7 +150,7 @@ def cmd_quickstart(args) -> int:
     out_console.print(table)
     ch = t["change"]
     kind = "paired over the same problems" if ch["paired"] else "unpaired"
-    verdict = (f"within noise (|Δ| < 1.96 x its standard error {ch['se'] * 100:.1f}, {kind})" if ch["within_noise"]
+    verdict = (f"within noise (|Δ| < {Z95:.2f} x its standard error {ch['se'] * 100:.1f}, {kind})" if ch["within_noise"]
                else f"outside the noise (standard error {ch['se'] * 100:.1f} points, {kind})")
     out_console.print(f"accuracy {ch['accuracy_points'] * 100:+.1f} points: {verdict}; length "
                       f"{ch['length_relative'] * 100:+.0f}%. One run on one machine: floating-point paths differ "

@@ -26,16 +26,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
+    """The model flags, generated from :class:`sarl.config.ModelConfig` (its help, default and choices):
+    ``--model`` (its ``name``; with ``multi``, repeatable), ``--dtype``, ``--device``, ``--threads``; and
+    ``--trust-remote-code`` / ``--allow-download``, which say what loading may do. :func:`model_config`
+    reads them back."""
+    from sarl.config import ModelConfig
+    from sarl.settings import add_arguments
+
     g = p.add_argument_group("model")
-    help_ = "built-in name (None: smollm2-135m), a local Hugging Face folder, or a hub id"
+    made = add_arguments(g, ModelConfig, skip=("gradient_checkpointing",), flags={"name": ("--model",)},
+                         dests={"name": "model"}, repeat=("name",) if multi else ())
     if multi:
-        g.add_argument("--model", action="append", default=None,
-                       help=help_ + "; repeat to compare several models (the first is the reference)")
-    else:
-        g.add_argument("--model", default=None, help=help_)
-    g.add_argument("--dtype", default="auto", help="auto (bf16 where it is faster: a GPU with bf16, or a CPU with AMX/AVX512-BF16 and a wide enough model, as `sarl doctor` shows; fp32 otherwise), float32 (force fp32), bfloat16, float16")
-    g.add_argument("--device", default="auto", help="auto (cuda if present, else cpu), cpu, cuda, cuda:N")
-    g.add_argument("--threads", type=int, default=None, help="CPU threads for torch (None: torch's choice)")
+        made["name"].help += " Repeat to compare several models (the first is the reference)."
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model folder's own Python code to run (off unless you ask)")
     g.add_argument("--allow-download", action="store_true",
@@ -43,17 +45,27 @@ def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
                         "otherwise sarl stays offline")
 
 
+def model_config(args, name: str | None):
+    """The :class:`~sarl.config.ModelConfig` of the model flags for the model ``name`` (validated: a bad
+    ``--dtype`` or ``--threads`` fails here, before any model work)."""
+    from sarl.config import ModelConfig
+    from sarl.settings import from_args
+
+    return from_args(ModelConfig, args, name=name)
+
+
 def add_sar_args(p: argparse.ArgumentParser) -> None:
-    """The SAR options: one flag per :class:`~sarl.rewards.SARConfig` field (``--denominator`` /
-    ``--no-denominator``, ``--comparison`` / ``--no-comparison``, ``--copy-ngram``, ...), and
-    ``--copy-robust`` / ``--copy-dense`` for the recommended copy-robust setting."""
-    from sarl.prompts import DEFAULT_SYSTEM_PROMPT
+    """The SAR options: the scoring fields of :class:`~sarl.scoring.ScoreSettings` (``--system-prompt``,
+    ``--max-answer-tokens``), one flag per :class:`~sarl.rewards.SARConfig` field (``--denominator`` /
+    ``--no-denominator``, ``--comparison`` / ``--no-comparison``, ``--copy-ngram``, ...),
+    ``--copy-robust`` / ``--copy-dense`` for the recommended copy-robust setting, and ``--batch-tokens``."""
+    from sarl.logprobs import MAX_BATCH_TOKENS
     from sarl.rewards.self_aligned import SARConfig
-    from sarl.scoring import DEFAULT_MAX_ANSWER_TOKENS
+    from sarl.scoring import INPUT_KEYS, ScoreSettings
     from sarl.settings import add_arguments
 
     g = p.add_argument_group("SAR")
-    g.add_argument("--system-prompt", default=DEFAULT_SYSTEM_PROMPT, help="system prompt for both contexts")
+    add_arguments(g, ScoreSettings, skip=INPUT_KEYS)  # --system-prompt, --max-answer-tokens
     add_arguments(g, SARConfig, flags={"use_denominator": ("--denominator",), "use_comparison": ("--comparison",)})
     g.add_argument("--copy-robust", action="store_true",
                    help="the recommended copy-robust SAR (SARConfig.copy_robust: copy_ngram=10, copy_mode=zero; "
@@ -62,9 +74,7 @@ def add_sar_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--copy-dense", action="store_true",
                    help="with --copy-robust: also catch reworded restatements (copy_dense_ngram=3; costs some gold "
                         "answers a little of their SAR)")
-    g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS,
-                   help="longer answers are cut and flagged")
-    g.add_argument("--batch-tokens", type=int, default=2048, help="padded tokens per forward pass")
+    g.add_argument("--batch-tokens", type=int, default=MAX_BATCH_TOKENS, help="padded tokens per forward pass")
 
 
 def sar_config(args):
@@ -86,11 +96,13 @@ def sar_config(args):
 
 
 def load_lm(args):
+    """The model of the model flags (``args.model``: one name or None)."""
     from sarl.models import load_model
 
+    cfg = model_config(args, args.model)
     t = time.perf_counter()
-    with console.status(f"loading model {args.model or 'smollm2-135m (default)'}..."):
-        lm = load_model(args.model, dtype=args.dtype, device=args.device, threads=args.threads,
+    with console.status(f"loading model {cfg.name or 'smollm2-135m (default)'}..."):
+        lm = load_model(cfg.name, dtype=cfg.dtype, device=cfg.device, threads=cfg.threads,
                         trust_remote_code=args.trust_remote_code, allow_download=args.allow_download)
     console.print(f"[dim]model {lm.name} on {lm.device} ({lm.dtype}) loaded in {time.perf_counter() - t:.1f}s[/dim]")
     return lm

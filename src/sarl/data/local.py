@@ -31,6 +31,7 @@ from typing import Any
 from sarl.data.schema import Problem, json_safe
 from sarl.errors import SarlError
 from sarl.io import DataError, get_key, read_rows
+from sarl.prompts import INSTRUCTIONS
 
 QUESTION_KEYS = ("question", "problem", "extra_info.question")
 ANSWER_KEYS = ("reward_model.ground_truth", "answer", "extra_info.answer")
@@ -71,8 +72,6 @@ def _question_from_prompt(prompt: Any) -> tuple[str | None, Any]:
 
 def _strip_instruction(question: str) -> tuple[str, str | None]:
     """``question`` without a trailing reference instruction, and that instruction's name (or None)."""
-    from sarl.data.prompts import INSTRUCTIONS
-
     q = question.strip()
     for name, text in INSTRUCTIONS.items():
         if text and q.endswith(text.strip()) and len(q) > len(text.strip()):
@@ -178,7 +177,7 @@ def load_hub(hub_id: str, limit: int | None = None, default_split: str = "test")
                         f"hub install the optional package: pip install datasets (network access needed)")
     import datasets
 
-    from sarl.models import ALLOW_DOWNLOAD_ENV, downloads_allowed
+    from sarl.io import ALLOW_DOWNLOAD_ENV, downloads_allowed
 
     repo, config, split = parse_hub_id(hub_id, default_split)
     online = downloads_allowed()

@@ -1,30 +1,12 @@
-"""Generation backends: transformers everywhere, vLLM where installed (same interface)."""
+"""Generation backends: transformers everywhere, vLLM where installed (same interface), built by the one
+factory :func:`make_backend` of training and evaluation (names ``hf`` / ``transformers``, ``vllm``,
+``auto``)."""
 
 from __future__ import annotations
 
-import importlib.util
-
-from sarl.errors import SarlError
 from sarl.rollout.base import Backend, GenerationConfig, Sample
-from sarl.rollout.hf import HFBackend
+from sarl.rollout.factory import BACKENDS, ROLLOUT_BACKENDS, backend_help, make_backend, resolve_backend
+from sarl.rollout.hf import CopyBackend, HFBackend
 
-BACKENDS = ("auto", "transformers", "vllm")
-
-
-def make_backend(lm, name: str = "auto", model_path: str | None = None) -> Backend:
-    """``auto``: vLLM when it is installed and the model is on a GPU, else transformers."""
-    if name not in BACKENDS:
-        raise SarlError(f"unknown backend {name!r}; expected one of {BACKENDS}")
-    use_vllm = name == "vllm" or (
-        name == "auto" and importlib.util.find_spec("vllm") is not None and str(lm.device).startswith("cuda")
-    )
-    if use_vllm:
-        if importlib.util.find_spec("vllm") is None:
-            raise SarlError("backend 'vllm' was asked for but vLLM is not installed (pip install vllm, on a GPU machine)")
-        from sarl.rollout.vllm_backend import VLLMBackend
-
-        return VLLMBackend(model_path or lm.model.config.name_or_path, lm.tokenizer)
-    return HFBackend(lm.model, lm.tokenizer)
-
-
-__all__ = ["BACKENDS", "Backend", "GenerationConfig", "HFBackend", "Sample", "make_backend"]
+__all__ = ["BACKENDS", "ROLLOUT_BACKENDS", "Backend", "CopyBackend", "GenerationConfig", "HFBackend", "Sample",
+           "backend_help", "make_backend", "resolve_backend"]

@@ -1,4 +1,5 @@
-"""Batched generation with transformers models, on any device.
+"""Batched generation with transformers models, on any device: :class:`HFBackend` decodes with a model
+as it is, :class:`CopyBackend` with a copy of a policy's weights (bf16, or beside a sharded policy).
 
 A small decode loop instead of ``model.generate`` because it gives three things ``generate`` does not:
 - per-sequence randomness, so a sample depends only on (seed, prompt key, sample index), not on batch
@@ -14,6 +15,7 @@ mask, so left padding does not shift positions.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
@@ -81,9 +83,9 @@ def categorical_sample(logits: torch.Tensor, row_seeds: torch.Tensor, step: int)
 
 
 class HFBackend(Backend):
-    """Generation with a Hugging Face causal LM and its tokenizer."""
+    """Generation with a Hugging Face causal LM and its tokenizer (backend ``hf``, alias ``transformers``)."""
 
-    name = "transformers"
+    name = "hf"
 
     def __init__(self, model, tokenizer, stop_token_ids: Sequence[int] | None = None):
         self.model = model
@@ -183,3 +185,23 @@ class HFBackend(Backend):
         dec = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
         samples = [Sample(token_ids=t, text=d, finish_reason=f) for t, d, f in zip(tokens, dec, finish)]
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
+
+
+class CopyBackend(HFBackend):
+    """The transformers decode loop on a copy of the policy's weights, in ``dtype``, refreshed by
+    :meth:`sync_weights`, which the trainer calls before each rollout that follows an update (the
+    ``sync_weights`` stage, as for vLLM).
+
+    Two uses: a bf16 copy under ``bf16-mixed`` (``rollout.bf16_copy``): decoding a fp32 model under bf16
+    autocast casts inputs op by op and was slower than fp32 itself in sarl's decode loop
+    (docs/RESULTS.md), bf16 weights are the fast path, and the update stays fp32 under autocast; and a full
+    copy beside a sharded policy (``trainer.strategy=fsdp``, whose shards are gathered into it)."""
+
+    def __init__(self, policy, tokenizer, dtype: torch.dtype = torch.bfloat16):
+        super().__init__(copy.deepcopy(policy).to(dtype).eval().requires_grad_(False), tokenizer)
+
+    def sync_weights(self, named_tensors) -> None:
+        own = dict(self.model.named_parameters())  # tied weights appear once, as in the policy
+        with torch.no_grad():
+            for name, tensor in named_tensors:
+                own[name].copy_(tensor)

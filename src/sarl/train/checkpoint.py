@@ -14,6 +14,7 @@ import os
 import random
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,57 @@ def restore_policy_training_state(policy, optimizer, ckpt: Path, state: dict[str
     if policy.config.tie_word_embeddings:
         policy.tie_weights()
     optimizer.load_state_dict(state["optimizer"])
+
+
+@dataclass
+class TrainingState:
+    """Everything a checkpoint saves and restores besides the resolved config, in one place: the policy
+    (weights and AdamW state, gathered in full when ``sharded``), its learning-rate schedule, the critic
+    with its AdamW and schedule (PPO), the data stream's position, the RNG states, the step and the
+    count of consecutive non-finite steps. ``trainer_state.pt`` holds the keys ``step``, ``optimizer``,
+    ``optimizer_format``, ``scheduler``, ``data``, ``rng``, ``bad_steps`` and, with a critic,
+    ``critic_optimizer`` and ``critic_scheduler``; the weights are safetensors beside it."""
+
+    policy: Any
+    optimizer: Any
+    scheduler: Any
+    data: Any  # sarl.train.stream.DataStream
+    critic: Any = None
+    critic_optimizer: Any = None
+    critic_scheduler: Any = None
+    sharded: bool = False
+    step: int = 0
+    bad_steps: int = 0
+
+    def save(self, root: Path, *, tokenizer, config_yaml: str, keep_last: int, main: bool = True) -> Path | None:
+        """Write checkpoint ``step`` under ``root``; called on every process (a sharded policy is gathered
+        first, a collective), written by ``main`` alone, which returns the folder (the others ``None``)."""
+        weights, optimizer, fmt = policy_training_state(self.policy, self.optimizer, self.sharded)
+        if not main:
+            return None
+        state = {"step": self.step, "optimizer": optimizer, "optimizer_format": fmt,
+                 "scheduler": self.scheduler.state_dict(), "data": self.data.state(), "rng": rng_state(),
+                 "bad_steps": self.bad_steps}
+        if self.critic_optimizer is not None:
+            state["critic_optimizer"] = self.critic_optimizer.state_dict()
+            state["critic_scheduler"] = self.critic_scheduler.state_dict()
+        return save_checkpoint(root, self.step, policy=self.policy, tokenizer=tokenizer, critic=self.critic,
+                               state=state, config_yaml=config_yaml, keep_last=keep_last, policy_state=weights)
+
+    def restore(self, ckpt: Path) -> None:
+        """Load every saved key from ``ckpt`` into the objects this state holds (on every process)."""
+        st = load_state(ckpt)
+        restore_policy_training_state(self.policy, self.optimizer, ckpt, st, sharded=self.sharded)
+        if self.critic is not None:
+            load_critic_weights(self.critic, ckpt)
+        self.scheduler.load_state_dict(st["scheduler"])
+        if self.critic_optimizer is not None:
+            self.critic_optimizer.load_state_dict(st["critic_optimizer"])
+            self.critic_scheduler.load_state_dict(st["critic_scheduler"])
+        self.step = int(st["step"])
+        self.data.load_state(st["data"])
+        self.bad_steps = int(st.get("bad_steps", 0))
+        set_rng_state(st["rng"])
 
 
 # Settings a resumed run may change: they do not change what the run computes.

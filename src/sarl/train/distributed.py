@@ -18,8 +18,8 @@ What each process does, for a step of P prompts x n rollouts and N processes:
 ``trainer.strategy=fsdp`` shards the weights instead of replicating them (:mod:`sarl.train.sharding`);
 the split of the batch, the normalisers and the logging stay as here.
 
-Estimators that normalise over the whole batch (``reinforce_plus_plus``, ``gae``) are refused with
-several processes: their statistics would be per process.
+Estimators that normalise over the whole batch (those registered with ``batch_wide=True``:
+``reinforce_plus_plus``, ``gae``) are refused with several processes: their statistics would be per process.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from sarl.algos import ADV_ESTIMATORS, group_local_estimators
 from sarl.errors import ConfigError
-
-GROUP_LOCAL = ("grpo", "grpo_weighted", "rloo")
 
 
 @dataclass
@@ -61,10 +60,12 @@ class Dist:
         return items[self.rank * k:(self.rank + 1) * k]
 
     def check_estimator(self, estimator: str) -> None:
-        """Several processes need an estimator whose statistics stay within a group."""
-        if self.active and estimator not in GROUP_LOCAL:
+        """Several processes need an estimator whose statistics stay within a group: one registered
+        without ``batch_wide`` (``sarl.algos.ADV_ESTIMATORS``; unknown names raise ``KeyError``)."""
+        if self.active and ADV_ESTIMATORS.meta(estimator)["batch_wide"]:
             raise ConfigError(f"algorithm.adv_estimator: {estimator} normalises over the whole batch, which several "
-                              f"processes do not share; with {self.world} processes use one of {', '.join(GROUP_LOCAL)}")
+                              f"processes do not share; with {self.world} processes use one of "
+                              f"{', '.join(group_local_estimators())}")
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         if self.active:

@@ -119,6 +119,12 @@ def check_loggers(names: list[str]) -> None:
             raise ConfigError(f"trainer.logger: {n!r} needs the {_PACKAGES[n][1]} package: pip install {_PACKAGES[n][1]}")
 
 
+def run_loggers(trainer) -> list[str]:
+    """The sinks a training run opens (``trainer`` is a config's ``trainer`` section): ``trainer.logger``,
+    without ``tensorboard`` when ``trainer.tensorboard`` is false."""
+    return [n for n in trainer.logger if n != "tensorboard" or trainer.tensorboard]
+
+
 def make_loggers(names: list[str], out: Path, config: dict, name: str) -> list[MetricLogger]:
     """The sinks for ``trainer.logger`` (``console`` is the command's own output, so it adds none)."""
     check_loggers(names)

@@ -1,7 +1,8 @@
-"""The trainer's rollout engine (``rollout.backend``): sarl's transformers decode loop on the policy
-itself or on a copy of it (bf16 under ``bf16-mixed``; a full copy beside a sharded policy), or vLLM
-colocated in the trainer's process; an engine with its own copy of the weights gets the policy's in
-memory before each rollout that follows an update.
+"""The trainer's rollout engine (``rollout.backend``), built by the one factory
+:func:`sarl.rollout.make_backend` from the recipe: sarl's transformers decode loop on the policy itself
+or on a copy of it (:class:`~sarl.rollout.CopyBackend`: bf16 under ``bf16-mixed``; a full copy beside a
+sharded policy), or vLLM colocated in the trainer's process; an engine with its own copy of the weights
+gets the policy's in memory before each rollout that follows an update.
 
 The weight-sync check: vLLM reports each sampled token's log-prob (after temperature); the trainer's
 old-policy pass recomputes it with the policy. :func:`logprob_gap` logs their mean and largest absolute
@@ -13,33 +14,14 @@ not, so the gap there includes the truncation.
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import torch
 
+from sarl.rollout import CopyBackend, make_backend, resolve_backend
 from sarl.rollout.base import Backend
-from sarl.rollout.hf import HFBackend
 
-
-class CopyBackend(HFBackend):
-    """The transformers decode loop on a copy of the policy's weights, in ``dtype``, refreshed by
-    :meth:`sync_weights`, which the trainer calls before each rollout that follows an update (the
-    ``sync_weights`` stage, as for vLLM).
-
-    Two uses: a bf16 copy under ``bf16-mixed`` (``rollout.bf16_copy``): decoding a fp32 model under bf16
-    autocast casts inputs op by op and was slower than fp32 itself in sarl's decode loop
-    (docs/RESULTS.md), bf16 weights are the fast path, and the update stays fp32 under autocast; and a full
-    copy beside a sharded policy (``trainer.strategy=fsdp``, whose shards are gathered into it)."""
-
-    def __init__(self, policy, tokenizer, dtype: torch.dtype = torch.bfloat16):
-        super().__init__(copy.deepcopy(policy).to(dtype).eval().requires_grad_(False), tokenizer)
-
-    def sync_weights(self, named_tensors) -> None:
-        own = dict(self.model.named_parameters())  # tied weights appear once, as in the policy
-        with torch.no_grad():
-            for name, tensor in named_tensors:
-                own[name].copy_(tensor)
+__all__ = ["CopyBackend", "logprob_gap", "make_rollout_backend", "policy_folder"]  # CopyBackend: re-exported
 
 
 def policy_folder(name: str | None, out: Path, model=None, tokenizer=None) -> str:
@@ -63,28 +45,26 @@ def policy_folder(name: str | None, out: Path, model=None, tokenizer=None) -> st
 
 def make_rollout_backend(cfg, policy, tokenizer, *, out: Path, precision: str, device: str, dist,
                          sharded: bool = False) -> Backend:
-    """``rollout.backend``: ``hf`` samples with the policy module itself (nothing to sync), or with a copy
-    of it (:class:`CopyBackend`): in bf16 under ``bf16-mixed`` with ``rollout.bf16_copy``, and always when
-    the policy is about to be ``sharded`` (bf16 or fp32 as the rollout's precision); ``vllm`` starts one
-    engine per process on the policy's folder, in bf16 under ``bf16-mixed`` and fp32 otherwise, with sleep
-    mode on a GPU when ``rollout.free_cache_engine``. Called before the policy is sharded."""
+    """:func:`sarl.rollout.make_backend` for ``rollout.backend``: ``hf`` samples with the policy module
+    itself (nothing to sync), or with a copy of it: in bf16 under ``bf16-mixed`` with
+    ``rollout.bf16_copy``, and always when the policy is about to be ``sharded`` (bf16 or fp32 as the
+    rollout's precision); ``vllm`` starts one engine per process on the policy's folder
+    (:func:`policy_folder`), in bf16 under ``bf16-mixed`` and fp32 otherwise, with sleep mode on a GPU when
+    ``rollout.free_cache_engine``. Called before the policy is sharded."""
     r = cfg.rollout
-    if r.backend == "hf":
-        bf16 = precision == "bf16-mixed" and r.bf16_copy
-        if bf16 or sharded:
-            return CopyBackend(policy, tokenizer, torch.bfloat16 if bf16 else torch.float32)
-        return HFBackend(policy, tokenizer)
-    from sarl.rollout.vllm_backend import VLLMBackend
-
-    if dist.main:  # rank 0 writes an in-memory model's folder; the others read it
-        policy_folder(cfg.model.name, out, policy, tokenizer)
-    dist.barrier()
-    path = policy_folder(cfg.model.name, out, policy, tokenizer)
-    on_gpu = str(device).startswith("cuda")
-    return VLLMBackend(path, tokenizer, dtype="bfloat16" if precision == "bf16-mixed" else "float32",
-                       seed=cfg.trainer.seed, gpu_memory_utilization=r.gpu_memory_utilization,
-                       max_model_len=cfg.data.max_prompt_length + cfg.data.max_response_length,
-                       sleep=on_gpu and r.free_cache_engine, logprobs=True, world_size=dist.world)
+    name = resolve_backend(r.backend, device)
+    path, options = None, None
+    if name == "vllm":
+        if dist.main:  # rank 0 writes an in-memory model's folder; the others read it
+            policy_folder(cfg.model.name, out, policy, tokenizer)
+        dist.barrier()
+        path = policy_folder(cfg.model.name, out, policy, tokenizer)
+        options = {"seed": cfg.trainer.seed, "gpu_memory_utilization": r.gpu_memory_utilization,
+                   "max_model_len": cfg.data.max_prompt_length + cfg.data.max_response_length,
+                   "sleep": str(device).startswith("cuda") and r.free_cache_engine, "logprobs": True,
+                   "world_size": dist.world}
+    return make_backend(policy, name, tokenizer=tokenizer, precision=precision, device=device,
+                        bf16_copy=r.bf16_copy, sharded=sharded, model_path=path, vllm_options=options)
 
 
 def logprob_gap(rollout_logprobs: list[list[float]] | None, logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:

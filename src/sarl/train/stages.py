@@ -7,8 +7,8 @@ import time
 from collections import defaultdict
 from contextlib import contextmanager
 
-STAGES = ("sync_weights", "generate", "old_logprobs", "ref_logprobs", "null_logprobs", "rewards", "values", "advantages",
-          "update_critic", "update_actor", "validate", "checkpoint")
+STAGES = ("sync_weights", "generate", "old_logprobs", "ref_logprobs", "grade", "null_logprobs", "rewards", "values",
+          "advantages", "update_critic", "update_actor", "validate", "checkpoint")
 
 
 def peak_memory_gb(device: str) -> float:

@@ -1,6 +1,7 @@
-"""The optimizer-step machinery shared by the actor and the critic: mini-batches, gradient accumulation
-over micro-batches with the mini-batch's normalisers, gradient clipping, skipping non-finite steps, and
-the learning-rate schedule."""
+"""The optimizer-step machinery shared by the actor, the critic and SFT: mini-batches, gradient
+accumulation over micro-batches with the mini-batch's normalisers (:func:`accumulate_update`), and one
+optimizer step with gradient clipping, skipping non-finite steps, and the learning-rate schedule
+(:func:`optimizer_step`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,29 @@ def lr_lambda(warmup: int, total: int, schedule: str = "constant") -> Callable[[
         return 1.0
 
     return f
+
+
+def optimizer_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler, grad_clip: float, *,
+                   finite: bool = True, dist=None) -> tuple[float, bool]:
+    """One optimizer step on the accumulated gradients: ``(pre-clip gradient norm, stepped)``.
+
+    ``finite``: whether every loss that was backpropagated was finite. With ``dist`` (several processes)
+    the step is taken everywhere or nowhere (:meth:`~sarl.train.distributed.Dist.all_true`) and the
+    gradients are summed over processes first. The norm is clipped at ``grad_clip``; then the optimizer
+    and the scheduler step, or, for a non-finite loss or norm, the gradients are dropped and the step is
+    skipped (the norm is then NaN for a non-finite loss). Used by every optimizer step: actor, critic, SFT."""
+    if dist is not None:
+        finite = dist.all_true(finite)
+        dist.reduce_grads(model)
+    gn = (grad_norm_value(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)) if finite
+          else torch.tensor(float("nan")))
+    norm = float(gn)
+    if finite and torch.isfinite(gn):
+        optimizer.step()
+        scheduler.step()
+        return norm, True
+    optimizer.zero_grad(set_to_none=True)
+    return norm, False
 
 
 @dataclass
@@ -84,19 +108,10 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
                     if not sharded:
                         break
                 loss.backward()
-            if dist is not None:
-                finite = dist.all_true(finite)
-                dist.reduce_grads(model)
-            gn = (grad_norm_value(torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)) if finite
-                  else torch.tensor(float("nan")))
-            norms.append(float(gn))
+            gn, stepped = optimizer_step(model, optimizer, scheduler, grad_clip, finite=finite, dist=dist)
+            norms.append(gn)
             out.steps += 1
-            if finite and torch.isfinite(gn):
-                optimizer.step()
-                scheduler.step()
-            else:
-                out.skipped += 1
-                optimizer.zero_grad(set_to_none=True)
+            out.skipped += not stepped
     out.losses = {k: v / max(1, out.steps) for k, v in sums.items()}
     if dist is not None:  # each process's loss is its part of the global loss
         out.losses = dist.sum_values(out.losses)

@@ -135,9 +135,11 @@ def _resolve(recipe: str | Path | TrainConfig) -> TrainConfig:
 def check_trl_can_run(cfg: TrainConfig) -> None:
     """Refuse (naming the key) every setting that TRL's GRPOTrainer cannot reproduce."""
     a, ac, t = cfg.algorithm, cfg.actor, cfg.trainer
-    est = a.estimator
-    if est != "grpo":
-        if est == "grpo_weighted":
+    from sarl.algos import ADV_ESTIMATORS, estimator_needs
+
+    est = ADV_ESTIMATORS.canonical(a.adv_estimator)
+    if est != "grpo" or "reward_components" in estimator_needs(est, cfg):
+        if "reward_components" in estimator_needs(est, cfg):
             _refuse("algorithm.advantage_weighting_in_grpo", "TRL's normalize_then_sum aggregation also divides by "
                     "the batch std, so it is not the reference's per-component weighting")
         _refuse("algorithm.adv_estimator", f"TRL's GRPOTrainer computes group advantages (grpo); {a.adv_estimator!r} "

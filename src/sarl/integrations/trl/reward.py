@@ -19,13 +19,14 @@ from sarl.integrations.trl.glue import (
     split_prompt,
 )
 from sarl.integrations.trl.reuse import reusable_rows
+from sarl.logprobs import MAX_BATCH_TOKENS, answer_mask
 from sarl.prompts import encode, render_null_prompt, render_prompt
 from sarl.reward_inputs import reward_inputs
 from sarl.rewards import RewardInputs, get_reward, perplexity
 from sarl.rewards.compose import Schedule
 from sarl.rewards.registry import POLICY_NEEDS
 from sarl.rollout.batch import RolloutBatch
-from sarl.scoring import DEFAULT_MAX_ANSWER_TOKENS, fit_answer
+from sarl.scoring import DEFAULT_MAX_ANSWER_TOKENS, context_window, encode_pairs
 
 # What this adapter gathers across processes for group rewards (length, correctness, prompt).
 GATHERED_NEEDS = frozenset({"correct", "lengths", "groups", "max_response_length"})
@@ -89,7 +90,7 @@ class SarlReward:
         num_generations: int | None = None,
         max_response_length: int | None = None,
         max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
-        max_batch_tokens: int = 2048,
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
         reuse_logprobs: bool = True,
         keep_history: int = 0,
         on_scored: Callable[[dict[str, Any], Any], None] | None = None,
@@ -199,20 +200,17 @@ class SarlReward:
             "completions": texts,
             "completion_ids": None if completion_ids is None else [list(c) for c in completion_ids],
         }
-        inputs = RewardInputs(responses=texts)
+        fields: dict[str, Any] = {"responses": texts}
         if "correct" in self.needs:
-            golds = self._column(kwargs, self.gold_column, n, required=True)
-            sources = self._column(kwargs, self.data_source_column, n)
-            metas = self._column(kwargs, self.metadata_column, n)
-            inputs.correct = self._grade(texts, [None if g is None else str(g) for g in golds],
-                                         [None if s is None else str(s) for s in sources], metas)
+            fields["correct"] = self._correct(kwargs, texts)
         if "lengths" in self.needs:
-            inputs.lengths = torch.tensor([len(c) for c in completion_ids], dtype=torch.float32)
+            fields["lengths"] = torch.tensor([len(c) for c in completion_ids], dtype=torch.float32)
         if "max_response_length" in self.needs:
-            inputs.max_response_length = self.max_response_length or (
+            fields["max_response_length"] = self.max_response_length or (
                 trainer.args.max_completion_length if trainer is not None else None)
         if self.needs_policy:
-            self._policy_inputs(inputs, prompts, texts, completion_ids, record)
+            fields.update(self._policy_inputs(prompts, texts, completion_ids, record))
+        inputs = RewardInputs(**fields)
         if self.spec.group:
             values = self._group_values(inputs, prompts)
         else:
@@ -261,13 +259,16 @@ class SarlReward:
             raise ValueError(f"column {name!r} has {len(col)} values for {n} completions")
         return col
 
-    @staticmethod
-    def _grade(texts: Sequence[str], golds: Sequence[str | None], sources: Sequence[str | None],
-               metas: Sequence[Any]) -> torch.Tensor:
-        """1.0 where :func:`sarl.grading.grade` accepts the completion, else 0.0 (also for a missing gold)."""
+    def _correct(self, kwargs: Mapping[str, Any], texts: Sequence[str]) -> torch.Tensor:
+        """1.0 where :func:`sarl.grading.grade` accepts the completion against the gold column (with the
+        data source's grader and the problem's metadata), else 0.0 (also for a missing gold)."""
         from sarl.grading import grade_all
 
-        metadata = [json.loads(m) if isinstance(m, str) and m else (None if isinstance(m, str) else m) for m in metas]
+        n = len(texts)
+        golds = [None if g is None else str(g) for g in self._column(kwargs, self.gold_column, n, required=True)]
+        sources = [None if s is None else str(s) for s in self._column(kwargs, self.data_source_column, n)]
+        metadata = [json.loads(m) if isinstance(m, str) and m else (None if isinstance(m, str) else m)
+                    for m in self._column(kwargs, self.metadata_column, n)]
         return grade_all(texts, golds, sources, metadata=metadata)
 
     # ------------------------------------------------------------------------------- groups
@@ -314,14 +315,21 @@ class SarlReward:
         return self.spec(glob, self.options)[offset: offset + n]
 
     # ------------------------------------------------------------------------------- the policy passes
-    def _contexts(self, tok, prompts: Sequence[Any], trainer) -> tuple[list[list[int]], list[list[int]], list, list]:
-        """Token ids of prompt(q) and prompt(null) per row, plus each row's system and question."""
+    def encode_batch(self, tok, prompts: Sequence[Any], texts: Sequence[str],
+               completion_ids: Sequence[Sequence[int]] | None = None, *, trainer=None,
+               max_positions: int | None = None) -> dict[str, list]:
+        """The token ids this reward scores, by :func:`sarl.scoring.encode_pairs` (``sarl score``'s rules):
+        ``contexts`` (prompt(q)), ``nulls`` (prompt(null)), ``answers`` (the texts re-encoded or the
+        sampled ``completion_ids``, as ``answer_tokens`` says) and their ``status``; with each prompt's
+        ``systems`` and ``questions``. ``trainer``: its chat template applies; ``max_positions``: the
+        policy's context window."""
         template = getattr(trainer, "chat_template", None)
         kwargs = dict(getattr(trainer, "chat_template_kwargs", None) or {})
         plain = template is None and not kwargs  # render exactly as sarl.prompts does
 
-        def render(messages: list[dict]) -> str:
-            return tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True,
+        def render(system: Any, body: list[dict]) -> str:
+            head = [{"role": "system", "content": system}] if system is not None else []
+            return tok.apply_chat_template(head + body, tokenize=False, add_generation_prompt=True,
                                            chat_template=template, **kwargs)
 
         ctx, null, systems, questions = [], [], [], []
@@ -333,37 +341,22 @@ class SarlReward:
                 if plain and len(body) == 1 and isinstance(question, str):
                     c = render_prompt(tok, question, system)
                 else:
-                    c = render(([{"role": "system", "content": system}] if system is not None else []) + body)
-                if plain:
-                    z = render_null_prompt(tok, system)
-                else:
-                    z = render(([{"role": "system", "content": system}] if system is not None else [])
-                               + [{"role": "user", "content": ""}])
+                    c = render(system, body)
+                z = render_null_prompt(tok, system) if plain else render(system, [{"role": "user", "content": ""}])
                 if len(self._ctx_cache) > 4096:
                     self._ctx_cache.clear()
                 self._ctx_cache[key] = (encode(tok, c), encode(tok, z), system, question)
-            c_ids, z_ids, system, question = self._ctx_cache[key]
-            ctx.append(c_ids)
-            null.append(z_ids)
-            systems.append(system)
-            questions.append(question)
-        return ctx, null, systems, questions
+            for out, value in zip((ctx, null, systems, questions), self._ctx_cache[key]):
+                out.append(value)
+        answers = texts if self.answer_tokens == "text" else completion_ids
+        ctx, ans, status = encode_pairs(tok, ctx, answers, null_contexts=null, max_answer_tokens=self.max_answer_tokens,
+                                        max_positions=max_positions)
+        return {"contexts": ctx, "nulls": null, "answers": ans, "status": status, "systems": systems,
+                "questions": questions}
 
-    def _answers(self, tok, texts, completion_ids, ctx, null, model) -> tuple[list[list[int]], list[str]]:
-        """The scored answer tokens and their status, with :class:`sarl.scoring.SARScorer`'s rules."""
-        max_pos = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
-        ans, status = [], []
-        for i, text in enumerate(texts):
-            if self.answer_tokens == "text":
-                ids = [] if not text or not text.strip() else encode(tok, text)
-            else:
-                ids = [int(t) for t in completion_ids[i]]
-            ids, st = fit_answer(ids, self.max_answer_tokens, max_pos, max(len(ctx[i]), len(null[i])))
-            ans.append(ids)
-            status.append(st)
-        return ans, status
-
-    def _policy_inputs(self, inputs: RewardInputs, prompts, texts, completion_ids, record) -> None:
+    def _policy_inputs(self, prompts, texts, completion_ids, record) -> dict[str, Any]:
+        """The policy's fields of :class:`RewardInputs` (log-probs, mask, token ids); ``record`` gets
+        the batch's description."""
         trainer = self._require_trainer()
         model = trainer.accelerator.unwrap_model(trainer.model)
         sharded = self.sharded(trainer)
@@ -371,57 +364,58 @@ class SarlReward:
         runner = trainer.model if sharded else model
         tok = getattr(trainer, "_tokenizer", None) or getattr(trainer.processing_class, "tokenizer",
                                                               trainer.processing_class)
-        ctx, null, systems, questions = self._contexts(tok, prompts, trainer)
-        ans, status = self._answers(tok, texts, completion_ids, ctx, null, model)
+        pairs = self.encode_batch(tok, prompts, texts, completion_ids, trainer=trainer, max_positions=context_window(model))
+        ctx, ans = pairs["contexts"], pairs["answers"]
         temperature = trainer.temperature if self.temperature is None else self.temperature
         pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
-        n = len(ans)
-        t_max = max((len(a) for a in ans), default=0)
-        mask = torch.zeros((n, t_max), dtype=torch.float32)
-        for i, a in enumerate(ans):
-            mask[i, : len(a)] = 1.0
-        batch = RolloutBatch(contexts=ctx, responses=ans, texts=list(texts), group_ids=torch.arange(n))
-        core = dict(pad_token_id=pad, temperature=temperature, max_batch_tokens=self.max_batch_tokens,
-                    lockstep=sharded)
+        mask = answer_mask(ans)
+        core = {"pad_token_id": pad, "temperature": temperature, "max_batch_tokens": self.max_batch_tokens,
+                "lockstep": sharded}
         with eval_mode(runner):
             t0 = time.perf_counter()
-            reuse = self.reuse_logprobs and "self_certainty" not in self.needs  # self-certainty needs the full softmax
-            reused = reusable_rows(trainer, ctx, ans, temperature, reuse)
-            logp_qa = torch.zeros((n, t_max), dtype=torch.float32)
-            for i, lp in reused.items():
-                logp_qa[i, : lp.shape[0]] = lp.cpu()
-            rest = [i for i in range(n) if i not in reused]
-            token_sc = None
-            if rest or sharded:  # ppl(a|q) of the rows TRL's log-probs do not cover (sharded: every process)
-                sub = RolloutBatch(contexts=[ctx[i] for i in rest], responses=[ans[i] for i in rest],
-                                   texts=[texts[i] for i in rest], group_ids=torch.arange(len(rest)))
-                got = reward_inputs(runner, sub, self.needs & {"logp_qa", "self_certainty"} | {"logp_qa"},
-                                    null_ids=None, **core)
-                if got.token_self_certainty is not None:
-                    token_sc = torch.zeros((n, t_max), dtype=torch.float32)
-                for j, i in enumerate(rest):
-                    k = len(ans[i])
-                    logp_qa[i, :k] = got.logp_qa[j, :k].cpu()
-                    if token_sc is not None:
-                        token_sc[i, :k] = got.token_self_certainty[j, :k].cpu()
+            logp_qa, token_sc, reused = self._logp_qa(trainer, runner, ctx, ans, texts, core)
             t1 = time.perf_counter()
-            full = reward_inputs(runner, batch, self.needs, null_contexts=null, logp_qa=logp_qa, response_mask=mask,
-                                 token_self_certainty=token_sc, **core)
+            batch = RolloutBatch(contexts=ctx, responses=ans, texts=list(texts), group_ids=torch.arange(len(ans)))
+            full = reward_inputs(runner, batch, self.needs, null_contexts=pairs["nulls"], logp_qa=logp_qa,
+                                 response_mask=mask, token_self_certainty=token_sc, **core)
             logp_a = None if full.logp_a is None else full.logp_a.cpu()
             t2 = time.perf_counter()
-            inputs.logp_qa = logp_qa
-            inputs.logp_a = logp_a
-            inputs.response_mask = mask
-            inputs.token_self_certainty = token_sc
-            inputs.context_ids, inputs.response_ids = ctx, ans
             record.update(
-                systems=systems, questions=questions, answer_ids=ans, status=status,
+                systems=pairs["systems"], questions=pairs["questions"], answer_ids=ans, status=pairs["status"],
                 ppl_qa=perplexity(logp_qa, mask).tolist(),
                 ppl_a=None if logp_a is None else perplexity(logp_a, mask).tolist(),
                 reuse_enabled=self.reuse_logprobs, reused_rows=len(reused), seconds_qa=t1 - t0, seconds_null=t2 - t1,
             )
             if self.on_scored is not None:
                 self.on_scored(record, model)
+        return {"logp_qa": logp_qa, "logp_a": logp_a, "response_mask": mask, "token_self_certainty": token_sc,
+                "context_ids": ctx, "response_ids": ans}
+
+    def _logp_qa(self, trainer, runner, ctx: list[list[int]], ans: list[list[int]], texts: Sequence[str],
+                 core: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None, dict[int, torch.Tensor]]:
+        """ppl(a|q)'s token log-probs ``[N, T]`` (read from TRL's old log-probs where they cover a row,
+        else one pass), the token self-certainty where the reward needs it, and the reused rows."""
+        n, t_max = len(ans), max((len(a) for a in ans), default=0)
+        reuse = self.reuse_logprobs and "self_certainty" not in self.needs  # self-certainty needs the full softmax
+        reused = reusable_rows(trainer, ctx, ans, core["temperature"], reuse)
+        logp_qa = torch.zeros((n, t_max), dtype=torch.float32)
+        for i, lp in reused.items():
+            logp_qa[i, : lp.shape[0]] = lp.cpu()
+        rest = [i for i in range(n) if i not in reused]
+        token_sc = None
+        if rest or core["lockstep"]:  # ppl(a|q) of the rows TRL's log-probs do not cover (sharded: every process)
+            sub = RolloutBatch(contexts=[ctx[i] for i in rest], responses=[ans[i] for i in rest],
+                               texts=[texts[i] for i in rest], group_ids=torch.arange(len(rest)))
+            got = reward_inputs(runner, sub, self.needs & {"logp_qa", "self_certainty"} | {"logp_qa"},
+                                null_ids=None, **core)
+            if got.token_self_certainty is not None:
+                token_sc = torch.zeros((n, t_max), dtype=torch.float32)
+            for j, i in enumerate(rest):
+                k = len(ans[i])
+                logp_qa[i, :k] = got.logp_qa[j, :k].cpu()
+                if token_sc is not None:
+                    token_sc[i, :k] = got.token_self_certainty[j, :k].cpu()
+        return logp_qa, token_sc, reused
 
     # ------------------------------------------------------------------------------- logging
     def _log(self, kwargs: Mapping[str, Any], record: dict[str, Any]) -> None:
