@@ -91,6 +91,7 @@ def test_fixed_datasets_reject_size():
 def test_list_datasets():
     infos = {d["name"]: d for d in list_datasets()}
     synthetic = {f"{t}{s}" for t in ("synth_arith", "synth_logic", "synth_chain") for s in ("", "_val", "_test")}
+    synthetic |= {"synth_chain_v2", "synth_chain_v2_sft", "synth_chain_v2_val", "synth_chain_v2_test"}
     assert set(FIXED_SIZES) | {g.name for g in GENERATORS} | synthetic == set(infos)
     for d in infos.values():
         assert set(d) >= {"name", "description", "size", "source", "licence", "grader"}

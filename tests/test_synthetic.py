@@ -1,6 +1,8 @@
 """The built-in synthetic tasks: determinism, the train/val/test split, gold answers, solution styles and
 the style labeller."""
 
+import hashlib
+import json
 import random
 import re
 
@@ -48,6 +50,37 @@ def test_deterministic_distinct_and_split_disjoint(task):
     assert not train_keys & test_keys and not train_keys & val_keys and not val_keys & test_keys
     assert all(is_test_key(k) for k in test_keys) and not any(is_test_key(k) for k in train_keys | val_keys)
     assert {split_of(k) for k in val_keys} == {"val"} and {split_of(k) for k in train_keys} == {"train"}
+
+
+def test_version_1_generation_is_pinned():
+    """Committed results used these exact problems and solutions: the synth_chain_v2 changes (and any later
+    change to the shared generator) must leave all three v1 tasks, their splits and sft_rows byte-identical.
+    The digest was computed with the module as committed before synth_chain_v2 existed."""
+    h = hashlib.sha256()
+    for task in ALL_TASKS:
+        for split in ("train", "val", "test"):
+            for p in generate(task, 100, seed=1, split=split):
+                h.update(json.dumps([p.id, p.data_source, p.question, p.answer, p.metadata]).encode())
+                h.update("".join(solution(p, style, random.Random(0)) for style in STYLES).encode())
+    rows = sft_rows({CHAIN_SOURCE: 200, LOGIC_SOURCE: 50}, seed=2,
+                    style_mix="concise=1,padded=1,shortcut=1,restated=1")
+    h.update(json.dumps(rows, sort_keys=True).encode())
+    assert h.hexdigest() == "40813d320dc078f52514da263d4dfe58ad6f68bb23b424b01048e9165ae7bd02"
+
+
+def test_version_1_shares_computations_between_sft_and_test_as_documented():
+    """The module docstring's numbers: a v1 test problem is never a training problem, but short ones are
+    the opening lines of SFT solutions (the quickstart's 12,000-problem corpus, first 300 test problems),
+    and RL problems of seed 0 are the SFT corpus's first problems."""
+    from sarl.data.synthetic_v2 import shared_computation
+
+    sft = generate(CHAIN_SOURCE, 12000, seed=0)
+    table = shared_computation(sft, generate(CHAIN_SOURCE, 300, seed=0, split="test"))
+    assert {k: (row["prefix"], row["problems"]) for k, row in table.items()} == {
+        1: (50, 50), 2: (71, 89), 3: (6, 75), 4: (0, 86)}
+    assert all(row["same_problem"] == 0 and row["first_line"] == row["lines"] == row["problems"]
+               for row in table.values())
+    assert [p.question for p in generate(CHAIN_SOURCE, 50, seed=0)] == [p.question for p in sft[:50]]
 
 
 @pytest.mark.parametrize("task", [ARITH_SOURCE, CHAIN_SOURCE])

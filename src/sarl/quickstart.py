@@ -5,7 +5,8 @@ With no ``--model`` (the default set-up):
 1. **warm start**: ``sarl sft`` trains a new small Llama (1M parameters, its own 1,024-entry tokenizer)
    on ``synth_chain`` (:mod:`sarl.data.synthetic`): problems needing 1–4 dependent steps, solutions in
    four styles (concise, padded, shortcut, restated; reused when present);
-2. evaluate it on held-out problems (``synth_chain_test``: no arithmetic shared with training),
+2. evaluate it on held-out problems (``synth_chain_test``: no test problem is a training problem, but
+   every 1-step and most 2-step test computations open some SFT solution; see :mod:`sarl.data.synthetic`),
    sampled as in training (T=1, 4 samples per problem), with the share of each answer style;
 3. train it with SA-GRPO (correctness + 0.2 SAR, Dr.GRPO) on ``synth_chain``;
 4. evaluate the trained model on the same problems;

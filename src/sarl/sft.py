@@ -7,7 +7,10 @@ response tokens only (prompt and padding positions are masked), so SFT teaches w
 
 Data: a JSONL/Parquet/CSV file with question and response columns (``--question-key``,
 ``--response-key``; dotted keys reach into nested rows), or ``synthetic``: the built-in corpus of
-:mod:`sarl.data.synthetic` (arithmetic and logic with concise and padded solutions).
+:mod:`sarl.data.synthetic`, problems per task (``synthetic_tasks``, ``sarl sft --synthetic
+synth_chain_v2=12000``; default arithmetic and logic) with solutions in a mix of styles.
+``synth_chain_v2`` (:mod:`sarl.data.synthetic_v2`) draws its SFT problems from its own ``sft`` split,
+apart from its RL problems; the other tasks from their ``train`` split, which RL trains on too.
 
 Model: any model ``sarl`` loads, or a new Llama (``new_model="layers=4,hidden=128,heads=4"``) for the
 default tokenizer or for a small tokenizer trained on the corpus (``new_tokenizer=1024``,
@@ -43,7 +46,23 @@ def parse_task_counts(text: str) -> dict[str, int]:
         if not sep or not count.strip().isdigit():
             raise SarlError(f"synthetic corpus: expected task=count[,task=count], got {part!r}")
         out[name.strip()] = int(count)
+    _check_tasks(out)
     return out
+
+
+def _check_tasks(tasks: dict[str, int]) -> None:
+    from sarl.data.synthetic import ALL_TASKS
+
+    for name in tasks:
+        if name not in ALL_TASKS:
+            raise SarlError(f"synthetic corpus: unknown task {name!r}; choose from: {', '.join(ALL_TASKS)}")
+
+
+def _synthetic_tasks(key: str, value: dict[str, int]) -> None:
+    try:
+        _check_tasks(value)
+    except SarlError as e:
+        raise ConfigError(f"{key}: {e}") from None
 
 
 def format_task_counts(tasks: dict[str, int]) -> str:
@@ -71,8 +90,10 @@ class SFTConfig(Settings):
     section = "sft"
     data: str = setting("synthetic", "A JSONL/Parquet/CSV file with question and response columns, or 'synthetic' "
                                      "(the built-in arithmetic + logic corpus).")
-    synthetic_tasks: dict[str, int] = setting(help="For data=synthetic: problems per task.",
-                                              factory=lambda: dict(DEFAULT_SYNTHETIC_TASKS), cli=False)
+    synthetic_tasks: dict[str, int] = setting(
+        help="For data=synthetic: problems per task (sarl.data.synthetic.ALL_TASKS; synth_chain_v2 draws from "
+             "its SFT split, apart from its RL problems).",
+        factory=lambda: dict(DEFAULT_SYNTHETIC_TASKS), cli=False, check=_synthetic_tasks)
     padded_fraction: float = setting(0.5, "For data=synthetic: share of solutions written padded (the rest "
                                           "concise); ignored with style_mix.", check=_fraction)
     style_mix: str | None = setting(None, "For data=synthetic: shares of solution styles, e.g. "

@@ -147,3 +147,13 @@ for _task, _desc, _grader in (
             functools.partial(synthetic.load, _task, _split), size=synthetic.DEFAULT_SIZES[_task, _split],
             description=f"sarl synthetic, {_split} split: {_desc}; worked solutions in sarl.data.synthetic",
             source="built in: sarl.data.synthetic", licence="Apache-2.0", grader=_grader, generated=True)
+# synth_chain version 2 (sarl.data.synthetic_v2): split by the first step, SFT problems apart from RL ones;
+# the plain name is the RL training split
+for _split, _what in (("rl", "RL training"), ("sft", "SFT corpus"), ("val", "validation"), ("test", "test")):
+    register_dataset(
+        synthetic.CHAIN_V2_SOURCE if _split == "rl" else f"{synthetic.CHAIN_V2_SOURCE}_{_split}",
+        functools.partial(synthetic.load, synthetic.CHAIN_V2_SOURCE, _split),
+        size=synthetic.DEFAULT_SIZES[synthetic.CHAIN_V2_SOURCE, _split],
+        description=f"sarl synthetic v2, {_what} split: synth_chain's problems, each solution style with its own "
+                    "opening; splits share no first step; worked solutions in sarl.data.synthetic_v2",
+        source="built in: sarl.data.synthetic_v2", licence="Apache-2.0", grader="math", generated=True)

@@ -1,6 +1,6 @@
 """Built-in synthetic tasks with chain-of-thought solutions, for SFT warm starts and CPU-scale RL.
 
-Three generated tasks:
+Three generated tasks (and a version 2 of the first, :mod:`sarl.data.synthetic_v2`):
 
 - ``synth_chain``: word problems that need 1–4 *dependent* add/subtract steps (start 2–20, steps of
   1–9, results up to 40: "Mia has 13 shells. She finds 8 more, gives away 7 and buys 5 more. How many
@@ -28,8 +28,20 @@ be raised by restating it.
 Splits: every problem is keyed by its numbers and operations only (not the names or objects); a
 problem is a *test* problem iff the hash of that key falls in one of :data:`TEST_BUCKETS` of
 :data:`N_BUCKETS` buckets, a *validation* problem iff it falls in :data:`VAL_BUCKETS`, else a training
-problem. The ``*_test`` and ``*_val`` sets share no arithmetic with the training sets or each other,
-whatever the seeds and sizes. Tune on ``*_val``; report on ``*_test``.
+problem. So the ``*_test``, ``*_val`` and training sets share no *whole problem* (no key), whatever the
+seeds and sizes; tune on ``*_val``, report on ``*_test``. They do share computations: the key is the
+whole problem, so a test problem's steps can be the first steps of a longer training problem (a 3-step
+training problem's first line is a 1-step problem's whole computation). For ``synth_chain``, with the
+quickstart's SFT corpus (the first 12,000 training problems, seed 0) and the first 300 test problems
+(what ``make reproduce`` evaluates), the test problems whose whole computation (every step line) is
+the opening of some SFT solution's step lines: 1 step 50 of 50, 2 steps 71 of 89, 3 steps 6 of 75,
+4 steps 0 of 86 (of the first 1,000: 65/65, 235/275, 24/326, 0/334); every single step line of every
+one of those test problems appears somewhere in the SFT solutions, and every test problem's first line
+is the first line of some SFT solution. Only 3–4-step problems are mostly new computation. RL training
+problems come from the same training split as the SFT corpus: with seed 0 the RL problems (the first
+4,000) are the first 4,000 problems of that corpus. ``synth_chain_v2`` splits by the first step instead
+and keeps SFT and RL problems apart (:mod:`sarl.data.synthetic_v2`; the numbers of both versions:
+``python -m sarl.data.synthetic_v2``).
 """
 
 from __future__ import annotations
@@ -49,13 +61,17 @@ SPLITS = ("train", "val", "test")
 ARITH_SOURCE = "synth_arith"
 LOGIC_SOURCE = "synth_logic"
 CHAIN_SOURCE = "synth_chain"
+CHAIN_V2_SOURCE = "synth_chain_v2"  # version 2 of synth_chain: sarl.data.synthetic_v2
+CHAIN_V2_SPLITS = ("sft", "rl", "val", "test")
 STYLES = ("concise", "padded", "shortcut", "restated")
 # what style_of can also answer: no boxed final answer
 OTHER = "other"
 # default sizes per (task, split); the logic test split holds ~460 distinct problems in all
 DEFAULT_SIZES = {(ARITH_SOURCE, "train"): 2000, (ARITH_SOURCE, "val"): 500, (ARITH_SOURCE, "test"): 1000,
                  (LOGIC_SOURCE, "train"): 1500, (LOGIC_SOURCE, "val"): 200, (LOGIC_SOURCE, "test"): 400,
-                 (CHAIN_SOURCE, "train"): 4000, (CHAIN_SOURCE, "val"): 500, (CHAIN_SOURCE, "test"): 1000}
+                 (CHAIN_SOURCE, "train"): 4000, (CHAIN_SOURCE, "val"): 500, (CHAIN_SOURCE, "test"): 1000,
+                 (CHAIN_V2_SOURCE, "sft"): 4000, (CHAIN_V2_SOURCE, "rl"): 4000, (CHAIN_V2_SOURCE, "val"): 500,
+                 (CHAIN_V2_SOURCE, "test"): 1000}
 MAX_MISSES = 20000  # consecutive draws without a new problem before giving up
 
 NAMES = ["Mia", "Tom", "Ava", "Leo", "Zoe", "Sam", "Eli", "Ana", "Max", "Ivy", "Ben", "Lily", "Noah", "Emma",
@@ -225,24 +241,41 @@ TASKS = {
     LOGIC_SOURCE: (_logic_item, _logic_problem, logic_steps, logic_shortcut, logic_restatement),
     CHAIN_SOURCE: (_chain_item, _chain_problem, arith_steps, arith_shortcut, word_restatement),
 }
+# every task generate() knows: TASKS and synth_chain_v2
+ALL_TASKS = (*TASKS, CHAIN_V2_SOURCE)
+
+
+def _v2():
+    from sarl.data import synthetic_v2  # imported late: synthetic_v2 builds on this module
+
+    return synthetic_v2
 
 
 def generate(task: str, size: int, seed: int = 0, split: str = "train") -> list[Problem]:
-    """``size`` distinct problems of ``task`` (one of :data:`TASKS`) from ``split`` (``train``,
-    ``val`` or ``test``), deterministic in ``seed``. Raises ``ValueError`` when the split has fewer
-    distinct problems than asked for."""
+    """``size`` distinct problems of ``task`` (one of :data:`ALL_TASKS`) from ``split`` (``train``,
+    ``val`` or ``test``; for ``synth_chain_v2``: :data:`CHAIN_V2_SPLITS`), deterministic in ``seed``.
+    Raises ``ValueError`` when the split has fewer distinct problems than asked for."""
+    if task == CHAIN_V2_SOURCE:
+        return _v2().generate_v2(size, seed=seed, split=split)
     if task not in TASKS:
-        raise SarlError(f"unknown synthetic task {task!r}; choose one of: {', '.join(TASKS)}")
+        raise SarlError(f"unknown synthetic task {task!r}; choose one of: {', '.join(ALL_TASKS)}")
     if split not in SPLITS:
         raise SarlError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     make_item, make_problem = TASKS[task][:2]
+    return draw_distinct(task, split, size, seed, make_item, make_problem, lambda key: split_of(key) == split)
+
+
+def draw_distinct(task: str, split: str, size: int, seed: int, make_item, make_problem, belongs
+                  ) -> list[Problem]:
+    """``size`` problems with distinct keys among those ``make_item`` draws whose key ``belongs`` to the
+    split, from a generator seeded by ``task``, ``split`` and ``seed``."""
     rng = random.Random(f"{task}-{split}-{seed}")
     seen: set[tuple] = set()
     out: list[Problem] = []
     misses = 0
     while len(out) < size:
         key, item = make_item(rng)
-        if key in seen or split_of(key) != split:
+        if key in seen or not belongs(key):
             misses += 1
             if misses > MAX_MISSES:
                 raise SarlError(f"{task} {split}: only {len(out)} distinct problems found, {size} asked for")
@@ -258,6 +291,8 @@ def solution(problem: Problem, style: str = "concise", rng: random.Random | None
     ``rng`` picks the padded style's filler sentences."""
     if style not in STYLES:
         raise SarlError(f"unknown solution style {style!r}; choose one of: {', '.join(STYLES)}")
+    if problem.data_source == CHAIN_V2_SOURCE:
+        return _v2().solution_v2(problem, style, rng)
     _, _, steps_of, shortcut_of, restate = TASKS[problem.data_source]
     steps = steps_of(problem)
     final = f"The answer is \\boxed{{{problem.answer}}}."
@@ -281,12 +316,14 @@ _ONE_OP = re.compile(r"(?<![\d+\-] )\b(?:\d+ [+-] \d+|not (?:True|False)|(?:True
 
 
 _WORD_RESTATED = re.compile(rf"\b(?:{'|'.join(NAMES)}) has \d+ (?:{'|'.join(ITEMS)})\b")
-_RESTATED = {ARITH_SOURCE: _WORD_RESTATED, CHAIN_SOURCE: _WORD_RESTATED, LOGIC_SOURCE: re.compile(r"The statement is:")}
+_RESTATED = {ARITH_SOURCE: _WORD_RESTATED, CHAIN_SOURCE: _WORD_RESTATED, CHAIN_V2_SOURCE: _WORD_RESTATED,
+             LOGIC_SOURCE: re.compile(r"The statement is:")}
 
 
 def n_steps(problem: Problem) -> int:
     """How many dependent steps the problem's concise solution writes."""
-    return len(TASKS[problem.data_source][2](problem))
+    steps_of = arith_steps if problem.data_source == CHAIN_V2_SOURCE else TASKS[problem.data_source][2]
+    return len(steps_of(problem))
 
 
 def style_of(problem: Problem, response: str) -> str:
@@ -303,12 +340,20 @@ def style_of(problem: Problem, response: str) -> str:
     5. ``concise`` otherwise.
 
     On the SFT targets of :func:`solution` this returns the style they were written in, except a
-    one-step shortcut, whose text is the concise one (tested)."""
+    one-step shortcut, whose text is the concise one (tested). ``synth_chain_v2`` answers:
+    :func:`sarl.data.synthetic_v2.style_of_v2` (the opening decides, these rules without one)."""
+    if problem.data_source == CHAIN_V2_SOURCE:
+        return _v2().style_of_v2(problem, response)
+    return form_of(problem, response)
+
+
+def form_of(problem: Problem, response: str, filler: tuple[str, ...] = FILLER) -> str:
+    """The rules of :func:`style_of` on the text alone, ``filler`` the sentences that make it padded."""
     if "\\boxed{" not in response:
         return OTHER
     if _RESTATED[problem.data_source].search(response):
         return "restated"
-    if any(f in response for f in FILLER):
+    if any(f in response for f in filler):
         return "padded"
     steps = n_steps(problem)
     if steps >= 2 and len(_ONE_OP.findall(response)) < steps:
@@ -340,7 +385,8 @@ def parse_style_mix(text: str | dict[str, float]) -> dict[str, float]:
 
 def sft_rows(tasks: dict[str, int], padded_fraction: float = 0.5, seed: int = 0,
              style_mix: dict[str, float] | None = None) -> list[dict[str, Any]]:
-    """An SFT corpus: for each ``task: count``, ``count`` training-split problems with solutions.
+    """An SFT corpus: for each ``task: count``, ``count`` training-split problems with solutions (for
+    ``synth_chain_v2``, its ``sft`` split: :func:`sft_split`).
 
     The style of each solution is drawn from ``style_mix`` (shares per :data:`STYLES`) when given, else
     padded with probability ``padded_fraction`` and concise otherwise. Rows: ``id, data_source,
@@ -353,7 +399,7 @@ def sft_rows(tasks: dict[str, int], padded_fraction: float = 0.5, seed: int = 0,
     rng = random.Random(f"sft-{seed}")
     rows = []
     for task, count in tasks.items():
-        for p in generate(task, count, seed=seed, split="train"):
+        for p in generate(task, count, seed=seed, split=sft_split(task)):
             style = rng.choices(names, shares)[0]
             response = solution(p, style, rng)
             rows.append({"id": p.id, "data_source": p.data_source, "question": p.question, "answer": p.answer,
@@ -361,6 +407,12 @@ def sft_rows(tasks: dict[str, int], padded_fraction: float = 0.5, seed: int = 0,
                          "padded": style == "padded"})
     rng.shuffle(rows)
     return rows
+
+
+def sft_split(task: str) -> str:
+    """The split an SFT corpus of ``task`` draws from: ``sft`` for ``synth_chain_v2`` (its RL problems
+    are the ``rl`` split), ``train`` for the others (shared with RL)."""
+    return "sft" if task == CHAIN_V2_SOURCE else "train"
 
 
 def load(task: str, split: str, limit: int | None = None, seed: int = 0, size: int | None = None
@@ -372,10 +424,15 @@ def load(task: str, split: str, limit: int | None = None, seed: int = 0, size: i
 
 def answer_labels(problem: Problem, response: str) -> dict[str, Any]:
     """``{"style": ..., "steps": ...}`` for an answer to a synthetic problem; ``{}`` for any other
-    problem (what evaluation rows and training metrics attach to each sample)."""
-    if problem.data_source not in TASKS or not problem.metadata:
+    problem (what evaluation rows and training metrics attach to each sample). For ``synth_chain_v2``
+    also ``form``: the style by the text's content alone (:func:`sarl.data.synthetic_v2.form_v2`), which
+    differs from ``style`` (the opening) when an answer opens in one style and writes another."""
+    if problem.data_source not in ALL_TASKS or not problem.metadata:
         return {}
-    return {"style": style_of(problem, response), "steps": n_steps(problem)}
+    labels = {"style": style_of(problem, response), "steps": n_steps(problem)}
+    if problem.data_source == CHAIN_V2_SOURCE:
+        labels["form"] = _v2().form_v2(problem, response)
+    return labels
 
 
 def batch_style_shares(problems: list[Problem | None] | None, texts: list[str]) -> dict[str, float]:
