@@ -285,7 +285,7 @@ def test_adv_registry_and_uniform_signature():
     values = torch.randn(len(scores), T)
     for name in ADV_ESTIMATORS:
         meta = ADV_ESTIMATORS.meta(name)
-        assert set(meta) == {"needs", "options", "needs_with", "batch_wide"}, name
+        assert set(meta) == {"needs", "options", "needs_with", "batch_wide", "batch_wide_with"}, name
         assert set(meta["needs"]) <= {"groups", "values", "reward_components"}, name
         adv, ret = get_adv_estimator(name)(r, mask, **declared_inputs(name, ids, values, scores))
         assert adv.shape == ret.shape == r.shape
@@ -310,7 +310,8 @@ def test_every_estimator_option_is_fed_by_a_train_config_field():
     cfg = load_config(None, ["algorithm.adv_estimator=gae", "algorithm.gamma=0.9", "algorithm.lam=0.8"])
     assert estimator_kwargs("gae", cfg) == {"gamma": 0.9, "lam": 0.8}
     assert estimator_kwargs("reinforce_plus_plus", cfg) == {"gamma": 0.9} and estimator_kwargs("rloo", cfg) == {}
-    assert estimator_kwargs("grpo", TrainConfig()) == {"norm_adv_by_std": False, "weighted": False}
+    assert estimator_kwargs("grpo", TrainConfig()) == {"norm_adv_by_std": False, "weighted": False,
+                                                      "aggregation": "sum_then_normalize"}
     with pytest.raises(AttributeError, match="algorithm.nope"):
         read_field(cfg, "algorithm.nope")
 
@@ -322,14 +323,15 @@ def test_weighted_grpo_is_an_option_of_grpo_bit_identical_to_grpo_weighted():
 
     cfg = load_config(None, ["algorithm.advantage_weighting_in_grpo=true"])
     assert cfg.algorithm.adv_estimator == "grpo"
-    assert estimator_kwargs("grpo", cfg) == {"norm_adv_by_std": False, "weighted": True}
+    assert estimator_kwargs("grpo", cfg) == {"norm_adv_by_std": False, "weighted": True,
+                                           "aggregation": "sum_then_normalize"}
     assert estimator_needs("grpo", cfg) == {"groups", "reward_components"}
     assert estimator_needs("grpo", load_config(None, [])) == {"groups"}
     assert estimator_needs("grpo_weighted", load_config(None, ["algorithm.adv_estimator=grpo_weighted"])) == {
         "groups", "reward_components"}
     with pytest.raises(ConfigError, match="advantage_weighting_in_grpo: needs algorithm.adv_estimator=grpo$"):
         load_config(None, ["algorithm.adv_estimator=rloo", "algorithm.advantage_weighting_in_grpo=true"])
-    with pytest.raises(ConfigError, match=r"use_kl_in_reward: grpo \(norm_adv_by_std=False, weighted=True\) weights"):
+    with pytest.raises(ConfigError, match=r"use_kl_in_reward: grpo \(norm_adv_by_std=False, weighted=True, aggregation=sum_then_normalize\) weights"):
         load_config(None, ["algorithm.advantage_weighting_in_grpo=true", "algorithm.use_kl_in_reward=true"])
     with pytest.raises(ConfigError, match="use_kl_in_reward: grpo_weighted"):
         load_config(None, ["algorithm.adv_estimator=grpo_weighted", "algorithm.use_kl_in_reward=true"])
@@ -370,7 +372,7 @@ def test_estimator_declarations_are_checked_at_registration():
         reg.register("a", options={"beta": "beta"})(est)
     reg.register("a", options={"beta": "algorithm.gamma"}, aliases=("b",))(est)
     assert reg.meta("b") == {"needs": frozenset(), "options": {"beta": "algorithm.gamma"}, "needs_with": None,
-                             "batch_wide": False}
+                             "batch_wide": False, "batch_wide_with": None}
     with pytest.raises(ValueError, match="alias"):
         reg.remove("b")
     assert reg.remove("a") is est and "a" not in reg and "b" not in reg and reg.names == ()

@@ -36,3 +36,12 @@ def test_difference_pairs_problems_and_adds_both_arms_seed_noise():
     # identical arms: zero difference and no problem-level variance left
     same = difference(a, a)
     assert same["mean"] == 0 and same["se"] == pytest.approx(math.sqrt(0.125))
+
+
+def test_t975_quantiles():
+    from sarl.stats import Z95, t975
+
+    assert t975(1) == pytest.approx(12.706, abs=1e-3) and t975(2) == pytest.approx(4.303, abs=1e-3)
+    assert t975(30) == pytest.approx(2.042, abs=1e-3) and t975(200) == Z95
+    with pytest.raises(ValueError):
+        t975(0)

@@ -407,10 +407,19 @@ def test_report_of_a_training_run(tmp_path):
     assert {"question", "gold", "response", "reward", "reward/sar", "reward/correctness"} <= set(samples[0])
     last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["kl/estimator"] == "k3" and last["kl/ref"] >= 0  # k3 is never negative (k1 can be)
+    # the multi-reward diagnostics: each reward's share of the advantage, and the group outcomes
+    shares = {k: v for k, v in last.items() if k.startswith("adv/share/")}
+    assert set(shares) == {"adv/share/correctness", "adv/share/sar", "adv/share/o1_pruner"}
+    assert sum(shares.values()) == pytest.approx(1.0) or sum(shares.values()) == 0.0
+    assert 0.0 <= last["groups/all_correct"] <= 1.0 and 0.0 <= last["groups/all_wrong"] <= 1.0
     rep = tmp_path / "rep"
     assert main(["report", str(out), "-o", str(rep)]) == 0
     md = (rep / "report.md").read_text()
     assert "## Training run" in md and "| actor.kl_loss_type | \"k3\" |" in md and "#### step 2" in md
+    from sarl.train_report import load_run, metric_panels
+
+    titles = [t for t, _ in metric_panels(load_run(out)["rows"])]
+    assert "each reward's share of the advantage" in titles and "groups all correct / all wrong" in titles
     assert (rep / "plots" / "train_run.png").exists()
     page = (rep / "report.html").read_text()
     assert "Example answers" in page and "data:image/png;base64," in page

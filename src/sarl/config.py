@@ -99,6 +99,14 @@ class AlgorithmConfig(Settings):
                                                        "separately, then weight (the reference's option; grpo's "
                                                        "weighted option, the same as adv_estimator=grpo_weighted; "
                                                        "the weight schedule applies).")
+    reward_aggregation: str = setting(
+        "sum_then_normalize", "GRPO with several rewards. sum_then_normalize: sum the weighted rewards, then "
+        "normalise the sum within the group (GRPO as set above). normalize_then_sum (GDPO, arXiv 2601.05242; "
+        "TRL's multi_objective_aggregation): normalise each reward within its group, (r - mean) / (std + 1e-4), "
+        "sum these with the weights in force (schedule applied), then normalise the sum over the whole batch, "
+        "(S - mean) / (std + 1e-4), so a reward of small spread (SAR) counts at its weight whatever the spread "
+        "of correctness; needs norm_adv_by_std_in_grpo=true; batch-wide like gae.",
+        choices=names_in("sarl.algos.advantages", "REWARD_AGGREGATIONS"))
     gamma: float = setting(1.0, "Discount (GAE, REINFORCE++).")
     lam: float = setting(1.0, "GAE lambda.")
     use_kl_in_reward: bool = setting(False, "Subtract kl_coef * KL(policy || reference) from the token rewards.")
@@ -108,10 +116,20 @@ class AlgorithmConfig(Settings):
     def validate(self) -> None:
         from sarl.algos import ADV_ESTIMATORS
 
-        key = f"{self.section}.advantage_weighting_in_grpo"
-        if self.advantage_weighting_in_grpo and key not in ADV_ESTIMATORS.meta(self.adv_estimator)["options"].values():
-            readers = [n for n in ADV_ESTIMATORS.names if key in ADV_ESTIMATORS.meta(n)["options"].values()]
-            raise ConfigError(f"{key}: needs algorithm.adv_estimator={' or '.join(readers)}")
+        gdpo = self.reward_aggregation == "normalize_then_sum"
+        for name, on in (("advantage_weighting_in_grpo", self.advantage_weighting_in_grpo),
+                         ("reward_aggregation", gdpo)):
+            key = f"{self.section}.{name}"
+            if on and key not in ADV_ESTIMATORS.meta(self.adv_estimator)["options"].values():
+                readers = [n for n in ADV_ESTIMATORS.names if key in ADV_ESTIMATORS.meta(n)["options"].values()]
+                raise ConfigError(f"{key}: needs algorithm.adv_estimator={' or '.join(readers)}")
+        if gdpo and not self.norm_adv_by_std_in_grpo:
+            raise ConfigError(f"{self.section}.reward_aggregation: normalize_then_sum (GDPO) divides each reward by "
+                              "its group std; set algorithm.norm_adv_by_std_in_grpo=true, or use sum_then_normalize")
+        if gdpo and self.advantage_weighting_in_grpo:
+            raise ConfigError(f"{self.section}.reward_aggregation: normalize_then_sum already normalises each reward "
+                              "within its group (then the sum over the batch); set "
+                              "algorithm.advantage_weighting_in_grpo=false")
 
 
 @dataclass(frozen=True)
@@ -378,33 +396,54 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     return load_config_with_notes(path, overrides)[0]
 
 
-def load_config_with_notes(path: str | Path | None = None,
-                           overrides: list[str] | None = None) -> tuple[TrainConfig, list[str]]:
+def load_config_with_notes(path: str | Path | None = None, overrides: list[str] | None = None, *,
+                           shrink: list[str] | tuple[str, ...] = ()) -> tuple[TrainConfig, list[str]]:
     """:func:`load_config`, and the notes of translating verl's keys (the ignored ones and why) for the
-    caller to show (``sarl train`` prints them). The overrides are translated here, once."""
+    caller to show (``sarl train`` prints them). The overrides are translated here, once.
+
+    ``shrink``: sarl-key overrides (``TINY_OVERRIDES`` for ``sarl train --tiny``) applied after the
+    config is validated as the recipe and ``overrides`` say, and before ``overrides`` (which still win):
+    a recipe that is invalid as written fails with them too, instead of having its bad values replaced."""
+    import copy
+
     data: dict[str, Any] = {}
     if path is not None:
         p = recipe_path(path)
         try:
-            data = yaml.safe_load(p.read_text()) or {}
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{p}: not UTF-8 text; expected a YAML recipe") from None
+        if not isinstance(data, dict):  # an empty file, a list or a scalar: one line, not a traceback
+            kind = {list: "a list", str: "text", int: "a number", float: "a number", bool: "true/false"}
+            got = ("nothing (an empty file)" if data is None
+                   else f"{kind.get(type(data), type(data).__name__)}: {str(data)[:40]}")
+            raise ConfigError(f"{p}: expected a YAML mapping of sections (e.g. `trainer: {{total_steps: 20}}`), "
+                              f"got {got}")
         data.pop("description", None)
     from sarl.verl_keys import MINI_BATCH_PROMPTS, translate
 
     overrides, notes = translate(list(overrides or []))  # verl's keys as aliases
-    for ov in overrides:
-        if "=" not in ov:
-            raise ConfigError(f"override {ov!r}: expected key.sub=value")
-        key, raw = ov.split("=", 1)
-        _set_dotted(data, key.strip(), parse_value(raw))
-    section, _, field = MINI_BATCH_PROMPTS.partition(".")
-    prompts = data.get(section, {}).pop(field, None) if isinstance(data.get(section), dict) else None
-    if prompts is not None:  # verl's ppo_mini_batch_size counts prompts; sarl's mini-batch counts sequences
-        n = (data.get("rollout") or {}).get("n", RolloutConfig.n)
-        if not isinstance(prompts, int) or not isinstance(n, int):
-            raise ConfigError(f"actor_rollout_ref.actor.ppo_mini_batch_size: expected an integer, got {prompts!r}")
-        data.setdefault("actor", {})["mini_batch_size"] = prompts * n
-    # dict-valued fields (rewards.weights) are replaced by a recipe but updated by a dotted override
-    return _from_dict(TrainConfig, data), notes  # validated as it is built
+
+    def build(data: dict[str, Any], overrides: list[str]) -> TrainConfig:
+        for ov in overrides:
+            if "=" not in ov:
+                raise ConfigError(f"override {ov!r}: expected key.sub=value")
+            key, raw = ov.split("=", 1)
+            _set_dotted(data, key.strip(), parse_value(raw))
+        section, _, field = MINI_BATCH_PROMPTS.partition(".")
+        prompts = data.get(section, {}).pop(field, None) if isinstance(data.get(section), dict) else None
+        if prompts is not None:  # verl's ppo_mini_batch_size counts prompts; sarl's mini-batch counts sequences
+            n = (data.get("rollout") or {}).get("n", RolloutConfig.n)
+            if not isinstance(prompts, int) or not isinstance(n, int):
+                raise ConfigError(f"actor_rollout_ref.actor.ppo_mini_batch_size: expected an integer, got {prompts!r}")
+            data.setdefault("actor", {})["mini_batch_size"] = prompts * n
+        # dict-valued fields (rewards.weights) are replaced by a recipe but updated by a dotted override
+        return _from_dict(TrainConfig, data)  # validated as it is built
+
+    cfg = build(copy.deepcopy(data) if shrink else data, overrides)
+    if shrink:
+        cfg = build(data, [*shrink, *overrides])
+    return cfg, notes
 

@@ -25,6 +25,19 @@ from collections.abc import Mapping, Sequence
 
 Z95 = 1.959964
 
+# Two-sided 95% quantiles of Student's t with df = 1..30 degrees of freedom (t.ppf(0.975, df)).
+_T975 = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004, 2.262157, 2.228139,
+         2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905, 2.109816, 2.100922, 2.093024, 2.085963,
+         2.079614, 2.073873, 2.068658, 2.063899, 2.059539, 2.055529, 2.051831, 2.048407, 2.045230, 2.042272)
+
+
+def t975(df: int) -> float:
+    """The 95% two-sided quantile of Student's t with ``df`` degrees of freedom (for an interval over a few
+    seeds or rounds: mean ± t975(n − 1) · SE); :data:`Z95` beyond 30 (within 4%)."""
+    if df < 1:
+        raise ValueError(f"t975: df must be >= 1, got {df}")
+    return _T975[df - 1] if df <= len(_T975) else Z95
+
 
 def _var(values: Sequence[float]) -> float:
     return statistics.variance(values) if len(values) > 1 else 0.0

@@ -17,9 +17,15 @@ GROUPS = [
     ("reward", ("reward/",)), ("accuracy", ("accuracy", "val/accuracy")), ("length", ("response_length/mean",)),
     ("KL to the reference", ("kl/ref",)), ("entropy", ("actor/entropy",)),
     ("losses", ("actor/pg_loss", "actor/kl_loss", "critic/loss")), ("gradient norm", ("actor/grad_norm",)),
-    ("seconds per step", ("time/step",)),
+    ("seconds per step", ("time/step",)), ("answer styles (share of the batch)", ("style/",)),
+    ("each reward's share of the advantage", ("adv/share/",)), ("groups all correct / all wrong", ("groups/",)),
+    ("advantage mass per style and reward", ("adv/style/",)),
 ]
+# never plotted (names, or prefixes ending in "/"): the x axis, the schedule's constants and the per-stage
+# timings (their sum, time/step, is "seconds per step")
+NOT_PLOTTED = ("step", "progress", "reward/alpha", "time/")
 SETTING_KEYS = ("model.name", "data.train", "algorithm.adv_estimator", "algorithm.advantage_weighting_in_grpo",
+                "algorithm.reward_aggregation",
                 "rewards.weights", "rewards.schedule.type", "actor.lr", "actor.loss_agg_mode", "actor.use_kl_loss",
                 "actor.kl_loss_coef", "actor.kl_loss_type", "rollout.n", "rollout.temperature",
                 "trainer.prompts_per_step", "trainer.total_steps", "data.max_response_length", "trainer.seed")
@@ -63,6 +69,29 @@ def settings_markdown(run: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def metric_panels(rows: list[dict[str, Any]]) -> list[tuple[str, list[str]]]:
+    """``(title, metric names)`` per panel: the :data:`GROUPS` first, then every other logged numeric
+    metric grouped by the part of its name before the first ``/`` (so every family is drawn)."""
+    numeric = sorted({k for r in rows for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    prefixes = tuple(p for p in NOT_PLOTTED if p.endswith("/"))
+    numeric = [k for k in numeric if k == "time/step" or not (k in NOT_PLOTTED or k.startswith(prefixes))]
+
+    def member(k: str, keys: tuple[str, ...]) -> bool:
+        return any(k == p or (p.endswith("/") and k.startswith(p)) for p in keys)
+
+    panels, used = [], set()
+    for title, keys in GROUPS:
+        names = [k for k in numeric if member(k, keys) and k not in used]
+        if names:
+            panels.append((title, names))
+            used.update(names)
+    families: dict[str, list[str]] = {}
+    for k in numeric:
+        if k not in used:
+            families.setdefault(k.split("/", 1)[0], []).append(k)
+    return panels + sorted(families.items())
+
+
 def plot_curves(run: dict[str, Any], path: Path) -> Path | None:
     """One panel per metric group with at least one logged value; x = training step."""
     import matplotlib
@@ -71,12 +100,7 @@ def plot_curves(run: dict[str, Any], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in run["rows"] if r.get("step", 0) > 0 or any(k.startswith("val/") for k in r)]
-    panels = []
-    for title, keys in GROUPS:
-        names = sorted({k for r in rows for k, v in r.items() if isinstance(v, int | float) and not isinstance(v, bool)
-                        and k != "reward/alpha" and any(k == p or (p.endswith("/") and k.startswith(p)) for p in keys)})
-        if names:
-            panels.append((title, names))
+    panels = metric_panels(rows)
     if not panels:
         return None
     cols = 4

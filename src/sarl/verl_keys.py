@@ -17,6 +17,8 @@ documentation; ``docs/REFERENCE.md`` shows them too):
 - anything else under verl's own sections (``actor_rollout_ref.``, ``trainer.`` keys sarl does not know)
   is refused with the reason (and the closest key sarl maps or ignores, for a typo): a setting that
   would change the run must not be dropped silently.
+- :data:`REFUSED`: verl settings sarl has no equivalent of with verl's meaning (verl 0.9's GDPO), refused
+  with the difference and sarl's nearest setting.
 
 :func:`sarl.config.load_config` translates (once); ``load_config_with_notes`` also returns the notes.
 
@@ -102,6 +104,14 @@ IGNORED: dict[str, str] = {
 }
 # verl's own sections: a key there that is neither renamed nor ignored is refused.
 VERL_SECTIONS = ("actor_rollout_ref.", "trainer.ppl_qa.", "trainer.alpha_scheduler.")
+# verl 0.9 settings whose meaning sarl does not reproduce (``key`` or ``key=value``): refused with the reason.
+_GDPO = ("verl 0.9's GDPO (algorithm.adv_estimator=gdpo with algorithm.gdpo_reward_keys / gdpo_reward_weights) "
+         "group-normalises each reward (eps 1e-6) and whitens the weighted sum over the batch's response tokens "
+         "(verl's masked_whiten: a length-weighted mean and variance), not per sequence; sarl has GDPO as TRL "
+         "computes it (per sequence, eps 1e-4, weights rewards.weights): algorithm.adv_estimator=grpo "
+         "algorithm.reward_aggregation=normalize_then_sum algorithm.norm_adv_by_std_in_grpo=true")
+REFUSED: dict[str, str] = {"algorithm.adv_estimator=gdpo": _GDPO, "algorithm.gdpo_reward_keys": _GDPO,
+                           "algorithm.gdpo_reward_weights": _GDPO}
 
 
 def _ignored(key: str) -> str | None:
@@ -144,6 +154,9 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
     for ov in overrides:
         key, sep, raw = ov.partition("=")
         key = key.strip()
+        why = REFUSED.get(key) or REFUSED.get(key + "=" + raw.strip().strip("'\""))
+        if why is not None:
+            raise ConfigError(f"{key}: {why}")
         if not sep:
             out.append(ov)
             continue

@@ -27,7 +27,9 @@ names:
   config.
 * ``batch_wide`` — the statistics span the whole batch (whitening over all rows), not one prompt's
   group, so several data-parallel processes, each holding part of the batch, would compute different
-  ones (``sarl.train.distributed.Dist.check_estimator`` refuses them).
+  ones (``sarl.train.distributed.Dist.check_estimator`` refuses them); ``batch_wide_with(options)``,
+  when given, decides it from the option values instead (grpo with ``aggregation="normalize_then_sum"``,
+  GDPO, whose last step normalises over the batch). Read it with :func:`estimator_batch_wide`.
 
 A caller runs an estimator as::
 
@@ -48,16 +50,19 @@ import torch
 from sarl.registry import Registry
 
 NEEDS = frozenset({"groups", "values", "reward_components"})
+# algorithm.reward_aggregation: grpo's aggregation option (sarl.algos.aggregation; the first is the default)
+REWARD_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 
 
 class EstimatorRegistry(Registry):
     """:class:`~sarl.registry.Registry` of advantage estimators: every entry declares ``needs``,
-    ``options`` (keyword -> config field), ``needs_with`` and ``batch_wide`` (see the module docstring),
-    normalised and checked against the function's signature when it is registered."""
+    ``options`` (keyword -> config field), ``needs_with``, ``batch_wide`` and ``batch_wide_with`` (see the
+    module docstring), normalised and checked against the function's signature when it is registered."""
 
     def add(self, name: str, entry: Any, *, aliases: tuple[str, ...] = (), needs=(),
             options: Mapping[str, str] | None = None,
-            needs_with: Callable[[dict[str, Any]], Any] | None = None, batch_wide: bool = False) -> Any:
+            needs_with: Callable[[dict[str, Any]], Any] | None = None, batch_wide: bool = False,
+            batch_wide_with: Callable[[dict[str, Any]], bool] | None = None) -> Any:
         what = f"advantage estimator {name!r}"
         bad = sorted(set(needs) - NEEDS)
         if bad:
@@ -73,7 +78,8 @@ class EstimatorRegistry(Registry):
             if not isinstance(path, str) or "." not in path:
                 raise ValueError(f"{what}: option {kw!r} must name a config field as 'section.field', got {path!r}")
         return super().add(name, entry, aliases=aliases, needs=frozenset(needs), options=options,
-                           needs_with=needs_with, batch_wide=bool(batch_wide))
+                           needs_with=needs_with, batch_wide=bool(batch_wide),
+                           batch_wide_with=batch_wide_with)
 
 
 ADV_ESTIMATORS = EstimatorRegistry("advantage estimator")
@@ -112,6 +118,17 @@ def estimator_needs(name: str, cfg: Any) -> frozenset[str]:
     if bad:
         raise ValueError(f"advantage estimator {name!r}: needs_with gave unknown needs {bad}")
     return needs
+
+
+def estimator_batch_wide(name: str, cfg: Any) -> bool:
+    """Whether estimator ``name``'s statistics span the whole batch with the options ``cfg`` gives it (then
+    several data-parallel processes, each holding part of the batch, would compute different ones): the
+    declared ``batch_wide``, or ``batch_wide_with`` of :func:`estimator_kwargs` where it depends on an
+    option."""
+    meta = ADV_ESTIMATORS.meta(name)
+    if meta["batch_wide_with"] is None:
+        return meta["batch_wide"]
+    return bool(meta["batch_wide_with"](estimator_kwargs(name, cfg)))
 
 
 def batch_wide_estimators() -> tuple[str, ...]:
@@ -234,19 +251,25 @@ def grpo_scores(scores: torch.Tensor, group_ids: torch.Tensor, norm_adv_by_std: 
     return (scores - mean) / (std + eps)
 
 
+def _gdpo(options: dict[str, Any]) -> bool:
+    return options.get("aggregation") == "normalize_then_sum"
+
+
 def _grpo_needs(options: dict[str, Any]) -> frozenset[str]:
-    """grpo's needs given its options: the reward components as well when ``weighted``."""
-    return frozenset({"groups", "reward_components"} if options.get("weighted") else {"groups"})
+    """grpo's needs given its options: the reward components as well when ``weighted`` or GDPO."""
+    components = options.get("weighted") or _gdpo(options)
+    return frozenset({"groups", "reward_components"} if components else {"groups"})
 
 
-@ADV_ESTIMATORS.register("grpo", needs=("groups",), needs_with=_grpo_needs,
+@ADV_ESTIMATORS.register("grpo", needs=("groups",), needs_with=_grpo_needs, batch_wide_with=_gdpo,
                          options={"norm_adv_by_std": "algorithm.norm_adv_by_std_in_grpo",
-                                  "weighted": "algorithm.advantage_weighting_in_grpo"})
+                                  "weighted": "algorithm.advantage_weighting_in_grpo",
+                                  "aggregation": "algorithm.reward_aggregation"})
 @torch.no_grad()
 def grpo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids: torch.Tensor | None = None,
          values: torch.Tensor | None = None, components: dict[str, torch.Tensor] | None = None,
          weights: dict[str, float] | None = None, norm_adv_by_std: bool = True, weighted: bool = False,
-         eps: float = 1e-6):
+         aggregation: str = "sum_then_normalize", eps: float = 1e-6):
     """GRPO (verl ``compute_grpo_outcome_advantage``). ``s_i = sum_t token_rewards[i, t] * mask[i, t]``;
     ``A_i`` = :func:`grpo_scores` (s, group_ids); ``advantages[i, t] = A_i * mask[i, t]``;
     returns = advantages. ``values`` is ignored.
@@ -254,9 +277,25 @@ def grpo(token_rewards: torch.Tensor, response_mask: torch.Tensor, *, group_ids:
     ``weighted=True`` (``algorithm.advantage_weighting_in_grpo``, the reference's option): each reward
     component is group-normalised separately, then weighted and summed, i.e. :func:`grpo_weighted` of
     ``components`` and ``weights`` (needed then; ``token_rewards`` is not read), the same as the
-    ``grpo_weighted`` estimator. ``components`` and ``weights`` are ignored otherwise."""
+    ``grpo_weighted`` estimator. ``components`` and ``weights`` are ignored otherwise.
+
+    ``aggregation`` (``algorithm.reward_aggregation``): ``"sum_then_normalize"`` (the default) is all of the
+    above; ``"normalize_then_sum"`` is GDPO, :func:`sarl.algos.aggregation.normalize_then_sum` of
+    ``components`` and ``weights`` (TRL's ``multi_objective_aggregation`` of that name: the weighted sum
+    of group-normalised components, then normalised over the batch, eps 1e-4 in both steps, not ``eps``);
+    it needs ``norm_adv_by_std=True`` and ``weighted=False``."""
     if group_ids is None:
         raise ValueError("grpo needs group_ids (rollouts of the same prompt share an id)")
+    if aggregation not in REWARD_AGGREGATIONS:
+        choices = ", ".join(REWARD_AGGREGATIONS)
+        raise ValueError(f"grpo: aggregation must be one of {choices}, got {aggregation!r}")
+    if aggregation == "normalize_then_sum":
+        if weighted or not norm_adv_by_std or components is None or weights is None:
+            raise ValueError("grpo with aggregation='normalize_then_sum' (GDPO) needs components and "
+                             "weights, norm_adv_by_std=True and weighted=False")
+        from sarl.algos.aggregation import normalize_then_sum
+
+        return normalize_then_sum(components, weights, group_ids, response_mask)
     if weighted:
         if components is None or weights is None:
             raise ValueError("grpo with weighted=True (advantage_weighting_in_grpo) needs components and weights")
@@ -279,6 +318,18 @@ def grpo_weighted(component_scores: dict[str, torch.Tensor], weights: dict[str, 
 
     ``component_scores`` maps a component name to its unweighted sequence scores ``[B]``; ``weights``
     must have exactly the same keys (schedule factors already applied by the caller)."""
+    total = weighted_group_scores(component_scores, weights, group_ids, norm_adv_by_std, eps)
+    mask = _float_mask(response_mask, total)
+    adv = total.unsqueeze(-1) * mask
+    return adv, adv.clone()
+
+
+@torch.no_grad()
+def weighted_group_scores(component_scores: dict[str, torch.Tensor], weights: dict[str, float],
+                          group_ids: torch.Tensor, norm_adv_by_std: bool = True,
+                          eps: float = 1e-6) -> torch.Tensor:
+    """``sum_k weights[k] * grpo_scores(component_scores[k], group_ids)``, ``[B]`` (float32 for integer
+    scores): the per-sequence advantage of :func:`grpo_weighted`, before it is broadcast over the mask."""
     missing = sorted(set(weights) - set(component_scores))
     extra = sorted(set(component_scores) - set(weights))
     if missing or extra:
@@ -292,9 +343,7 @@ def grpo_weighted(component_scores: dict[str, torch.Tensor], weights: dict[str, 
     for name, w in weights.items():
         s = component_scores[name].to(ref.dtype)
         total = total + float(w) * grpo_scores(s, group_ids, norm_adv_by_std, eps)
-    mask = _float_mask(response_mask, ref)
-    adv = total.unsqueeze(-1) * mask
-    return adv, adv.clone()
+    return total
 
 
 @ADV_ESTIMATORS.register("grpo_weighted", needs=("groups", "reward_components"),

@@ -12,6 +12,16 @@ from sarl.errors import SarlError
 from sarl.stats import Z95
 
 
+def _advantage_line(m: dict) -> str:
+    """`` adv share: correctness=0.93 sar=0.07 groups: all-correct=0.25 all-wrong=0.12`` where logged (a
+    single reward's share is always 1 and is left out)."""
+    shares = {k.removeprefix("adv/share/"): v for k, v in m.items() if k.startswith("adv/share/")}
+    out = " adv share: " + " ".join(f"{k}={v:.2f}" for k, v in shares.items()) if len(shares) > 1 else ""
+    if m.get("groups/all_correct") is not None:
+        out += f" groups: all-correct={m['groups/all_correct']:.2f} all-wrong={m['groups/all_wrong']:.2f}"
+    return out
+
+
 def cmd_train(args) -> int:
     from sarl.config import load_config_with_notes
     from sarl.train import train
@@ -29,22 +39,33 @@ def cmd_train(args) -> int:
     recipe, overrides = args.recipe, list(args.overrides)
     if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
         recipe, overrides = None, [recipe, *overrides]  # no recipe: the first word was an override
-    if args.tiny:  # before the user's overrides, which win
-        from sarl.config import TINY_OVERRIDES
+    if recipe is None and not overrides:  # a bare `sarl train` would start a long default run
+        return _usage_without_recipe()
+    from sarl.config import TINY_OVERRIDES
 
-        overrides = [*TINY_OVERRIDES, *overrides]
-    cfg, notes = load_config_with_notes(recipe, overrides)  # verl's keys translated there, once
+    # verl's keys are translated there, once; --tiny shrinks the recipe only after it is validated as
+    # written (its values used to replace bad ones unchecked), the user's overrides still winning
+    cfg, notes = load_config_with_notes(recipe, overrides, shrink=TINY_OVERRIDES if args.tiny else ())
     for note in notes:
         console.print(f"[dim]{note}[/dim]")
     if args.overwrite:
         if args.resume:
             raise SarlError("--overwrite and --resume contradict each other; choose one")
         _remove_run(Path(cfg.trainer.out_dir), "metrics.jsonl")
+    from sarl.train.distributed import launched_rank, launcher_strategy
+
+    line = launch_line(strategy=launcher_strategy(cfg.trainer.strategy)[0], engine=args.engine)
+    if line and launched_rank() == 0:
+        console.print(line)
     t0 = time.perf_counter()
     if args.engine == "trl":
         return _train_trl(cfg, args.resume, t0)
-    from sarl.train.distributed import launched_rank
-
+    done = _nothing_to_train(cfg) if args.resume else None  # on every process: they all stop or all go on
+    if done is not None:
+        if launched_rank() == 0:
+            out_console.print(done[0], markup=False, highlight=False)
+        if done[1]:  # the final model is there: nothing to do
+            return 0
     if launched_rank() != 0:  # torchrun / accelerate: rank 0 prints and logs
         train(cfg, resume=args.resume)
         return 0
@@ -60,7 +81,7 @@ def cmd_train(args) -> int:
             prog.console.print(
                 f"step {m['step']}: reward={m['reward/mean']:.3f} ({comps}) acc={m['accuracy']:.3f} "
                 f"len={m['response_length/mean']:.0f}{kl} entropy={m['actor/entropy']:.3f} "
-                f"clipfrac={m['actor/clipfrac']:.3f}{val} | {stages}")
+                f"clipfrac={m['actor/clipfrac']:.3f}{val}{_advantage_line(m)} | {stages}")
             prog.update(task, completed=m["step"], rate=f"{(time.perf_counter() - t0) / m['step']:.0f} s/step")
 
         last = train(cfg, resume=args.resume, console=prog.console, on_step=on_step)
@@ -168,6 +189,63 @@ def _remove_run(folder: Path, marker: str) -> None:
         if not (folder / marker).exists():
             raise SarlError(f"--overwrite: {folder} does not look like a run folder (no {marker}); remove it yourself")
         shutil.rmtree(folder)
+
+
+def _usage_without_recipe() -> int:
+    """A bare ``sarl train``: how to call it and the shipped recipes, instead of a long default run."""
+    import sys
+
+    from sarl.config import list_recipes
+
+    names = ", ".join(name for name, _ in list_recipes())
+    print("usage: sarl train RECIPE [key=value ...] [--tiny] [--resume] [--overwrite] [--engine {native,trl}]\n"
+          "sarl train: error: no recipe given. RECIPE is a YAML file or a shipped recipe "
+          f"(descriptions: sarl train --list): {names}.\n"
+          "e.g. sarl train cpu/sa_grpo    (or `sarl train trainer.total_steps=10 ...` for the built-in defaults "
+          "with overrides)", file=sys.stderr)
+    return 2
+
+
+def launch_line(env=None, strategy: str = "ddp", engine: str = "native") -> str | None:
+    """What the launcher started, for rank 0 to print first: ``2 processes (torchrun), strategy ddp``;
+    None for one process."""
+    import os
+
+    env = os.environ if env is None else env
+    world = int(env.get("WORLD_SIZE") or 1)
+    if world <= 1:
+        return None
+    launcher = "accelerate launch" if "ACCELERATE_DYNAMO_BACKEND" in env else "torchrun"  # set by accelerate only
+    how = f"strategy {strategy}" if engine == "native" else "TRL's data parallelism"
+    return f"{world} processes ({launcher}), {how}; rank 0 logs, checkpoints and exports"
+
+
+def _nothing_to_train(cfg) -> tuple[str, bool] | None:
+    """``--resume`` when the latest checkpoint is already at (or past) ``trainer.total_steps``: the line
+    that says so and whether the final model is already exported (then there is nothing to do at all;
+    otherwise the trainer still exports it, training no step). None when there are steps to train or no
+    checkpoint (the trainer then says what is missing)."""
+    import json
+
+    from sarl.train.checkpoint import latest_checkpoint, load_state
+
+    out = Path(cfg.trainer.out_dir)
+    ckpt = latest_checkpoint(out / "checkpoints")
+    if ckpt is None:
+        return None
+    try:  # the marker of a complete checkpoint names its step; trainer_state.pt is the slow way
+        step = int(json.loads((ckpt / "complete.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        step = int(load_state(ckpt)["step"])
+    total = cfg.trainer.total_steps
+    if step < total:
+        return None
+    final = out / "final"
+    exported = final.is_dir()
+    where = f"the final model is {final}" if exported else f"exporting it to {final}"
+    line = (f"nothing to train: the latest checkpoint {ckpt} is at step {step} and trainer.total_steps is {total} "
+            f"(raise trainer.total_steps to train longer); {where}")
+    return line, exported
 
 
 def register(sub) -> None:

@@ -26,10 +26,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 
 from sarl.algos import ADV_ESTIMATORS, group_local_estimators
+from sarl.algos.advantages import estimator_batch_wide, read_field
 from sarl.errors import ConfigError
 
 
@@ -59,13 +61,22 @@ class Dist:
         k = self.per_process(len(items), what)
         return items[self.rank * k:(self.rank + 1) * k]
 
-    def check_estimator(self, estimator: str) -> None:
+    def check_estimator(self, estimator: str, cfg=None) -> None:
         """Several processes need an estimator whose statistics stay within a group: one registered
-        without ``batch_wide`` (``sarl.algos.ADV_ESTIMATORS``; unknown names raise ``KeyError``)."""
-        if self.active and ADV_ESTIMATORS.meta(estimator)["batch_wide"]:
+        without ``batch_wide``, and, given the config ``cfg``, whose options do not make it batch-wide
+        (``batch_wide_with``, e.g. grpo with ``algorithm.reward_aggregation=normalize_then_sum``);
+        unknown names raise ``KeyError``."""
+        if not self.active:
+            return
+        if ADV_ESTIMATORS.meta(estimator)["batch_wide"]:
             raise ConfigError(f"algorithm.adv_estimator: {estimator} normalises over the whole batch, which several "
                               f"processes do not share; with {self.world} processes use one of "
                               f"{', '.join(group_local_estimators())}")
+        if cfg is not None and estimator_batch_wide(estimator, cfg):
+            options = ", ".join(f"{path}={read_field(cfg, path)}"
+                                for path in ADV_ESTIMATORS.meta(estimator)["options"].values())
+            raise ConfigError(f"algorithm.adv_estimator: {estimator} with {options} normalises over the whole "
+                              f"batch, which {self.world} processes do not share; run it with one process")
 
     def sum_(self, t: torch.Tensor) -> torch.Tensor:
         if self.active:
@@ -137,9 +148,11 @@ def launched_rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def init_distributed(device: str) -> tuple[Dist, str]:
+def init_distributed(device: str, timeout_s: float | None = None) -> tuple[Dist, str]:
     """A :class:`Dist` from the launcher's environment (one process without ``WORLD_SIZE``) and the
-    device this process uses: ``cuda:LOCAL_RANK`` on GPUs, else the configured device."""
+    device this process uses: ``cuda:LOCAL_RANK`` on GPUs, else the configured device. ``timeout_s``: how
+    long a collective waits for a stalled peer before it raises (``None``: torch's default, 30 min with
+    gloo). A killed peer needs none: torchrun's agent sees the death and stops the others within ~2 s."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist(), device
@@ -151,5 +164,6 @@ def init_distributed(device: str) -> tuple[Dist, str]:
     elif device == "auto":
         device = "cpu"
     if not torch.distributed.is_initialized():
-        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+        torch.distributed.init_process_group("nccl" if cuda else "gloo",
+                                             timeout=timedelta(seconds=timeout_s) if timeout_s else None)
     return Dist(rank=rank, world=world, local_rank=local), device

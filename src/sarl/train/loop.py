@@ -1,10 +1,11 @@
-"""The training loop: one controller with named stages (the names in the code are the names in the
-logs and timings).
+"""The training loop: one controller with named stages (the names in the code, :mod:`sarl.train.step`'s
+functions, are the names in the logs and timings); each stage returns what it adds.
 
 Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
 
-0. ``sync_weights``: with ``rollout.backend=vllm``, the policy's weights are pushed to the colocated
-   engine in memory when they changed (:mod:`sarl.train.rollout`); nothing with ``hf``.
+0. ``sync_weights``: an engine with its own copy of the weights (``rollout.backend=vllm``, the bf16 rollout
+   copy, the full copy beside a sharded policy) gets the policy's in memory when they changed; nothing
+   when ``hf`` samples with the policy itself.
 1. ``generate``: P = ``trainer.prompts_per_step`` prompts (system prompt + question + instruction,
    chat template, cut from the left to ``data.max_prompt_length``), n = ``rollout.n`` responses each,
    sampled at ``rollout.temperature`` / ``top_p`` up to ``data.max_response_length`` tokens. The stop
@@ -18,7 +19,8 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
    and the reward it feeds must exist before the advantages that the update's loss needs.
 3. ``ref_logprobs``: the frozen initial policy, only if ``actor.use_kl_loss`` or
    ``algorithm.use_kl_in_reward``.
-4. ``null_logprobs``: log π_old(a_t | ∅, a_<t) after the null prompt (same system prompt, empty user
+3b. ``grade``: each response graded once against its problem's gold answer (before the reward inputs).
+4. ``null_logprobs``: the reward inputs; log π_old(a_t | ∅, a_<t) after the null prompt (same system prompt, empty user
    turn), only if a chosen reward needs it (SAR with ``use_comparison``). The null prompt is used at its
    real length (~33 tokens on the default model), not padded to ``max_prompt_length``.
 5. ``rewards``: R = w_correctness · correct + α(x) · Σ_k w_k r_k (:class:`sarl.rewards.RewardComposer`,
@@ -31,7 +33,9 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
    (var ddof=1, eps 1e-8); ``rloo``: leave-one-out mean baseline; ``reinforce_plus_plus``: discounted
    returns whitened over the batch; ``grpo_weighted`` (``advantage_weighting_in_grpo``): each reward
    component group-normalised separately, then weighted with ``w_k · α(x)`` (α only on scheduled
-   rewards) and summed. Broadcast to every response token. The loop passes each estimator what its
+   rewards) and summed; with ``algorithm.reward_aggregation=normalize_then_sum`` (GDPO, std on) that sum
+   is then whitened over the batch (ddof 1, eps 1e-4), as TRL's ``normalize_then_sum``. Broadcast to every
+   response token. The loop passes each estimator what its
    registry entry declares it needs (groups, critic values, reward components).
 8. ``update_critic`` (PPO): 0.5 · max((V − R)², (clip(V, V_old ± cliprange_value) − R)²), aggregated
    like the actor loss.
@@ -44,6 +48,10 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
    if ``use_kl_loss``; minus ``entropy_coeff`` · H_t. Aggregated by ``actor.loss_agg_mode``
    (``seq-mean-token-sum-norm`` divides by ``data.max_response_length``, Dr.GRPO).
 10. ``validate`` (greedy, correctness only, on ``data.val``) and ``checkpoint``.
+
+Logged with each step besides the losses: each reward's share of the group-centred advantage, the
+fractions of all-correct and all-wrong groups, and on the synthetic tasks the advantage mass per answer
+style and reward (:mod:`sarl.algos.diagnostics`).
 """
 from __future__ import annotations
 
@@ -111,9 +119,25 @@ class Trainer:
 
     # ------------------------------------------------------------------------------- checkpoints
     def _resume(self) -> None:
-        ckpt = latest_checkpoint(self.out / "checkpoints")
-        if ckpt is None:
-            raise MissingInputError(f"--resume: no complete checkpoint under {self.out / 'checkpoints'}")
+        """Restore the newest intact checkpoint: rank 0 checks them newest first against their
+        ``complete.json`` (:func:`~sarl.train.checkpoint.latest_good_checkpoint`), sets the damaged ones
+        aside as ``step_N.damaged`` and says so, and every process loads the one rank 0 chose."""
+        from sarl.train.checkpoint import CheckpointError, latest_good_checkpoint, set_aside
+
+        root = self.out / "checkpoints"
+        if latest_checkpoint(root) is None:
+            raise MissingInputError(f"--resume: no complete checkpoint under {root}")
+        ckpt, damaged = latest_good_checkpoint(root) if self.dist.main else (None, [])
+        chosen = (int(ckpt.name.split("_")[1]) if ckpt else -1) if self.dist.main else 0
+        step = int(self.dist.sum_values({"step": chosen})["step"])  # rank 0's choice (-1: none), on every process
+        if step < 0:
+            raise CheckpointError(f"--resume: no intact checkpoint under {root}"
+                                  + "".join(f"; {d.name}: {why}" for d, why in damaged))
+        for d, why in damaged:  # rank 0's list: kept for inspection, out of the keep_last count
+            moved = set_aside(d)
+            self._log(f"[yellow]--resume: {d} is damaged ({why}); moved to {moved.name}, resuming from "
+                      f"step_{step}[/yellow]")
+        ckpt = root / f"step_{step}"
         self.state.restore(ckpt)
         self.dist.barrier()  # every process has read the checkpoint before rank 0 truncates the logs
         self.folder.truncate(self.state.step)

@@ -146,7 +146,7 @@ def build_run(cfg: TrainConfig, dist, device: str, strategy: str, log: Callable[
     torch.manual_seed(cfg.trainer.seed)
     m, a, ac = cfg.model, cfg.algorithm, cfg.actor
     estimator = ADV_ESTIMATORS.canonical(a.adv_estimator)
-    dist.check_estimator(estimator)
+    dist.check_estimator(estimator, cfg)
     lm = load_model(m.name, dtype="float32", device=device, threads=m.threads)  # fp32 master weights
     precision = resolve_precision(cfg.trainer.precision, lm.device, hidden_size(lm.model.config))
     if m.gradient_checkpointing:

@@ -267,4 +267,22 @@ def step_metrics(run: Run, d: StepData, seconds: dict[str, float]) -> dict[str, 
     })
     metrics.update({f"style/{k}": v for k, v in batch_style_shares(b.problems, b.texts).items()})
     metrics.update(logprob_gap(b.rollout_logprobs, d.old.logp, mask))
+    metrics.update(reward_diagnostics(b, d.rew.components, run.composer.scheduled_weights(d.progress)))
     return metrics
+
+
+def reward_diagnostics(batch: RolloutBatch, components, weights) -> dict[str, float]:
+    """``adv/share/<reward>`` (each reward's share of the group-centred advantage), ``groups/all_correct``
+    and ``groups/all_wrong``, and, where every answer has a style label, ``adv/style/<style>/<reward>``
+    (the advantage mass each reward puts on that style): :mod:`sarl.algos.diagnostics`."""
+    from sarl.algos.diagnostics import advantage_shares, group_outcomes, style_advantages
+    from sarl.data.synthetic import OTHER, STYLES, answer_labels
+
+    out = {f"adv/share/{k}": v for k, v in advantage_shares(components, weights, batch.group_ids).items()}
+    out.update({f"groups/{k}": v for k, v in group_outcomes(batch.correct, batch.group_ids).items()})
+    labels = [answer_labels(p, t) if p is not None else {} for p, t in zip(batch.problems or [], batch.texts)]
+    if labels and all(labels):
+        by_style = style_advantages(components, weights, batch.group_ids, [lab["style"] for lab in labels],
+                                    (*STYLES, OTHER))
+        out.update({f"adv/style/{s}/{k}": v for s, row in by_style.items() for k, v in row.items()})
+    return out

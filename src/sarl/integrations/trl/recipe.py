@@ -67,7 +67,8 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("rollout.bf16_copy", "(none)", "native hf rollouts only; TRL generates with the policy under its own precision"),
     Mapped("algorithm.adv_estimator", "(GRPO)", "grpo only; other estimators are refused: " + NATIVE),
     Mapped("algorithm.norm_adv_by_std_in_grpo", "scale_rewards", "false: `none` (Dr.GRPO); true: `group`"),
-    Mapped("algorithm.advantage_weighting_in_grpo", "(refused when true)", "TRL's `normalize_then_sum` also rescales by the batch std, so it is not the reference's weighting: " + NATIVE),
+    Mapped("algorithm.advantage_weighting_in_grpo", "(refused when true)", "TRL's `normalize_then_sum` also rescales by the batch std, so it is not the reference's weighting (sarl has TRL's as `algorithm.reward_aggregation=normalize_then_sum`): " + NATIVE),
+    Mapped("algorithm.reward_aggregation", "multi_objective_aggregation", "same value; TRL's `normalize_then_sum` is sarl's (each reward function normalised within its group, eps 1e-4, summed with reward_weights, then normalised over the batch) and ignores scale_rewards; refused with a weight schedule that varies, which TRL's per-function std would cancel"),
     Mapped("algorithm.gamma", "(none)", "GAE / REINFORCE++ only (refused estimators)"),
     Mapped("algorithm.lam", "(none)", "GAE only"),
     Mapped("algorithm.use_kl_in_reward", "(refused when true)", "TRL has no KL in the reward: " + NATIVE),
@@ -138,14 +139,21 @@ def check_trl_can_run(cfg: TrainConfig) -> None:
     from sarl.algos import ADV_ESTIMATORS, estimator_needs
 
     est = ADV_ESTIMATORS.canonical(a.adv_estimator)
-    if est != "grpo" or "reward_components" in estimator_needs(est, cfg):
+    gdpo = a.reward_aggregation == "normalize_then_sum"  # TRL's normalize_then_sum: needs the components too
+    if est != "grpo" or ("reward_components" in estimator_needs(est, cfg) and not gdpo):
         if "reward_components" in estimator_needs(est, cfg):
             _refuse("algorithm.advantage_weighting_in_grpo", "TRL's normalize_then_sum aggregation also divides by "
-                    "the batch std, so it is not the reference's per-component weighting")
+                    "the batch std, so it is not the reference's per-component weighting (sarl has TRL's as "
+                    "algorithm.reward_aggregation=normalize_then_sum)")
         _refuse("algorithm.adv_estimator", f"TRL's GRPOTrainer computes group advantages (grpo); {a.adv_estimator!r} "
                 "is not available there (TRL has no PPO)")
     if a.use_kl_in_reward:
         _refuse("algorithm.use_kl_in_reward", "TRL has no KL term in the reward (use actor.use_kl_loss)")
+    composer = cfg.rewards.composer()
+    if gdpo and any(composer.scheduled_weights(x) != dict(composer.weights) for x in (0.0, 1.0)):
+        _refuse("rewards.schedule", "TRL's scheduled reward functions return alpha(x) r and normalize_then_sum divides "
+                "each function's rewards by their group std, which cancels alpha (sarl weights the normalised reward "
+                "by w alpha(x)); use a constant schedule, or algorithm.reward_aggregation=sum_then_normalize")
     if ac.use_kl_loss and ac.kl_loss_type not in ("k3", "low_var_kl"):
         _refuse("actor.kl_loss_type", f"TRL's KL loss is k3; got {ac.kl_loss_type!r}")
     if ac.loss_agg_mode not in LOSS_TYPES:
@@ -218,6 +226,7 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
         max_grad_norm=ac.grad_clip, epsilon=ac.clip_ratio_low, epsilon_high=ac.clip_ratio_high,
         delta=ac.clip_ratio_c, loss_type=LOSS_TYPES[ac.loss_agg_mode],
         scale_rewards="group" if a.norm_adv_by_std_in_grpo else "none",
+        multi_objective_aggregation=a.reward_aggregation,  # normalize_then_sum ignores scale_rewards
         beta=ac.kl_loss_coef if ac.use_kl_loss else 0.0, num_iterations=ac.ppo_epochs,
         entropy_coef=float(ac.entropy_coeff),
         num_generations=r.n, temperature=r.temperature, top_p=r.top_p, top_k=0,
