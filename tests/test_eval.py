@@ -170,8 +170,43 @@ def test_report_errors(tmp_path, capsys):
 
 
 def test_eval_prints_a_run_time_estimate_after_the_first_batch(tmp_path, capsys):
+    """The estimate counts the remaining batches, the smaller last one as a full one (it decodes as many
+    steps, so it is slower per problem; it used to be counted per problem); a run that fits one batch
+    says so instead of printing nothing."""
     out = tmp_path / "est"
-    assert main(["eval", "--model", "tiny-random", "--datasets", "chain_sum", "--limit", "4", "--batch-size", "2",
-                 "--max-new-tokens", "4", "-o", str(out)]) == 0
-    err = capsys.readouterr().err
-    assert "s per problem on the first batch; about" in err and "remaining 2" in err
+    base = ["eval", "--model", "tiny-random", "--datasets", "chain_sum", "--batch-size", "2", "--max-new-tokens", "4"]
+    assert main([*base, "--limit", "5", "-o", str(out)]) == 0
+    err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert "s for the first batch of 2 problem(s); about" in err
+    assert "remaining 3 (2 batch(es), the last of 1 problem(s)" in err
+    assert main([*base, "--limit", "1", "-o", str(tmp_path / "one")]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "1 problem(s) in one decode batch" in err and "first batch" not in err
+
+
+def test_first_batch_estimate_by_hand():
+    from sarl.evaluate import first_batch_estimate
+    from sarl.rollout import GenerationConfig
+
+    cfg = GenerationConfig(max_new_tokens=64)
+    # 9 problems in batches of 4: the first took 30 s; 5 remain in 2 batches (4 + 1): 60 s, not 5 x 7.5 s
+    text = first_batch_estimate("m", "d", 30.0, 4, 9, 4, cfg)
+    assert "about 1.0 min for the remaining 5 (2 batch(es), the last of 1 problem(s)" in text
+    assert "the last of" not in first_batch_estimate("m", "d", 30.0, 4, 8, 4, cfg)
+
+
+def test_eval_refuses_other_settings_before_loading_the_model(tmp_path, capsys, monkeypatch):
+    """Resuming into a folder made with other settings refuses before the (slow) model load."""
+    import sarl.models
+
+    out = tmp_path / "ev"
+    base = ["eval", "--model", "tiny-random", "--datasets", "chain_sum", "--limit", "2", "--batch-size", "2",
+            "-o", str(out)]
+    assert main(base + ["--max-new-tokens", "4"]) == 0
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded before the settings were checked")
+
+    monkeypatch.setattr(sarl.models, "load_model", no_load)
+    assert main(base + ["--max-new-tokens", "6"]) == 2
+    assert "gen.max_new_tokens: 4 before, 6 now" in capsys.readouterr().err

@@ -152,6 +152,21 @@ def read_samples(path: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
+def first_batch_estimate(model_name: str, dataset: str, seconds: float, first: int, todo: int, batch: int,
+                         cfg: GenerationConfig) -> str:
+    """The time the rest of a dataset will take, from its first decode batch (``first`` problems in
+    ``seconds``) when ``todo`` problems go in batches of ``batch``: the remaining batches, the last
+    (smaller) one counted as a full one: a decode batch runs until its longest answer stops, so a smaller
+    batch is slower per problem and takes about as long as a full one."""
+    rest = todo - first
+    batches = -(-rest // batch)
+    last = rest - (batches - 1) * batch
+    shape = f"{batches} batch(es)" + (f", the last of {last} problem(s)" if last < batch else "")
+    return (f"{model_name} · {dataset}: {seconds:.1f} s for the first batch of {first} problem(s); about "
+            f"{seconds * batches / 60:.1f} min for the remaining {rest} ({shape}; at most {cfg.max_new_tokens} "
+            f"new tokens, {cfg.n} sample(s) each)")
+
+
 def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems: Sequence[Problem],
                      settings: EvalSettings, out_path: Path,
                      progress: Callable[[int, int, int], None] | None = None,
@@ -159,7 +174,8 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
     """Generate, grade and append samples for the problems not yet in ``out_path``; return metrics.
 
     ``progress(problems_done, problems_total, tokens_generated)``; ``log(message)`` gets, after the first
-    decode batch, an estimate of the time the rest will take at the rate measured on it."""
+    decode batch, an estimate of the time the rest will take (:func:`first_batch_estimate`), or, when every
+    problem fits one batch, a note that the bar moves only when it ends."""
     cfg = settings.gen
     existing = read_samples(out_path)
     have: dict[str, set[int]] = {}
@@ -185,6 +201,10 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
         # generate one decode batch at a time, writing each before the next starts: a crash loses at
         # most the batch in flight
         slice_size = max(1, cfg.batch_size // cfg.n)
+        n_batches = -(-len(todo) // slice_size)
+        if n_batches == 1 and log is not None:  # no batch to measure a rate on before it all ends
+            log(f"{model_name} · {dataset}: {len(todo)} problem(s) in one decode batch (at most {cfg.max_new_tokens} "
+                f"new tokens, {cfg.n} sample(s) each); the bar moves when it ends")
         t_start = time.perf_counter()
         with JsonlAppender(out_path) as writer:
             for s in range(0, len(todo), slice_size):
@@ -206,13 +226,27 @@ def evaluate_dataset(backend, tokenizer, model_name: str, dataset: str, problems
                 writer.write(rows)
                 report.done += len(part)
                 report()
-                if s == 0 and log is not None and len(todo) > len(part):
-                    per = (time.perf_counter() - t_start) / len(part)
-                    log(f"{model_name} · {dataset}: {per:.1f} s per problem on the first batch; about "
-                        f"{per * (len(todo) - len(part)) / 60:.1f} min for the remaining {len(todo) - len(part)} "
-                        f"(at most {cfg.max_new_tokens} new tokens, {cfg.n} sample(s) each)")
+                if s == 0 and log is not None and n_batches > 1:
+                    log(first_batch_estimate(model_name, dataset, time.perf_counter() - t_start, len(part),
+                                             len(todo), slice_size, cfg))
     rows = [r for r in read_samples(out_path) if r["id"] in wanted]
     return _sample_stats(rows)
+
+
+def check_model_settings(out_dir: Path, model_name: str, dtype: str, settings: EvalSettings) -> Path:
+    """Record the settings that decide a model's samples (model, dtype, prompt, decoding, generated-data
+    seed and size) in ``<model_tag>/settings.json``, or refuse when its samples were made with other
+    ones; returns the model's folder. Needs no model: ``sarl eval`` calls it before any model loads
+    (``dtype``: what the model will be loaded in), :func:`evaluate_model` again with the loaded one."""
+    mdir = out_dir / tag(model_name)
+    mdir.mkdir(parents=True, exist_ok=True)
+    record = {"model": model_name, "dtype": dtype, "instruction": settings.instruction,
+              "system_prompt": settings.system_prompt, "data_seed": settings.data_seed, "size": settings.size,
+              **flat_settings(settings.gen, "gen.")}
+    guard_settings(mdir / "settings.json", record, mdir,
+                   "evaluate into another -o, or pass --overwrite to replace this model's samples",
+                   has_results=any(f.stat().st_size for f in mdir.glob("*.samples.jsonl")))
+    return mdir
 
 
 def evaluate_model(lm, backend, model_name: str, settings: EvalSettings, out_dir: Path,
@@ -224,14 +258,7 @@ def evaluate_model(lm, backend, model_name: str, settings: EvalSettings, out_dir
     The settings that decide the samples (model, dtype, prompt, decoding, generated-data seed and size;
     not ``limit``: more problems extend the same samples) are recorded in ``<model_tag>/settings.json``;
     a rerun with different ones refuses instead of mixing samples."""
-    mdir = out_dir / tag(model_name)
-    mdir.mkdir(parents=True, exist_ok=True)
-    record = {"model": model_name, "dtype": str(lm.dtype).removeprefix("torch."), "instruction": settings.instruction,
-              "system_prompt": settings.system_prompt, "data_seed": settings.data_seed, "size": settings.size,
-              **flat_settings(settings.gen, "gen.")}
-    guard_settings(mdir / "settings.json", record, mdir,
-                   "evaluate into another -o, or pass --overwrite to replace this model's samples",
-                   has_results=any(f.stat().st_size for f in mdir.glob("*.samples.jsonl")))
+    mdir = check_model_settings(out_dir, model_name, str(lm.dtype).removeprefix("torch."), settings)
     metrics: dict[str, dict] = {}
     for ds in settings.datasets:
         problems = (problems_by_dataset or {}).get(ds) or load_dataset(

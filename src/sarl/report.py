@@ -53,8 +53,16 @@ def collect(run_dirs: list[Path]) -> tuple[dict[str, Any], list[dict[str, Any]],
     return merged, analyses, runs
 
 
+def _inline(text: str) -> str:
+    """Escaped text with the report's inline Markdown as HTML: ``**bold**`` and ```code```."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+
 def _md_to_html_table(md: str) -> str:
-    """The small subset of Markdown the report uses: paragraphs and pipe tables."""
+    """The small subset of Markdown the report uses: headings and paragraphs (with bold and code: the
+    analysis's "Highest mean SAR: **restated**."), and pipe tables."""
     out, table = [], []
 
     def flush():
@@ -62,6 +70,7 @@ def _md_to_html_table(md: str) -> str:
             return
         head, *body = [r for r in table if not re.fullmatch(r"\|[-:| ]+\|", r)]
         cells = lambda r: [c.strip() for c in r.strip("|").split("|")]
+        # cells are data (model answers, where ** may be a power): shown exactly as written
         out.append("<table><thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in cells(head))
                    + "</tr></thead><tbody>" + "".join(
                        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells(r)) + "</tr>" for r in body)
@@ -75,9 +84,9 @@ def _md_to_html_table(md: str) -> str:
         flush()
         if line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
-            out.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
+            out.append(f"<h{level}>{_inline(line.lstrip('#').strip())}</h{level}>")
         elif line.strip():
-            out.append(f"<p>{html.escape(line).replace('`', '')}</p>")
+            out.append(f"<p>{_inline(line)}</p>")
     flush()
     return "\n".join(out)
 

@@ -38,16 +38,23 @@ def cmd_eval(args) -> int:
     models = args.model or [None]
     out = args.output
     out.mkdir(parents=True, exist_ok=True)
+    # --overwrite, and the refusal of samples made with other settings, also before any model loads
+    import shutil
+
+    from sarl.evaluate import check_model_settings, tag
+    from sarl.models import DEFAULT_MODEL, model_dtype_name
+
+    for m in models:
+        cfg = model_config(args, m)
+        name = m or DEFAULT_MODEL  # the name load_model gives it (its folder under -o)
+        if args.overwrite:
+            shutil.rmtree(out / tag(name), ignore_errors=True)
+        dtype = model_dtype_name(m, cfg.dtype, cfg.device, args.allow_download, args.trust_remote_code)
+        check_model_settings(out, name, dtype, settings)
     results = {}
     for m in models:
         margs = argparse.Namespace(**{**vars(args), "model": m})
         lm = load_lm(margs)
-        if args.overwrite:
-            import shutil
-
-            from sarl.evaluate import tag
-
-            shutil.rmtree(out / tag(lm.name), ignore_errors=True)
         backend = make_backend(lm, args.backend, model_path=m)
         with progress_bar() as prog:
             results[lm.name] = evaluate_model(lm, backend, lm.name, settings, out, task_factory(prog), problems,

@@ -33,22 +33,24 @@ def load_scorer(args, settings):
     """The model and the :class:`~sarl.scoring.SARScorer` of ``settings`` on it."""
     from sarl.scoring import SARScorer
 
-    lm = load_lm(args)
+    lm = load_lm(args, scoring=True)  # --dtype auto scores in fp32
     return lm, SARScorer.from_settings(lm, settings, max_batch_tokens=args.batch_tokens)
 
 
 def cmd_score(args) -> int:
     from sarl.io import check_output_file
-    from sarl.models import DEFAULT_MODEL, model_dtype_name
+    from sarl.models import DEFAULT_MODEL, TINY_RANDOM, model_dtype_name, resolve_model_path
     from sarl.scoring import check_resume, score_file
 
     # validate the input, the output, the model name and the settings before paying for the model load
     out = check_output_file(args.output)
     if args.overwrite:
         out.unlink(missing_ok=True)
-    model = model_config(args, args.model)
-    # a bad model name fails at once; the record names the dtype auto resolves to on this machine, so a
-    # resume elsewhere never mixes fp32 and bf16 scores
+    model = model_config(args, args.model, scoring=True)  # --dtype auto: float32 (ui.SCORING_AUTO_DTYPE)
+    # a bad model name fails at once; the record names the dtype the model is loaded in, so a resume
+    # never mixes fp32 and bf16 scores
+    if model.name != TINY_RANDOM:
+        resolve_model_path(model.name, args.allow_download)
     dtype = model_dtype_name(model.name, model.dtype, model.device, args.allow_download, args.trust_remote_code)
     settings = score_settings(args, model=model.name or DEFAULT_MODEL, dtype=dtype)
     checked = check_resume(args.input, out, settings)
@@ -61,7 +63,8 @@ def cmd_score(args) -> int:
             dt = time.perf_counter() - t0
             prog.update(task, completed=done, total=total, rate=f"{tokens / dt:.0f} tok/s" if dt > 0 and tokens else "")
 
-        summary = score_file(scorer, args.input, out, settings=settings, on_progress=on_progress, checked=checked)
+        summary = score_file(scorer, args.input, out, settings=settings, on_progress=on_progress, checked=checked,
+                             flush_rows=args.flush_rows)
     table = Table(title=f"sarl score → {args.output}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -119,10 +122,22 @@ def cmd_analyze(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def register(sub) -> None:
     from dataclasses import fields
 
-    from sarl.scoring import INPUT_KEYS, ScoreSettings
+    from sarl.scoring import FLUSH_ROWS, INPUT_KEYS, ScoreSettings
     from sarl.settings import add_arguments
 
     s = sub.add_parser("score", help="compute ppl(a|q), ppl(a) and SAR for question/answer pairs in a file",
@@ -131,8 +146,11 @@ def register(sub) -> None:
     s.add_argument("-o", "--output", type=Path, required=True,
                    help="output JSONL (resumed if it exists and was made with the same settings)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output instead of resuming it")
+    s.add_argument("--flush-rows", type=_positive_int, default=FLUSH_ROWS,
+                   help="rows scored together, then written to the output: an interrupted run keeps every row "
+                        "but the last N at most (re-run to resume); larger batches run a little faster")
     add_arguments(s, ScoreSettings, skip=[f.name for f in fields(ScoreSettings) if f.name not in INPUT_KEYS])
-    add_model_args(s)
+    add_model_args(s, scoring=True)
     add_sar_args(s)
     s.set_defaults(func=cmd_score)
 
@@ -144,6 +162,6 @@ def register(sub) -> None:
     a.add_argument("--extra-variants", action="store_true",
                    help="also score six other ways of restating the question (twice the model time)")
     a.add_argument("-o", "--output", type=Path, default=Path("runs/analyze"), help="output folder")
-    add_model_args(a)
+    add_model_args(a, scoring=True)
     add_sar_args(a)
     a.set_defaults(func=cmd_analyze)

