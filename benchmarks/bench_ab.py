@@ -6,8 +6,8 @@ tree's ``src``), alternating A and B so that machine noise hits both alike, and 
 steps after the first (the first includes warm-up) from ``metrics.jsonl``. Reported per arm: the mean
 step time of each tree and the ratio B / A with a t interval over rounds (paired by round).
 
-    git worktree add /tmp/before <old commit>
-    python benchmarks/bench_ab.py --a /tmp/before/src --b src --rounds 3
+    git worktree add ../sarl-before <old commit>
+    python benchmarks/bench_ab.py --a ../sarl-before/src --b src --rounds 3
 
 Arms: SA-GRPO (correctness + 0.2 SAR) and GRPO (correctness only) from the CPU recipe on the default
 model, 4 prompts x 4 rollouts, 64 tokens, 3 steps.
