@@ -28,16 +28,15 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
+from sarl.algos.advantages import group_index, group_mean
+
 
 def _centred(r: torch.Tensor, group_ids: torch.Tensor | None) -> torch.Tensor:
     """``r − mean of its group`` (``[N]``, float64); the batch mean without groups."""
     r = r.to(torch.float64)
     if group_ids is None:
         return r - r.mean()
-    _, inv = torch.unique(group_ids, return_inverse=True)
-    sums = torch.zeros(int(inv.max()) + 1, dtype=torch.float64).index_add_(0, inv, r)
-    counts = torch.zeros_like(sums).index_add_(0, inv, torch.ones_like(r))
-    return r - (sums / counts)[inv]
+    return r - group_mean(r, *group_index(group_ids))
 
 
 def component_advantages(components: Mapping[str, torch.Tensor], weights: Mapping[str, float],
@@ -57,8 +56,7 @@ def advantage_shares(components: Mapping[str, torch.Tensor], weights: Mapping[st
 def group_outcomes(correct: torch.Tensor, group_ids: torch.Tensor) -> dict[str, float]:
     """``{"all_correct": ..., "all_wrong": ...}``: the fractions of groups (rows sharing a group id)
     whose ``correct`` (``[N]``, 0/1) is 1 everywhere, or 0 everywhere."""
-    _, inv = torch.unique(group_ids, return_inverse=True)
-    n_groups = int(inv.max()) + 1
+    inv, n_groups = group_index(group_ids)
     c = correct.to(torch.float64)
     sums = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inv, c)
     counts = torch.zeros(n_groups, dtype=torch.float64).index_add_(0, inv, torch.ones_like(c))

@@ -233,7 +233,7 @@ def step_metrics(run: Run, d: StepData, seconds: dict[str, float]) -> dict[str, 
     """The logged metrics of a step (this process's; the caller averages over processes); losses are
     means per optimizer step."""
     from sarl.algos import kl_penalty, masked_mean
-    from sarl.data.synthetic import batch_style_shares
+    from sarl.data.synthetic import style_shares
     from sarl.train.rollout import logprob_gap
     from sarl.train.stages import peak_memory_gb
 
@@ -265,24 +265,35 @@ def step_metrics(run: Run, d: StepData, seconds: dict[str, float]) -> dict[str, 
         "time/step": sum(seconds.values()),
         "perf/max_memory_gb": peak_memory_gb(run.device),  # averaged over processes
     })
-    metrics.update({f"style/{k}": v for k, v in batch_style_shares(b.problems, b.texts).items()})
+    styles = answer_styles(b)  # labelled once, for the style shares and the per-style advantages
+    if styles is not None:
+        metrics.update({f"style/{k}": v for k, v in style_shares(styles).items()})
     metrics.update(logprob_gap(b.rollout_logprobs, d.old.logp, mask))
-    metrics.update(reward_diagnostics(b, d.rew.components, run.composer.scheduled_weights(d.progress)))
+    metrics.update(reward_diagnostics(b, d.rew.components, run.composer.scheduled_weights(d.progress), styles))
     return metrics
 
 
-def reward_diagnostics(batch: RolloutBatch, components, weights) -> dict[str, float]:
+def answer_styles(batch: RolloutBatch) -> list[str] | None:
+    """Each answer's style (:func:`sarl.data.synthetic.answer_labels`), or None unless every answer is to a
+    synthetic problem (the condition of the trainer's ``style/<name>`` metrics)."""
+    from sarl.data.synthetic import answer_labels
+
+    labels = [answer_labels(p, t) if p is not None else {} for p, t in zip(batch.problems or [], batch.texts)]
+    return [lab["style"] for lab in labels] if labels and all(labels) else None
+
+
+def reward_diagnostics(batch: RolloutBatch, components, weights, styles: list[str] | None = None) -> dict[str, float]:
     """``adv/share/<reward>`` (each reward's share of the group-centred advantage), ``groups/all_correct``
     and ``groups/all_wrong``, and, where every answer has a style label, ``adv/style/<style>/<reward>``
-    (the advantage mass each reward puts on that style): :mod:`sarl.algos.diagnostics`."""
+    (the advantage mass each reward puts on that style): :mod:`sarl.algos.diagnostics`. ``styles``: the
+    answers' styles when :func:`answer_styles` was already called, else labelled here."""
     from sarl.algos.diagnostics import advantage_shares, group_outcomes, style_advantages
-    from sarl.data.synthetic import OTHER, STYLES, answer_labels
+    from sarl.data.synthetic import OTHER, STYLES
 
     out = {f"adv/share/{k}": v for k, v in advantage_shares(components, weights, batch.group_ids).items()}
     out.update({f"groups/{k}": v for k, v in group_outcomes(batch.correct, batch.group_ids).items()})
-    labels = [answer_labels(p, t) if p is not None else {} for p, t in zip(batch.problems or [], batch.texts)]
-    if labels and all(labels):
-        by_style = style_advantages(components, weights, batch.group_ids, [lab["style"] for lab in labels],
-                                    (*STYLES, OTHER))
+    styles = answer_styles(batch) if styles is None else styles
+    if styles is not None:
+        by_style = style_advantages(components, weights, batch.group_ids, styles, (*STYLES, OTHER))
         out.update({f"adv/style/{s}/{k}": v for s, row in by_style.items() for k, v in row.items()})
     return out
