@@ -45,3 +45,36 @@ def test_t975_quantiles():
     assert t975(30) == pytest.approx(2.042, abs=1e-3) and t975(200) == Z95
     with pytest.raises(ValueError):
         t975(0)
+
+
+def test_contrast_uses_t_for_the_seed_part_and_reduces_to_difference_without_seed_noise():
+    from sarl.stats import contrast, t975
+
+    a = [{"a": 1.0, "b": 0.0}, {"a": 1.0, "b": 1.0}, {"a": 0.5, "b": 0.5}]
+    b = [{"a": 0.0, "b": 0.0}]
+    r = contrast([(1, a), (-1, b)])
+    # A's seed means 0.5, 1.0, 0.5: mean 2/3, var 1/12 over 3 seeds -> se_s^2 = 1/36, df = 2 (B has one run)
+    assert r["mean"] == pytest.approx(2 / 3)
+    assert r["se_seeds"] == pytest.approx(1 / 6) and r["df_seeds"] == pytest.approx(2)
+    # problem means of A: a 5/6, b 1/2; minus B's 0, 0 -> var ((1/6)^2 * 2) / 1 = 1/18, se_p^2 = 1/36
+    assert r["se_problems"] == pytest.approx(1 / 6)
+    half = math.sqrt((t975(2) / 6) ** 2 + (1.959964 / 6) ** 2)
+    assert r["ci95"] == pytest.approx([2 / 3 - half, 2 / 3 + half])
+    # the point estimate and the SE equal difference()'s; only the interval is wider
+    d = difference(a, b)
+    assert r["mean"] == pytest.approx(d["mean"]) and r["se"] == pytest.approx(d["se"])
+    assert r["ci95"][1] - r["ci95"][0] > d["ci95"][1] - d["ci95"][0]
+    # one seed per arm: the normal interval over problems
+    one = contrast([(1, [a[0]]), (-1, b)])
+    assert one["df_seeds"] == math.inf and one["ci95"][1] - one["mean"] == pytest.approx(1.959964 * one["se"])
+
+
+def test_contrast_interpolation_weights():
+    from sarl.stats import contrast
+
+    hi, lo, x = [{"p": 1.0}, {"p": 1.0}], [{"p": 0.0}, {"p": 0.0}], [{"p": 0.5}, {"p": 0.5}]
+    # x minus the point 30% of the way from lo to hi
+    r = contrast([(1, x), (-0.7, lo), (-0.3, hi)])
+    assert r["mean"] == pytest.approx(0.2) and r["se"] == 0
+    with pytest.raises(ValueError, match="at least one run"):
+        contrast([(1, x), (-1, [])])

@@ -81,3 +81,43 @@ def difference(a: Sequence[Mapping[str, float]], b: Sequence[Mapping[str, float]
     mean = statistics.fmean(sa) - statistics.fmean(sb)
     se = math.sqrt(_var(sa) / len(sa) + _var(sb) / len(sb) + _var(diffs) / len(diffs))
     return {"mean": mean, "se": se, "ci95": [mean - Z95 * se, mean + Z95 * se]}
+
+
+def contrast(terms: Sequence[tuple[float, Sequence[Mapping[str, float]]]]) -> dict[str, float | list[float]]:
+    """A linear combination ``sum_i c_i * mean(arm_i)`` of arms with independent seeds, paired over the
+    problems every run answered, with a 95% interval that uses Student's t for the seed part.
+
+    ``terms``: ``(c_i, runs_i)``, ``runs_i`` one mapping per seed (problem id → accuracy), as in
+    :func:`difference` (which is ``[(1, a), (-1, b)]``). Two parts of the variance:
+
+    - seeds: ``se_s² = sum_i c_i² var_s(arm i's seed means) / S_i``, with Welch–Satterthwaite's
+      degrees of freedom ``df = se_s⁴ / sum_i (c_i² var_i / S_i)² / (S_i − 1)``;
+    - problems: ``se_p² = var_p(sum_i c_i A_i,p) / P`` (``A_i,p``: arm i's mean over seeds on problem p).
+
+    The interval is ``mean ± sqrt((t975(df) se_s)² + (Z95 se_p)²)``: each part at its own quantile, so a
+    few seeds widen the interval as a t distribution says, and the many problems keep the normal one.
+    With no seed variance (one seed per arm) it is the normal interval over problems. A linear
+    interpolation along a frontier (fixed interpolation weights) is such a contrast."""
+    terms = [(float(c), runs) for c, runs in terms if c != 0]
+    if not terms or any(not runs for _, runs in terms):
+        raise ValueError("contrast: every term needs at least one run")
+    shared = set(terms[0][1][0]).intersection(*(r for _, runs in terms for r in runs))
+    if not shared:
+        raise ValueError("the arms share no problem")
+    pids = sorted(shared)
+    mean, parts, per_problem = 0.0, [], [0.0] * len(pids)
+    for c, runs in terms:
+        m = [[float(r[p]) for p in pids] for r in runs]
+        seed_means = [statistics.fmean(row) for row in m]
+        mean += c * statistics.fmean(seed_means)
+        parts.append((c * c * _var(seed_means) / len(m), len(m)))
+        for j, col in enumerate(zip(*m)):
+            per_problem[j] += c * statistics.fmean(col)
+    se_s2 = sum(v for v, _ in parts)
+    se_p2 = _var(per_problem) / len(pids)
+    denom = sum(v * v / (n - 1) for v, n in parts if n > 1 and v > 0)
+    df = se_s2 * se_s2 / denom if denom > 0 else math.inf
+    t = t975(max(1, math.floor(df))) if math.isfinite(df) else Z95
+    half = math.sqrt((t * math.sqrt(se_s2)) ** 2 + (Z95 * math.sqrt(se_p2)) ** 2)
+    return {"mean": mean, "se": math.sqrt(se_s2 + se_p2), "se_seeds": math.sqrt(se_s2),
+            "se_problems": math.sqrt(se_p2), "df_seeds": df, "ci95": [mean - half, mean + half]}

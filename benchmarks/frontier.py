@@ -1,0 +1,602 @@
+"""Accuracy-vs-length frontiers: SA-GRPO against the length penalties on ``synth_chain_v2``.
+
+The paper's efficiency claim is a frontier claim: over a grid of weights, SA-GRPO's (length, accuracy)
+points lie above those of O1-Pruner and Efficient Reasoner (ER). This script trains the grid and
+measures it, on the confound-free task ``synth_chain_v2`` (:mod:`sarl.data.synthetic_v2`).
+
+Pipeline (every stage resumes: rerun the same command after an interruption):
+
+1. **warm starts**: ``sarl sft`` trains a new small Llama (4 layers, 128 wide, its own 1,024-entry
+   tokenizer) on 12,000 ``synth_chain_v2`` SFT problems in four styles (concise, padded, shortcut,
+   restated), one per SFT seed the design asks for;
+2. **RL runs**, one per (arm, warm start, RL seed): identical except the reward. An arm is a method at a
+   weight: ``grpo`` (correctness only), ``sar@α`` (SA-GRPO: + α·SAR), ``sar_gdpo@α`` (the same with
+   decoupled per-reward normalisation, ``algorithm.reward_aggregation=normalize_then_sum``), ``o1@w``
+   (+ w·O1-Pruner), ``er@w`` (+ w·ER). Dr.GRPO as the reference's recipe (``configs/cpu/quickstart.yaml``),
+   on ``synth_chain_v2``'s RL split; checkpoints kept at the evaluation steps;
+3. **evaluation** of each kept checkpoint on the design's split (``val`` for the pilot, ``test`` for the
+   pre-registered run), greedy (the paper's protocol) and sampled (T=1, several samples per problem);
+   slim per-sample rows (gzip JSON lines) under ``samples/``, training metrics under ``metrics/``;
+4. **analysis** (``analyze``, pure: it reads only ``design.json``, ``samples/`` and ``metrics/``, so the
+   committed copy under ``benchmarks/results/`` recomputes every number and figure): each arm's
+   accuracy with a 95% interval over seeds (t) and problems, length, style shares; each SA arm against
+   each length penalty's frontier at matched length; H1 for the frontier; ``results.json``,
+   ``results.md``, ``frontier_<mode>.png``, ``curves.png``.
+
+    python benchmarks/frontier.py run --design pilot -o runs/frontier_pilot     # validation pilot
+    python benchmarks/frontier.py run --design test -o runs/frontier_test       # the pre-registered test
+    python benchmarks/frontier.py analyze benchmarks/results/frontier_test      # recompute from committed data
+    python benchmarks/frontier.py export runs/frontier_test benchmarks/results/frontier_test
+
+``run`` trains on ``--workers`` processes (one torch thread each; the 2-core machine runs two) and ends
+with ``analyze``. A design is fixed once a folder has one: a different design in the same folder is
+refused, so a resumed run never mixes settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SFT_TASK = "synth_chain_v2"
+RL_TASK = "synth_chain_v2"
+SPLITS = {"val": "synth_chain_v2_val", "test": "synth_chain_v2_test"}
+MODES = ("greedy", "sampled")
+STYLES = ("concise", "padded", "shortcut", "restated", "other")
+METHODS: dict[str, dict[str, Any]] = {
+    "grpo": {"label": "GRPO", "reward": None},
+    "sar": {"label": "SA-GRPO", "reward": "sar"},
+    "sar_gdpo": {"label": "SA-GRPO + GDPO", "reward": "sar",
+                 "overrides": ["algorithm.reward_aggregation=normalize_then_sum"]},
+    "o1": {"label": "O1-Pruner", "reward": "o1_pruner"},
+    "er": {"label": "ER", "reward": "efficient_reasoner"},
+}
+SAR_METHODS, PENALTIES = ("sar", "sar_gdpo"), ("o1", "er")
+COLORS = {"grpo": "tab:blue", "sar": "tab:red", "sar_gdpo": "tab:orange", "o1": "tab:green", "er": "tab:purple",
+          "sft": "black"}
+
+# The designs. The pilot is one seed on the validation split; the test is pre-registered in
+# docs/RESULTS.md ("Frontier comparison: pre-registration") before it runs.
+DESIGNS: dict[str, dict[str, Any]] = {
+    "pilot": {
+        "split": "val", "steps": 240, "eval_at": [80, 160, 240], "save_every": 40,
+        "eval_limit": 300, "eval_samples": 4,
+        "arms": ["grpo", "sar@0.2", "sar@0.5", "sar@1.0", "sar_gdpo@0.2", "o1@0.03", "o1@0.1", "o1@0.2",
+                 "er@0.03", "er@0.1", "er@0.2"],
+        "sft_seeds": {"*": [0]}, "rl_seeds": [0],
+    },
+    "smoke": {  # for tests: a few steps of two arms
+        "split": "val", "steps": 4, "eval_at": [2, 4], "save_every": 2, "eval_limit": 6, "eval_samples": 2,
+        "arms": ["grpo", "sar@0.5", "o1@0.1"], "sft_seeds": {"*": [0]}, "rl_seeds": [0],
+        "sft": {"synthetic_tasks": {SFT_TASK: 200}, "epochs": 1.0, "new_model": "layers=1,hidden=32,heads=2",
+                "new_tokenizer": 1024},
+        "rl": ["data.train_size=64", "rollout.n=2", "trainer.prompts_per_step=2", "rollout.batch_size=4",
+               "data.max_response_length=24"],
+    },
+}
+
+
+# ------------------------------------------------------------------------------------------ design
+def parse_arm(arm: str) -> tuple[str, float]:
+    """``"sar@0.5"`` → ``("sar", 0.5)``; ``"grpo"`` → ``("grpo", 0.0)``."""
+    method, _, w = arm.partition("@")
+    if method not in METHODS:
+        raise ValueError(f"arm {arm!r}: unknown method {method!r}; choose from {', '.join(METHODS)}")
+    if (method == "grpo") != (w == ""):
+        raise ValueError(f"arm {arm!r}: grpo takes no weight, every other method one (method@weight)")
+    return method, float(w) if w else 0.0
+
+
+def label(arm: str) -> str:
+    method, w = parse_arm(arm)
+    return METHODS[method]["label"] + (f" {'α' if method in SAR_METHODS else 'w'}={w:g}" if w else "")
+
+
+def runs_of(design: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every RL run of the design, interleaved so that workers taking every k-th get similar loads."""
+    out = []
+    for seed in design["rl_seeds"]:
+        for arm in design["arms"]:
+            for sft in design["sft_seeds"].get(arm, design["sft_seeds"]["*"]):
+                out.append({"arm": arm, "sft": sft, "seed": seed, "name": f"{arm}-sft{sft}-s{seed}"})
+    return out
+
+
+def sft_seeds(design: dict[str, Any]) -> list[int]:
+    return sorted({r["sft"] for r in runs_of(design)})
+
+
+def run_overrides(design: dict[str, Any], run: dict[str, Any], model: Path, out: Path) -> list[str]:
+    from sarl.quickstart import synth_rl_overrides
+
+    method, w = parse_arm(run["arm"])
+    weights = {"correctness": 1.0, **({METHODS[method]["reward"]: w} if w else {})}
+    save_every = design["save_every"]
+    return (synth_rl_overrides(model, out, weights=weights, steps=design["steps"], seed=run["seed"])
+            + [f"data.train={RL_TASK}", f"trainer.save_every={save_every}",
+               f"trainer.keep_last={design['steps'] // save_every + 1}", "trainer.tensorboard=false",
+               "model.threads=1"]
+            + METHODS[method].get("overrides", []) + design.get("rl", []))
+
+
+# ------------------------------------------------------------------------------------------ running
+def warm_start(root: Path, design: dict[str, Any], sft_seed: int, console, factory, threads: int) -> Path:
+    from sarl.quickstart import warm_start as train_warm_start
+
+    return train_warm_start(root / f"sft{sft_seed}", console, factory, {
+        "synthetic_tasks": {SFT_TASK: 12000}, "seed": sft_seed, "threads": threads, **design.get("sft", {})})
+
+
+def slim(row: dict[str, Any]) -> dict[str, Any]:
+    keep = ("id", "sample", "steps", "correct", "length", "truncated", "style", "form", "response")
+    return {k: row.get(k) for k in keep}
+
+
+def write_gz(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with gzip.open(tmp, "wt", encoding="utf-8", compresslevel=9) as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+
+
+def read_gz(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def eval_settings(design: dict[str, Any]):
+    from sarl.config import load_config, recipe_path
+    from sarl.evaluate import EvalSettings
+    from sarl.quickstart import SYNTH_RECIPE
+    from sarl.rollout import GenerationConfig
+
+    max_new = load_config(recipe_path(SYNTH_RECIPE), design.get("rl", [])).data.max_response_length
+    gens = {"greedy": GenerationConfig(max_new_tokens=max_new, batch_size=64),
+            "sampled": GenerationConfig(max_new_tokens=max_new, temperature=1.0, n=design["eval_samples"], seed=0,
+                                        batch_size=64)}
+    return {mode: EvalSettings(datasets=[SPLITS[design["split"]]], limit=design["eval_limit"], instruction="none",
+                               gen=g) for mode, g in gens.items()}
+
+
+def evaluate(root: Path, design: dict[str, Any], name: str, step: int, model_dir: Path, log) -> None:
+    """Evaluate one model (a checkpoint or a warm start) in both modes into ``samples/<name>/``."""
+    from sarl.data import load_dataset
+    from sarl.evaluate import evaluate_model, read_samples, tag
+    from sarl.models import load_model
+    from sarl.rollout import make_backend
+
+    targets = {m: root / "samples" / name / f"step{step}.{m}.jsonl.gz" for m in MODES}
+    if all(p.exists() for p in targets.values()):
+        return
+    dataset = SPLITS[design["split"]]
+    problems = {dataset: load_dataset(dataset, limit=design["eval_limit"])}
+    lm = load_model(str(model_dir), dtype="float32", device="cpu")
+    backend = make_backend(lm, "transformers")
+    t0 = time.perf_counter()
+    for mode, st in eval_settings(design).items():
+        if targets[mode].exists():
+            continue
+        key = f"{name}@{step}"
+        evaluate_model(lm, backend, key, st, root / "eval" / mode, None, problems)
+        rows = read_samples(root / "eval" / mode / tag(key) / f"{tag(dataset)}.samples.jsonl")
+        write_gz(targets[mode], [slim(r) for r in rows])
+    log(f"  evaluated {name} at step {step} ({time.perf_counter() - t0:.0f}s)")
+
+
+def train_and_evaluate(root: Path, design: dict[str, Any], run: dict[str, Any], console) -> None:
+    from sarl.config import load_config, recipe_path
+    from sarl.quickstart import SYNTH_RECIPE, train_or_resume
+
+    name = run["name"]
+    done = [root / "samples" / name / f"step{s}.{m}.jsonl.gz" for s in design["eval_at"] for m in MODES]
+    if all(p.exists() for p in done) and (root / "metrics" / f"{name}.jsonl.gz").exists():
+        console.print(f"{name}: done")
+        return
+    out = root / "runs" / name
+    cfg = load_config(recipe_path(SYNTH_RECIPE), run_overrides(design, run, root / f"sft{run['sft']}" / "model", out))
+    t0 = time.perf_counter()
+    console.print(f"{name}: {cfg.trainer.total_steps} steps")
+
+    def on_step(m):
+        if m["step"] % 20 == 0:
+            sar = f" sar={m['reward/sar']:.3f}" if m.get("reward/sar") is not None else ""
+            console.print(f"  {name} step {m['step']}: acc={m['accuracy']:.3f} len={m['response_length/mean']:.1f}{sar}"
+                          f" ({time.perf_counter() - t0:.0f}s)")
+
+    train_or_resume(cfg, console, on_step)
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    for step in design["eval_at"]:
+        ckpt = out / "checkpoints" / f"step_{step}" / "policy"
+        if not ckpt.exists():
+            ckpt = out / "final" if step == design["steps"] else ckpt
+        if not ckpt.exists():
+            raise SystemExit(f"{name}: no checkpoint at step {step} in {out / 'checkpoints'} (keep_last too small?)")
+        evaluate(root, design, name, step, ckpt, console.print)
+    write_gz(root / "metrics" / f"{name}.jsonl.gz", metrics)
+
+
+def fixed_design(root: Path, name: str) -> dict[str, Any]:
+    """The design of ``root``: written on the first run, and any later run must ask for the same one."""
+    design = {"name": name, **DESIGNS[name]}
+    path = root / "design.json"
+    if path.exists():
+        prior = json.loads(path.read_text())
+        if prior != design:
+            diff = sorted(k for k in set(prior) | set(design) if prior.get(k) != design.get(k))
+            raise SystemExit(f"{path}: this folder holds design {prior.get('name')!r} with other settings "
+                             f"({', '.join(diff)} differ); use another output folder")
+    else:
+        root.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(design, indent=1) + "\n")
+    return design
+
+
+def cmd_run(args) -> int:
+    from sarl.cli import progress_bar, task_factory
+
+    root = args.output
+    design = fixed_design(root, args.design)
+    t0 = time.perf_counter()
+    with progress_bar() as prog:  # warm starts first, on every core
+        console = prog.console
+        for s in sft_seeds(design):
+            model = warm_start(root, design, s, console, task_factory(prog), threads=args.workers)
+            evaluate(root, design, f"sft{s}", 0, model, console.print)
+    procs, logs = [], []
+    for i in range(args.workers):
+        log = (root / "logs" / f"worker{i}.log")
+        log.parent.mkdir(exist_ok=True)
+        logs.append(log.open("a"))
+        procs.append(subprocess.Popen([sys.executable, __file__, "_worker", str(root), str(i), str(args.workers)],
+                                      stdout=logs[-1], stderr=subprocess.STDOUT))
+    console.print(f"{len(runs_of(design))} runs on {args.workers} workers; logs in {root / 'logs'}")
+    codes = [p.wait() for p in procs]
+    for f in logs:
+        f.close()
+    if any(codes):
+        raise SystemExit(f"worker exit codes {codes}: see {root / 'logs'}; rerun the same command to resume")
+    console.print(f"all runs finished ({time.perf_counter() - t0:.0f}s this invocation)")
+    return cmd_analyze(argparse.Namespace(folder=root))
+
+
+def cmd_worker(args) -> int:
+    from rich.console import Console
+
+    from sarl.models import set_threads
+
+    set_threads(1)
+    root = Path(args.root)
+    design = json.loads((root / "design.json").read_text())
+    console = Console(force_terminal=False, width=120)
+    for run in runs_of(design)[args.index :: args.count]:
+        train_and_evaluate(root, design, run, console)
+    return 0
+
+
+def cmd_export(args) -> int:
+    """Copy what ``analyze`` reads (design, samples, metrics) into a folder to commit."""
+    src, dst = args.folder, args.to
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "design.json", dst / "design.json")
+    for sub in ("samples", "metrics"):
+        if (src / sub).exists():
+            shutil.copytree(src / sub, dst / sub, dirs_exist_ok=True)
+    print(f"copied design, samples and metrics to {dst}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ analysis (pure)
+def per_problem(rows: list[dict], what: str = "correct") -> dict[str, float]:
+    """Problem id → share of its samples that are correct (``what="correct"``), or in style ``what``."""
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(r["id"], []).append(float(r["correct"] if what == "correct" else r["style"] == what))
+    return {k: statistics.fmean(v) for k, v in groups.items()}
+
+
+def load_samples(root: Path, design: dict[str, Any], sft: int) -> dict[tuple[str, int, str], dict[str, list[dict]]]:
+    """``(arm, step, mode) → {run name: rows}`` for the runs from warm start ``sft`` whose evaluation
+    is present (runs still missing are left out); the warm start itself as arm ``"sft"`` at step 0."""
+    out: dict[tuple[str, int, str], dict[str, list[dict]]] = {}
+    for mode in MODES:
+        p = root / "samples" / f"sft{sft}" / f"step0.{mode}.jsonl.gz"
+        if p.exists():
+            out[("sft", 0, mode)] = {f"sft{sft}": read_gz(p)}
+    for run in runs_of(design):
+        if run["sft"] != sft:
+            continue
+        for step in design["eval_at"]:
+            for mode in MODES:
+                p = root / "samples" / run["name"] / f"step{step}.{mode}.jsonl.gz"
+                if p.exists():
+                    out.setdefault((run["arm"], step, mode), {})[run["name"]] = read_gz(p)
+    return out
+
+
+def point(runs: dict[str, list[dict]]) -> dict[str, Any]:
+    """One arm at one budget and mode: accuracy (t interval over seeds, normal over problems), mean length
+    (mean of the runs' means, with its own t interval over runs), style shares, per run."""
+    from sarl.stats import contrast, t975
+
+    names = sorted(runs)
+    acc = contrast([(1.0, [per_problem(runs[n]) for n in names])])
+    lengths = [statistics.fmean(r["length"] for r in runs[n]) for n in names]
+    lm = statistics.fmean(lengths)
+    lhalf = t975(len(lengths) - 1) * statistics.stdev(lengths) / math.sqrt(len(lengths)) if len(lengths) > 1 else 0.0
+    return {"runs": names, "accuracy": acc, "length": lm, "length_ci95": [lm - lhalf, lm + lhalf],
+            "per_run": {n: {"accuracy": statistics.fmean(per_problem(runs[n]).values()), "length": x}
+                        for n, x in zip(names, lengths)},
+            "truncated": statistics.fmean(statistics.fmean(float(r["truncated"]) for r in runs[n]) for n in names),
+            "styles": {s: statistics.fmean(statistics.fmean(per_problem(runs[n], s).values()) for n in names)
+                       for s in STYLES}}
+
+
+def family(points: dict[str, dict], method: str) -> list[tuple[float, str]]:
+    """A method's frontier: ``(weight, arm)`` by weight, GRPO (weight 0) first when present: every
+    method is GRPO plus a weighted extra reward, so all frontiers start at GRPO's point."""
+    out = [(parse_arm(a)[1], a) for a in points if a != "sft" and parse_arm(a)[0] == method]
+    return ([(0.0, "grpo")] if "grpo" in points else []) + sorted(out)
+
+
+def interpolate(points: dict[str, dict], method: str, length: float) -> dict[str, Any] | None:
+    """The penalty ``method``'s frontier at ``length``: the segment between consecutive weights whose
+    lengths bracket it, linear in length; where several segments do (lengths not monotone in the
+    weight), the one with the higher interpolated accuracy (the penalty's best). None outside the
+    frontier's length range (no extrapolation)."""
+    fam = family(points, method)
+    best = None
+    for (w0, a0), (w1, a1) in zip(fam, fam[1:]):
+        l0, l1 = points[a0]["length"], points[a1]["length"]
+        if min(l0, l1) <= length <= max(l0, l1) and l0 != l1:
+            lam = (length - l0) / (l1 - l0)
+            acc = (1 - lam) * points[a0]["accuracy"]["mean"] + lam * points[a1]["accuracy"]["mean"]
+            if best is None or acc > best["accuracy"]:
+                best = {"accuracy": acc, "terms": [(1 - lam, a0), (lam, a1)]}
+    return best
+
+
+def frontier_comparisons(points: dict[str, dict], runs: dict[str, dict[str, list[dict]]]) -> list[dict[str, Any]]:
+    """Each SA arm (α > 0) minus each length penalty's frontier at the SA arm's length, with its interval
+    (a contrast: the interpolation weights are fixed by the mean lengths)."""
+    from sarl.stats import contrast
+
+    def arm_runs(arm):
+        return [per_problem(rows) for _, rows in sorted(runs[arm].items())]
+
+    out = []
+    for m in SAR_METHODS:
+        for _, arm in family(points, m):
+            if arm == "grpo":
+                continue
+            for pen in PENALTIES:
+                if not any(parse_arm(a)[0] == pen for a in points if a != "sft"):
+                    continue
+                f = interpolate(points, pen, points[arm]["length"])
+                row = {"arm": arm, "penalty": pen, "length": points[arm]["length"]}
+                if f is None:
+                    row["comparable"] = False
+                else:
+                    c = contrast([(1.0, arm_runs(arm))] + [(-w, arm_runs(a)) for w, a in f["terms"] if w])
+                    row.update(comparable=True, penalty_accuracy=f["accuracy"], between=[a for _, a in f["terms"]],
+                               difference=c)
+                out.append(row)
+    return out
+
+
+def h1_rows(points: dict[str, dict], runs: dict[str, dict[str, list[dict]]]) -> list[dict[str, Any]]:
+    """H1 for the frontier: an SA arm with length <= 0.8 x GRPO's and accuracy >= GRPO's - 1 point."""
+    from sarl.stats import contrast
+
+    if "grpo" not in points:
+        return []
+    g = points["grpo"]
+    out = []
+    for arm in points:
+        if arm in ("sft", "grpo") or parse_arm(arm)[0] not in SAR_METHODS:
+            continue
+        d = contrast([(1.0, [per_problem(r) for _, r in sorted(runs[arm].items())]),
+                      (-1.0, [per_problem(r) for _, r in sorted(runs["grpo"].items())])])
+        ratio = points[arm]["length"] / g["length"]
+        out.append({"arm": arm, "length_ratio": ratio, "accuracy_difference": d,
+                    "held": ratio <= 0.8 and d["mean"] >= -0.01})
+    return out
+
+
+def analyse(root: Path) -> dict[str, Any]:
+    """Per warm start (runs from different warm starts are never pooled: each frontier is measured from
+    one starting point), per evaluated step and mode: the points, the frontier comparisons and H1."""
+    design = json.loads((root / "design.json").read_text())
+    out: dict[str, Any] = {"design": design, "warm_starts": {}}
+    for sft in sft_seeds(design):
+        samples = load_samples(root, design, sft)
+        budgets: dict[str, Any] = {}
+        for step in design["eval_at"]:
+            for mode in MODES:
+                runs = {arm: r for (arm, s, m), r in samples.items() if m == mode and s in (step, 0)}
+                if not [a for a in runs if a != "sft"]:
+                    continue
+                points = {arm: point(r) for arm, r in runs.items()}
+                budgets.setdefault(str(step), {})[mode] = {
+                    "points": points, "frontier": frontier_comparisons(points, runs), "H1": h1_rows(points, runs)}
+        out["warm_starts"][str(sft)] = budgets
+    return out
+
+
+# ------------------------------------------------------------------------------------------ output
+def _pct(c: dict) -> str:
+    lo, hi = c["ci95"]
+    return f"{100 * c['mean']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+def _acc(c: dict) -> str:
+    lo, hi = c["ci95"]
+    return f"{100 * c['mean']:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _budget_md(b: dict[str, Any]) -> list[str]:
+    """One warm start's arms at one budget and mode: points, frontier comparisons, H1."""
+    lines = ["| arm | accuracy | length | concise | padded | shortcut | restated | other | runs |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for arm, p in sorted(b["points"].items(), key=lambda kv: (kv[0] != "sft", kv[0] != "grpo", kv[0])):
+        shares = " | ".join(f"{100 * p['styles'][s]:.0f}" for s in STYLES)
+        lines.append(f"| {'SFT warm start' if arm == 'sft' else label(arm)} | {_acc(p['accuracy'])} | "
+                     f"{p['length']:.1f} | {shares} | {len(p['runs'])} |")
+    if b["frontier"]:
+        lines += ["", "SA arm minus the length penalty's frontier at the SA arm's length (accuracy points):", "",
+                  "| SA arm | length | vs | difference | between |", "|---|---|---|---|---|"]
+        for r in b["frontier"]:
+            lines.append(f"| {label(r['arm'])} | {r['length']:.1f} | {METHODS[r['penalty']]['label']} | "
+                         + (f"{_pct(r['difference'])} | {' / '.join(label(a) for a in r['between'])} |"
+                            if r["comparable"] else "outside its length range | – |"))
+    if b["H1"]:
+        lines += ["", "H1 (length <= 0.8x GRPO's at accuracy >= GRPO's - 1 point):", "",
+                  "| SA arm | length / GRPO | accuracy − GRPO | held |", "|---|---|---|---|"]
+        for h in b["H1"]:
+            lines.append(f"| {label(h['arm'])} | {h['length_ratio']:.3f} | {_pct(h['accuracy_difference'])} | "
+                         f"{'yes' if h['held'] else 'no'} |")
+    return lines
+
+
+def markdown(res: dict[str, Any]) -> str:
+    d = res["design"]
+    lines = [f"Design `{d['name']}`: split `{SPLITS[d['split']]}` ({d['eval_limit']} problems), {d['steps']} RL steps, "
+             f"evaluated at steps {', '.join(map(str, d['eval_at']))}; greedy and sampled (T=1, {d['eval_samples']} "
+             "per problem). Accuracy in % with 95% intervals (t over seeds, normal over problems); length in tokens "
+             "(mean of runs); style shares in % of samples.", ""]
+    for sft, budgets in res["warm_starts"].items():
+        for step, by_mode in budgets.items():
+            for mode, b in by_mode.items():
+                lines += [f"### warm start {sft}, step {step}, {mode}", ""] + _budget_md(b) + [""]
+    return "\n".join(lines) + "\n"
+
+
+def plot(res: dict[str, Any], root: Path, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    last = str(res["design"]["eval_at"][-1])
+    for (sft, budgets), mode in ((kv, m) for kv in res["warm_starts"].items() for m in MODES):
+        b = budgets.get(last, {}).get(mode)
+        if not b:
+            continue
+        pts = b["points"]
+        fig, ax = plt.subplots(figsize=(7.5, 5.5))
+        for method in METHODS:
+            fam = family(pts, method) if method != "grpo" else []
+            if len(fam) > 1:
+                xs = [pts[a]["length"] for _, a in fam]
+                ys = [100 * pts[a]["accuracy"]["mean"] for _, a in fam]
+                ax.plot(xs, ys, "-", color=COLORS[method], alpha=0.6)
+            for w, a in fam:
+                if a == "grpo":
+                    continue
+                p = pts[a]
+                acc = p["accuracy"]
+                ax.errorbar(p["length"], 100 * acc["mean"],
+                            yerr=[[100 * (acc["mean"] - acc["ci95"][0])], [100 * (acc["ci95"][1] - acc["mean"])]],
+                            fmt="*" if method in SAR_METHODS else "o", color=COLORS[method], capsize=3, markersize=9,
+                            markeredgecolor="black", label=label(a))
+                ax.annotate(f"{w:g}", (p["length"], 100 * acc["mean"]), textcoords="offset points", xytext=(4, 4),
+                            fontsize=7)
+        for a in ("grpo", "sft"):
+            if a in pts:
+                p = pts[a]
+                acc = p["accuracy"]
+                ax.errorbar(p["length"], 100 * acc["mean"],
+                            yerr=[[100 * (acc["mean"] - acc["ci95"][0])], [100 * (acc["ci95"][1] - acc["mean"])]],
+                            fmt="s", color=COLORS[a], capsize=3, markersize=8, label="GRPO" if a == "grpo" else
+                            "SFT warm start")
+        ax.set_xlabel("mean response length (tokens)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(f"{res['design']['name']}: {SPLITS[res['design']['split']]}, warm start {sft}, step {last}, {mode}\n"
+                     "up-left is better; bars: 95% intervals (t over seeds, normal over problems)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, ncol=2)
+        fig.tight_layout()
+        path = out / f"frontier_sft{sft}_{mode}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+
+    curves = ("accuracy", "response_length/mean", "reward/sar", "style/concise", "style/padded", "style/restated")
+    fig, axes = plt.subplots(2, 3, figsize=(15, 7))
+    design = res["design"]
+    by_arm: dict[str, list[list[dict]]] = {}
+    for run in runs_of(design):
+        p = root / "metrics" / f"{run['name']}.jsonl.gz"
+        if p.exists():
+            by_arm.setdefault(run["arm"], []).append(read_gz(p))
+    for arm, metric_runs in by_arm.items():
+        method = parse_arm(arm)[0]
+        for ax, key in zip(axes.flat, curves):
+            per_step: dict[int, list[float]] = {}
+            for rows in metric_runs:
+                for r in rows:
+                    if r.get(key) is not None:
+                        per_step.setdefault(r["step"], []).append(r[key])
+            steps = sorted(per_step)
+            ys = [statistics.fmean(per_step[s]) for s in steps]
+            smooth = [statistics.fmean(ys[max(0, i - 19): i + 1]) for i in range(len(ys))]
+            ax.plot(steps, smooth, color=COLORS[method], alpha=0.4 + 0.6 * min(1.0, parse_arm(arm)[1] or 1.0),
+                    label=label(arm))
+            ax.set_title(f"training {key} (20-step running mean)", fontsize=9)
+            ax.set_xlabel("step")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    path = out / "curves.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return paths + [path]
+
+
+def cmd_analyze(args) -> int:
+    from sarl.io import write_json_atomic
+
+    root = args.folder
+    res = analyse(root)
+    write_json_atomic(root / "results.json", res)
+    md = markdown(res)
+    (root / "results.md").write_text(md)
+    paths = plot(res, root, root)
+    print(md)
+    print(f"wrote {root / 'results.json'}, {root / 'results.md'}, " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="train and evaluate a design (resumable), then analyze")
+    r.add_argument("--design", choices=sorted(DESIGNS), required=True)
+    r.add_argument("-o", "--output", type=Path, required=True)
+    r.add_argument("--workers", type=int, default=2, help="training processes, one torch thread each")
+    a = sub.add_parser("analyze", help="recompute results.json/md and figures from design, samples and metrics")
+    a.add_argument("folder", type=Path)
+    e = sub.add_parser("export", help="copy design, samples and metrics of a run folder to a folder to commit")
+    e.add_argument("folder", type=Path)
+    e.add_argument("to", type=Path)
+    w = sub.add_parser("_worker")
+    w.add_argument("root")
+    w.add_argument("index", type=int)
+    w.add_argument("count", type=int)
+    args = p.parse_args(argv)
+    return {"run": cmd_run, "analyze": cmd_analyze, "export": cmd_export, "_worker": cmd_worker}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,103 @@
+"""benchmarks/frontier.py: arms, the frontier interpolation and its contrast (hand-computed), the fixed
+design of a folder, and a tiny end-to-end run whose committed-style copy recomputes the same results."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def F():
+    spec = importlib.util.spec_from_file_location("frontier", ROOT / "benchmarks" / "frontier.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_arms_parse_and_refuse(F):
+    assert F.parse_arm("sar@0.5") == ("sar", 0.5) and F.parse_arm("grpo") == ("grpo", 0.0)
+    assert F.label("o1@0.03") == "O1-Pruner w=0.03" and F.label("sar_gdpo@0.2") == "SA-GRPO + GDPO α=0.2"
+    with pytest.raises(ValueError, match="unknown method 'ppo'"):
+        F.parse_arm("ppo@1")
+    with pytest.raises(ValueError, match="grpo takes no weight"):
+        F.parse_arm("grpo@0.2")
+    with pytest.raises(ValueError, match="one \\(method@weight\\)"):
+        F.parse_arm("sar")
+
+
+def test_runs_and_overrides_differ_only_in_the_reward(F, tmp_path):
+    design = {**F.DESIGNS["pilot"], "arms": ["grpo", "sar@0.5", "sar_gdpo@0.2"], "sft_seeds": {"*": [0], "grpo": [0, 1]},
+              "rl_seeds": [0, 1]}
+    names = [r["name"] for r in F.runs_of(design)]
+    assert names[:4] == ["grpo-sft0-s0", "grpo-sft1-s0", "sar@0.5-sft0-s0", "sar_gdpo@0.2-sft0-s0"] and len(names) == 8
+    assert F.sft_seeds(design) == [0, 1]
+    runs = {r["name"]: F.run_overrides(design, r, tmp_path / "m", tmp_path / r["name"]) for r in F.runs_of(design)}
+    g, s, d = runs["grpo-sft0-s0"], runs["sar@0.5-sft0-s0"], runs["sar_gdpo@0.2-sft0-s0"]
+    assert "rewards.weights={correctness: 1.0}" in g and "rewards.weights={correctness: 1.0, sar: 0.5}" in s
+    assert "algorithm.reward_aggregation=normalize_then_sum" in d and not any("reward_aggregation" in x for x in s)
+    assert "data.train=synth_chain_v2" in g and "trainer.keep_last=7" in g  # every evaluated checkpoint kept
+
+
+def _pt(acc, length):
+    return {"accuracy": {"mean": acc}, "length": length}
+
+
+def test_interpolate_along_the_weight_ordered_frontier(F):
+    pts = {"grpo": _pt(0.60, 70.0), "o1@0.1": _pt(0.58, 50.0), "o1@0.2": _pt(0.50, 40.0), "sar@0.5": _pt(0.6, 65.0)}
+    assert [a for _, a in F.family(pts, "o1")] == ["grpo", "o1@0.1", "o1@0.2"]
+    f = F.interpolate(pts, "o1", 60.0)  # halfway between GRPO (70) and o1@0.1 (50)
+    assert f["accuracy"] == pytest.approx(0.59) and f["terms"] == [(pytest.approx(0.5), "grpo"), (pytest.approx(0.5), "o1@0.1")]
+    assert F.interpolate(pts, "o1", 42.5)["accuracy"] == pytest.approx(0.52)
+    assert F.interpolate(pts, "o1", 80.0) is None and F.interpolate(pts, "o1", 30.0) is None  # no extrapolation
+    # lengths not monotone in the weight: two segments bracket 55; the penalty's better one counts
+    pts2 = {"grpo": _pt(0.6, 70.0), "o1@0.1": _pt(0.4, 50.0), "o1@0.2": _pt(0.7, 60.0)}
+    assert F.interpolate(pts2, "o1", 55.0)["accuracy"] == pytest.approx(0.55)  # (0.4 + 0.7) / 2 beats 0.5
+
+
+def test_frontier_comparison_is_a_contrast_of_the_runs(F):
+    # one problem, two seeds per arm: accuracies chosen so the contrast is hand-computable
+    runs = {"grpo": {"g0": [{"id": "p", "correct": True, "length": 70, "style": "padded", "truncated": False}],
+                     "g1": [{"id": "p", "correct": False, "length": 70, "style": "padded", "truncated": False}]},
+            "o1@0.1": {"o0": [{"id": "p", "correct": False, "length": 50, "style": "concise", "truncated": False}],
+                       "o1": [{"id": "p", "correct": False, "length": 50, "style": "concise", "truncated": False}]},
+            "sar@0.5": {"s0": [{"id": "p", "correct": True, "length": 60, "style": "concise", "truncated": False}],
+                        "s1": [{"id": "p", "correct": True, "length": 60, "style": "concise", "truncated": False}]}}
+    pts = {a: F.point(r) for a, r in runs.items()}
+    assert pts["grpo"]["accuracy"]["mean"] == pytest.approx(0.5) and pts["sar@0.5"]["length"] == 60
+    (row,) = F.frontier_comparisons(pts, runs)
+    # O1's frontier at 60 tokens: 0.5 * GRPO (0.5) + 0.5 * o1@0.1 (0.0) = 0.25; SA-GRPO 1.0 -> +0.75
+    assert row["comparable"] and row["difference"]["mean"] == pytest.approx(0.75)
+    # seed part: only GRPO varies (seed means 1, 0: var 0.5), weight 0.5 -> 0.25 * 0.5 / 2; df 1
+    assert row["difference"]["se_seeds"] == pytest.approx(math.sqrt(0.0625)) and row["difference"]["df_seeds"] == pytest.approx(1)
+    (h1,) = F.h1_rows(pts, runs)
+    assert h1["length_ratio"] == pytest.approx(60 / 70) and not h1["held"]  # 0.857 > 0.8
+
+
+def test_a_folder_keeps_its_design(F, tmp_path):
+    F.fixed_design(tmp_path, "smoke")
+    (tmp_path / "design.json").write_text(json.dumps({**F.DESIGNS["smoke"], "name": "smoke", "steps": 99}))
+    with pytest.raises(SystemExit, match="other settings \\(steps differ\\)"):
+        F.fixed_design(tmp_path, "smoke")
+
+
+def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path):
+    root = tmp_path / "run"
+    assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
+    res = json.loads((root / "results.json").read_text())
+    budgets = res["warm_starts"]["0"]
+    assert set(budgets) == {"2", "4"} and set(budgets["4"]) == {"greedy", "sampled"}
+    pts = budgets["4"]["sampled"]["points"]
+    assert set(pts) == {"sft", "grpo", "sar@0.5", "o1@0.1"} and all(p["runs"] for p in pts.values())
+    assert (root / "frontier_sft0_sampled.png").exists() and (root / "curves.png").exists()
+    # a rerun reuses everything; the exported copy (design, samples, metrics) recomputes the same numbers
+    assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
+    F.main(["export", str(root), str(tmp_path / "copy")])
+    assert not (tmp_path / "copy" / "runs").exists()
+    F.main(["analyze", str(tmp_path / "copy")])
+    again = json.loads((tmp_path / "copy" / "results.json").read_text())
+    assert again["warm_starts"] == res["warm_starts"]
