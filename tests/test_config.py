@@ -95,3 +95,29 @@ def test_unknown_keys_suggest_the_closest():
     # a setting verl has and sarl does not: refused without a misleading suggestion
     with pytest.raises(ConfigError, match=r"use_dynamic_bsz: a verl key sarl does not map; see"):
         load_config(None, ["actor_rollout_ref.actor.use_dynamic_bsz=True"])
+
+
+def test_policy_loss_keys_and_verls_loss_mode():
+    cfg = load_config(None, [])
+    assert (cfg.actor.policy_loss, cfg.actor.mask_truncated) == ("vanilla", False)
+    assert (cfg.actor.sapo_temperature_pos, cfg.actor.sapo_temperature_neg) == (1.0, 1.05)  # TRL's defaults
+    verl = "actor_rollout_ref.actor."
+    cfg, notes = load_config_with_notes(None, [f"{verl}policy_loss.loss_mode=sapo", f"{verl}tau_pos=1.5",
+                                               f"{verl}tau_neg=2.5"])
+    assert (cfg.actor.policy_loss, cfg.actor.sapo_temperature_pos, cfg.actor.sapo_temperature_neg) == ("sapo", 1.5, 2.5)
+    assert notes == [(f"{verl}policy_loss.loss_mode=sapo: verl (and TRL) aggregate SAPO's policy term as "
+                      "seq-mean-token-mean whatever loss_agg_mode says; sarl uses actor.loss_agg_mode (set it to "
+                      "seq-mean-token-mean)")]
+    cfg, notes = load_config_with_notes(None, [f"{verl}policy_loss.loss_mode=gspo"])
+    assert cfg.actor.policy_loss == "gspo" and "set actor.clip_ratio_c=null for verl's" in notes[0]
+    assert load_config_with_notes(None, [f"{verl}policy_loss.loss_mode=vanilla"])[1] == []
+    with pytest.raises(ConfigError, match=rf"{verl}policy_loss.loss_mode: verl's cispo clips the importance weight "
+                                          r"to \[1 - clip_ratio_low, 1 \+ clip_ratio_high\]; sarl's is TRL's"):
+        load_config(None, [f"{verl}policy_loss.loss_mode=cispo"])
+    with pytest.raises(ConfigError, match=r"actor.policy_loss: 'clip_cov' is not allowed.*choose one of: vanilla, "
+                                          r"gspo, cispo, sapo"):
+        load_config(None, [f"{verl}policy_loss.loss_mode=clip_cov"])  # verl's other losses: not in sarl
+    with pytest.raises(ConfigError, match=r"actor.sapo_temperature_neg: must be > 0"):
+        load_config(None, ["actor.sapo_temperature_neg=0"])
+    with pytest.raises(ConfigError, match=r"actor.mask_truncated: expected true or false"):
+        load_config(None, ["actor.mask_truncated=maybe"])

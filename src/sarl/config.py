@@ -145,6 +145,20 @@ class ActorConfig(Settings):
     clip_ratio_high: float = setting(0.2, "PPO clip: ratio <= 1 + clip_ratio_high (larger = clip-higher, DAPO).",
                                      check=non_negative)
     clip_ratio_c: float | None = setting(3.0, "Dual-clip constant for negative advantages (None disables).")
+    policy_loss: str = setting(
+        "vanilla", "Policy loss (verl's actor.policy_loss.loss_mode; sarl.algos.policy_losses). vanilla: PPO's "
+        "clipped ratio (clip_ratio_low/high, dual clip clip_ratio_c); gspo: the same clip of the sequence-level "
+        "ratio exp(mean log-ratio over the response), GSPO (TRL importance_sampling_level=sequence); cispo: "
+        "-sg(min(r, 1 + clip_ratio_high)) A log pi, CISPO (TRL loss_type=cispo, epsilon_high = 1 + "
+        "clip_ratio_high); sapo: -A (4/tau) sigmoid(tau (r - 1)), SAPO's soft clip (TRL loss_type=sapo).",
+        choices=names_in("sarl.algos", "POLICY_LOSSES"))
+    sapo_temperature_pos: float = setting(1.0, "SAPO gate temperature tau for tokens with A > 0 (policy_loss=sapo; "
+                                               "TRL's default).", check=positive)
+    sapo_temperature_neg: float = setting(1.05, "SAPO gate temperature tau for tokens with A <= 0 (policy_loss=sapo; "
+                                                "TRL's default).", check=positive)
+    mask_truncated: bool = setting(False, "Responses cut at data.max_response_length without a stop token add no "
+                                          "actor loss (policy, KL, entropy terms), and no tokens to its normaliser "
+                                          "(DAPO's overlong filtering; TRL mask_truncated_completions).")
     loss_agg_mode: str = setting("token-mean", "Loss aggregation (seq-mean-token-sum-norm = Dr.GRPO).",
                                  choices=names_in("sarl.algos", "LOSS_AGG_MODES"))
     ppo_epochs: int = setting(1, "Passes over each step's rollouts.", check=positive)
@@ -253,7 +267,7 @@ class TrainConfig(Settings):
 
     def validate(self) -> None:
         """Checks across sections; raises :class:`ConfigError` naming the key and the fix."""
-        from sarl.algos import ADV_ESTIMATORS, estimator_kwargs, estimator_needs
+        from sarl.algos import ADV_ESTIMATORS, estimator_kwargs, estimator_needs, policy_loss_kwargs
 
         a, ac, r, t = self.algorithm, self.actor, self.rollout, self.trainer
         name = ADV_ESTIMATORS.canonical(a.adv_estimator)
@@ -262,6 +276,11 @@ class TrainConfig(Settings):
         except AttributeError as exc:  # a registration naming a field that TrainConfig does not have
             raise ConfigError(f"algorithm.adv_estimator: {name} declares an option this config cannot feed ({exc})") from None
         needs = estimator_needs(name, self)
+        try:
+            policy_loss_kwargs(ac.policy_loss, self)
+        except AttributeError as exc:  # a registration naming a field that TrainConfig does not have
+            raise ConfigError(f"actor.policy_loss: {ac.policy_loss} declares an option this config cannot feed "
+                              f"({exc})") from None
         if "groups" in needs and r.n < 2:
             raise ConfigError(f"rollout.n: {name} compares rollouts of the same prompt and needs n >= 2, got {r.n}")
         rollouts = t.prompts_per_step * r.n

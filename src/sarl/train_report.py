@@ -26,7 +26,8 @@ GROUPS = [
 NOT_PLOTTED = ("step", "progress", "reward/alpha", "time/")
 SETTING_KEYS = ("model.name", "data.train", "algorithm.adv_estimator", "algorithm.advantage_weighting_in_grpo",
                 "algorithm.reward_aggregation",
-                "rewards.weights", "rewards.schedule.type", "actor.lr", "actor.loss_agg_mode", "actor.use_kl_loss",
+                "rewards.weights", "rewards.schedule.type", "actor.lr", "actor.policy_loss", "actor.loss_agg_mode",
+                "actor.mask_truncated", "actor.use_kl_loss",
                 "actor.kl_loss_coef", "actor.kl_loss_type", "rollout.n", "rollout.temperature",
                 "trainer.prompts_per_step", "trainer.total_steps", "data.max_response_length", "trainer.seed")
 

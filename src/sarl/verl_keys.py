@@ -17,8 +17,10 @@ documentation; ``docs/REFERENCE.md`` shows them too):
 - anything else under verl's own sections (``actor_rollout_ref.``, ``trainer.`` keys sarl does not know)
   is refused with the reason (and the closest key sarl maps or ignores, for a typo): a setting that
   would change the run must not be dropped silently.
-- :data:`REFUSED`: verl settings sarl has no equivalent of with verl's meaning (verl 0.9's GDPO), refused
-  with the difference and sarl's nearest setting.
+- :data:`REFUSED`: verl settings sarl has no equivalent of with verl's meaning (verl 0.9's GDPO, verl's
+  cispo), refused with the difference and sarl's nearest setting.
+- :data:`VALUE_NOTES`: verl values translated with a difference that one more sarl setting removes
+  (verl's gspo has no dual clip; its sapo ignores ``loss_agg_mode``); the note says which setting.
 
 :func:`sarl.config.load_config` translates (once); ``load_config_with_notes`` also returns the notes.
 
@@ -56,6 +58,9 @@ RENAMED: dict[str, str] = {
     _A + "clip_ratio_low": "actor.clip_ratio_low",
     _A + "clip_ratio_high": "actor.clip_ratio_high",
     _A + "clip_ratio_c": "actor.clip_ratio_c",
+    _A + "policy_loss.loss_mode": "actor.policy_loss",  # vanilla, gspo, sapo (notes below); cispo refused
+    _A + "tau_pos": "actor.sapo_temperature_pos",
+    _A + "tau_neg": "actor.sapo_temperature_neg",
     _A + "use_kl_loss": "actor.use_kl_loss",
     _A + "kl_loss_coef": "actor.kl_loss_coef",
     _A + "kl_loss_type": "actor.kl_loss_type",
@@ -110,8 +115,21 @@ _GDPO = ("verl 0.9's GDPO (algorithm.adv_estimator=gdpo with algorithm.gdpo_rewa
          "(verl's masked_whiten: a length-weighted mean and variance), not per sequence; sarl has GDPO as TRL "
          "computes it (per sequence, eps 1e-4, weights rewards.weights): algorithm.adv_estimator=grpo "
          "algorithm.reward_aggregation=normalize_then_sum algorithm.norm_adv_by_std_in_grpo=true")
-REFUSED: dict[str, str] = {"algorithm.adv_estimator=gdpo": _GDPO, "algorithm.gdpo_reward_keys": _GDPO,
-                           "algorithm.gdpo_reward_weights": _GDPO}
+_LOSS_MODE = _A + "policy_loss.loss_mode"
+REFUSED: dict[str, str] = {
+    "algorithm.adv_estimator=gdpo": _GDPO, "algorithm.gdpo_reward_keys": _GDPO,
+    "algorithm.gdpo_reward_weights": _GDPO,
+    _LOSS_MODE + "=cispo": "verl's cispo clips the importance weight to [1 - clip_ratio_low, 1 + clip_ratio_high]; "
+                           "sarl's is TRL's (loss_type=cispo), capped from above only, at 1 + clip_ratio_high: "
+                           "actor.policy_loss=cispo",
+}
+# verl values sarl translates with a difference that one more sarl setting removes: a note says which.
+VALUE_NOTES: dict[str, str] = {
+    _LOSS_MODE + "=gspo": "verl's gspo has no dual clip; sarl's (as TRL's delta) caps a token's loss at "
+                          "-A actor.clip_ratio_c where A < 0 (set actor.clip_ratio_c=null for verl's)",
+    _LOSS_MODE + "=sapo": "verl (and TRL) aggregate SAPO's policy term as seq-mean-token-mean whatever "
+                          "loss_agg_mode says; sarl uses actor.loss_agg_mode (set it to seq-mean-token-mean)",
+}
 
 
 def _ignored(key: str) -> str | None:
@@ -190,6 +208,9 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
             out += [f"actor.clip_ratio_low={raw}", f"actor.clip_ratio_high={raw}"]
         else:
             out.append(f"{RENAMED[key]}={raw}")
+        note = VALUE_NOTES.get(f"{key}={value}")
+        if note is not None:
+            notes.append(f"{key}={value}: {note}")
     if (types is None) != (factors is None):
         raise ConfigError("trainer.reward_types and trainer.reward_factors go together (names and their weights)")
     if types is not None:

@@ -54,6 +54,25 @@ NEEDS = frozenset({"groups", "values", "reward_components"})
 REWARD_AGGREGATIONS = ("sum_then_normalize", "normalize_then_sum")
 
 
+def declared_options(what: str, entry: Callable[..., Any],
+                     options: Mapping[str, str] | None) -> dict[str, str]:
+    """``options`` (keyword option -> the config field that feeds it, ``'section.field'``) checked against
+    ``entry``'s signature, as a dict; ``what`` names the registry entry in the errors. Shared by the
+    registries whose entries read options off a config (advantage estimators, policy losses)."""
+    if not isinstance(options or {}, Mapping):
+        raise TypeError(f"{what}: options must map each keyword option to the config field that feeds it, "
+                        f"e.g. {{'gamma': 'algorithm.gamma'}}; got {options!r}")
+    options = dict(options or {})
+    params = inspect.signature(entry).parameters
+    for kw, path in options.items():
+        if kw not in params:
+            raise ValueError(f"{what}: option {kw!r} is not a keyword of {getattr(entry, '__name__', entry)}")
+        if not isinstance(path, str) or "." not in path:
+            raise ValueError(f"{what}: option {kw!r} must name a config field as 'section.field', "
+                             f"got {path!r}")
+    return options
+
+
 class EstimatorRegistry(Registry):
     """:class:`~sarl.registry.Registry` of advantage estimators: every entry declares ``needs``,
     ``options`` (keyword -> config field), ``needs_with``, ``batch_wide`` and ``batch_wide_with`` (see the
@@ -67,16 +86,7 @@ class EstimatorRegistry(Registry):
         bad = sorted(set(needs) - NEEDS)
         if bad:
             raise ValueError(f"{what}: unknown needs {bad}; expected a subset of {sorted(NEEDS)}")
-        if not isinstance(options or {}, Mapping):
-            raise TypeError(f"{what}: options must map each keyword option to the config field that feeds it, "
-                             f"e.g. {{'gamma': 'algorithm.gamma'}}; got {options!r}")
-        options = dict(options or {})
-        params = inspect.signature(entry).parameters
-        for kw, path in options.items():
-            if kw not in params:
-                raise ValueError(f"{what}: option {kw!r} is not a keyword of {getattr(entry, '__name__', entry)}")
-            if not isinstance(path, str) or "." not in path:
-                raise ValueError(f"{what}: option {kw!r} must name a config field as 'section.field', got {path!r}")
+        options = declared_options(what, entry, options)
         return super().add(name, entry, aliases=aliases, needs=frozenset(needs), options=options,
                            needs_with=needs_with, batch_wide=bool(batch_wide),
                            batch_wide_with=batch_wide_with)

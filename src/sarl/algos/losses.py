@@ -1,4 +1,5 @@
-"""PPO policy and value losses, KL estimators and loss aggregation (verl ``core_algos`` semantics).
+"""The PPO value loss, KL estimators and loss aggregation (verl ``core_algos`` semantics); the policy
+losses are in :mod:`sarl.algos.policy_losses`.
 
 Shapes: ``B`` sequences, ``T`` response positions; ``mask [B, T]`` is 1.0 on valid response tokens.
 
@@ -85,8 +86,10 @@ def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "toke
     the number of micro-batches (gradient accumulation), which equals dividing by ``N_seq`` only when a
     micro-batch holds one sequence; otherwise verl's loss is ours times the micro-batch size, i.e. it
     depends on how the mini-batch is split. We define it as Dr.GRPO does (``1/G`` over sequences, a
-    constant ``L`` instead of ``1/|o_i|``) so that splitting never changes the gradient; the constant
-    factor versus verl is a learning-rate rescale. Pass ``norm_length`` = the max response length so
+    constant ``L`` instead of ``1/|o_i|``) so that splitting never changes the gradient. The constant
+    factor versus verl is not a learning-rate rescale under AdamW: Adam's update ignores a constant
+    gradient factor except through the gradient-norm clip (the same threshold meets a scaled gradient)
+    and eps. Pass ``norm_length`` = the max response length so
     ``L`` does not depend on how much the batch was padded.
 
     For gradient accumulation pass the mini-batch totals (:func:`loss_normalizers`) to each micro-batch:
@@ -99,53 +102,7 @@ def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "toke
     return fn(loss_mat, mask, norm_length, global_tokens, global_seqs)
 
 
-# ------------------------------------------------------------------------------------------ PPO losses
-
-
-def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                clip_low: float = 0.2, clip_high: float = 0.2, clip_ratio_c: float | None = 3.0,
-                loss_agg_mode: str = "token-mean", norm_length: int | None = None, *,
-                global_tokens: Number | None = None, global_seqs: Number | None = None
-                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """verl's clipped PPO objective (``compute_policy_loss``) with clip-higher and dual clip.
-
-    All inputs ``[B, T]``; per token::
-
-        log_ratio = clamp(logp - old_logp, -20, 20);   ratio = exp(log_ratio)
-        L1 = -A * ratio
-        L2 = -A * clamp(ratio, 1 - clip_low, 1 + clip_high)        (clip-higher: clip_high > clip_low)
-        Lc = max(L1, L2)
-        L  = min(-A * clip_ratio_c, Lc)  if A < 0  else  Lc         (dual clip; clip_ratio_c=None: L = Lc)
-
-    Returns ``(aggregate_loss(L, mask, loss_agg_mode, norm_length, global_*), metrics)``; the metrics
-    are detached 0-d tensors, masked means over this batch: ``clipfrac`` = fraction with L2 > L1,
-    ``approx_kl`` = mean of ``-log_ratio`` (verl's ``ppo_kl``), ``clipfrac_lower`` = fraction with
-    A < 0 and Lc > -A * clip_ratio_c (the dual clip active; 0 when disabled).
-    """
-    if clip_ratio_c is not None and clip_ratio_c <= 1.0:
-        raise ValueError(f"clip_ratio_c must be > 1 (or None to disable the dual clip), got {clip_ratio_c}")
-    for name, x in (("old_logp", old_logp), ("advantages", advantages), ("mask", mask)):
-        if x.shape != logp.shape:
-            raise ValueError(f"{name} must be [B, T] = {tuple(logp.shape)}, got {tuple(x.shape)}")
-    log_ratio = torch.clamp(logp - old_logp, min=-20.0, max=20.0)
-    ratio = torch.exp(log_ratio)
-    l1 = -advantages * ratio
-    l2 = -advantages * torch.clamp(ratio, 1.0 - clip_low, 1.0 + clip_high)
-    lc = torch.maximum(l1, l2)
-    clipfrac = masked_mean(torch.gt(l2, l1).to(logp.dtype), mask)
-    if clip_ratio_c is None:
-        losses = lc
-        clipfrac_lower = torch.zeros((), dtype=logp.dtype, device=logp.device)
-    else:
-        l3 = -advantages * clip_ratio_c
-        negative = advantages < 0
-        losses = torch.where(negative, torch.minimum(l3, lc), lc)
-        clipfrac_lower = masked_mean((torch.gt(lc, l3) & negative).to(logp.dtype), mask)
-    loss = aggregate_loss(losses, mask, loss_agg_mode, norm_length, global_tokens=global_tokens,
-                          global_seqs=global_seqs)
-    metrics = {"clipfrac": clipfrac.detach(), "approx_kl": masked_mean(-log_ratio, mask).detach(),
-               "clipfrac_lower": clipfrac_lower.detach()}
-    return loss, metrics
+# ------------------------------------------------------------------------------------------ value loss
 
 
 def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,

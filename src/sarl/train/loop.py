@@ -42,11 +42,16 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
 9. ``update_actor``: ``ppo_epochs`` passes; mini-batches of ``actor.mini_batch_size`` sequences, each
    one AdamW step (grad-norm clip ``grad_clip``; a non-finite norm skips the step); micro-batches of
    ``micro_batch_size`` accumulate gradients with the mini-batch's global normaliser, so the gradient
-   equals one big batch's (:func:`sarl.train.update.accumulate_update`, shared with the critic). Loss per token: clipped ratio objective
-   max(−A r, −A clip(r, 1 − clip_ratio_low, 1 + clip_ratio_high)) (dual clip at clip_ratio_c for A < 0),
-   r = exp(log π − log π_old); plus ``kl_loss_coef`` · KL_t(π ‖ π_ref) (``kl_loss_type``, default k3)
-   if ``use_kl_loss``; minus ``entropy_coeff`` · H_t. Aggregated by ``actor.loss_agg_mode``
-   (``seq-mean-token-sum-norm`` divides by ``data.max_response_length``, Dr.GRPO).
+   equals one big batch's (:func:`sarl.train.update.accumulate_update`, shared with the critic). Loss per
+   token, with r = exp(log π − log π_old): ``actor.policy_loss`` (:mod:`sarl.algos.policy_losses`), by
+   default ``vanilla``, the clipped ratio objective max(−A r, −A clip(r, 1 − clip_ratio_low,
+   1 + clip_ratio_high)) (dual clip at clip_ratio_c for A < 0); ``gspo`` clips the sequence ratio
+   exp(mean_t log r) instead, ``cispo`` is −sg(min(r, 1 + clip_ratio_high)) A log π, ``sapo`` is
+   −A (4/τ) σ(τ (r − 1)); plus ``kl_loss_coef`` · KL_t(π ‖ π_ref) (``kl_loss_type``, default k3) if
+   ``use_kl_loss``; minus ``entropy_coeff`` · H_t. Aggregated by ``actor.loss_agg_mode``
+   (``seq-mean-token-sum-norm`` divides by ``data.max_response_length``, Dr.GRPO) over the response
+   tokens, less the truncated responses' (cut at the length limit without a stop token) with
+   ``actor.mask_truncated``.
 10. ``validate`` (greedy, correctness only, on ``data.val``) and ``checkpoint``.
 
 Logged with each step besides the losses: each reward's share of the group-centred advantage, the

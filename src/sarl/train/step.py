@@ -187,15 +187,30 @@ def update_critic(run: Run, batch: RolloutBatch, mask, vals, returns) -> UpdateS
     return _update(run, run.critic, run.copt, run.csched, mask, cfg.critic.grad_clip, micro_loss)
 
 
+def loss_mask(batch: RolloutBatch, mask: torch.Tensor, mask_truncated: bool) -> torch.Tensor:
+    """The actor loss's mask ``[N, T]``: ``mask``, with the rows of truncated responses (cut at the length
+    limit without a stop token) set to 0 when ``mask_truncated`` (TRL's ``mask_truncated_completions``)."""
+    if not mask_truncated:
+        return mask
+    if batch.truncated is None:
+        raise ValueError("actor.mask_truncated: this rollout batch does not say which responses were truncated")
+    keep = 1.0 - torch.tensor(batch.truncated, dtype=mask.dtype, device=mask.device)
+    return mask * keep[:, None]
+
+
 def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None, ref: AnswerLogprobs | None,
                  adv) -> tuple[UpdateStats, AnswerLogprobs]:
-    """Clipped policy loss, + KL loss, − entropy bonus, per micro-batch. Returns the update's statistics
-    and log π_old as the loss used it: ``old`` itself, or, when it is ``None`` (on-policy, the update
-    supplies it), each row's log π and entropy from its one forward here, before the only optimizer step."""
-    from sarl.algos import aggregate_loss, kl_penalty, policy_loss
+    """``actor.policy_loss`` (:mod:`sarl.algos.policy_losses`), + KL loss, − entropy bonus, per micro-batch,
+    over the loss mask (:func:`loss_mask`: truncated responses left out with ``actor.mask_truncated``).
+    Returns the update's statistics and log π_old as the loss used it: ``old`` itself, or, when it is
+    ``None`` (on-policy, the update supplies it), each row's log π and entropy from its one forward here,
+    before the only optimizer step."""
+    from sarl.algos import aggregate_loss, kl_penalty, policy_loss, policy_loss_kwargs
 
     cfg, ac = run.cfg, run.cfg.actor
     agg = {"loss_agg_mode": ac.loss_agg_mode, "norm_length": cfg.data.max_response_length}
+    pl = {"loss": ac.policy_loss, **policy_loss_kwargs(ac.policy_loss, cfg)}
+    lmask = loss_mask(batch, mask, ac.mask_truncated)
     on_policy = old is None
     want = ("entropy",) if ac.entropy_coeff or on_policy else ()
     if on_policy:  # filled row by row below: π_old = π, ratio 1, gradient -A ∇log π
@@ -205,24 +220,23 @@ def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None
         ctx, resp = batch.rows(rows)
         new = run.logprobs(run.policy, ctx, resp, stats=want, grad=True)
         T = new.mask.shape[1]
+        m = new.mask * lmask[rows, :T]
         if on_policy:
             old.logp[rows, :T] = new.logp.detach()
             old.stats["entropy"][rows, :T] = new.stats["entropy"].detach()
-        loss, pm = policy_loss(new.logp, old.logp[rows, :T], adv[rows, :T], new.mask,
-                               clip_low=ac.clip_ratio_low, clip_high=ac.clip_ratio_high,
-                               clip_ratio_c=ac.clip_ratio_c, **norm, **agg)
+        loss, pm = policy_loss(new.logp, old.logp[rows, :T], adv[rows, :T], m, **pl, **norm, **agg)
         parts = {"pg_loss": float(loss.detach())}
         if ac.use_kl_loss:
-            kl_loss = aggregate_loss(kl_penalty(new.logp, ref.logp[rows, :T], ac.kl_loss_type), new.mask,
+            kl_loss = aggregate_loss(kl_penalty(new.logp, ref.logp[rows, :T], ac.kl_loss_type), m,
                                      ac.loss_agg_mode, cfg.data.max_response_length, **norm)
             loss = loss + ac.kl_loss_coef * kl_loss
             parts["kl_loss"] = float(kl_loss.detach())
         if ac.entropy_coeff:
-            loss = loss - ac.entropy_coeff * aggregate_loss(new.stats["entropy"], new.mask, ac.loss_agg_mode,
+            loss = loss - ac.entropy_coeff * aggregate_loss(new.stats["entropy"], m, ac.loss_agg_mode,
                                                             cfg.data.max_response_length, **norm)
         return loss, parts, {"clipfrac": float(pm["clipfrac"])}
 
-    return _update(run, run.policy, run.opt, run.sched, mask, ac.grad_clip, micro_loss), old
+    return _update(run, run.policy, run.opt, run.sched, lmask, ac.grad_clip, micro_loss), old
 
 
 def _mean(t: torch.Tensor | None) -> float | None:

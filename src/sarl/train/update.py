@@ -95,6 +95,8 @@ def accumulate_update(model: torch.nn.Module, optimizer: torch.optim.Optimizer, 
             norm = {"global_tokens": float(norm["global_tokens"]), "global_seqs": float(norm["global_seqs"])}
             if dist is not None:
                 norm = dist.sum_values(norm)
+            # no valid token (every response masked out, actor.mask_truncated): loss 0, not 0/0 (TRL's clamp)
+            norm["global_tokens"] = max(norm["global_tokens"], 1.0)
             optimizer.zero_grad(set_to_none=True)
             finite = True
             for m0 in range(0, len(idx), micro_batch):

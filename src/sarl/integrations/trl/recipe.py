@@ -80,16 +80,20 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("actor.lr_schedule", "lr_scheduler_type", "constant: `constant_with_warmup`; cosine: `cosine`"),
     Mapped("actor.grad_clip", "max_grad_norm", "same value"),
     Mapped("actor.clip_ratio_low", "epsilon", "same value"),
-    Mapped("actor.clip_ratio_high", "epsilon_high", "same value"),
-    Mapped("actor.clip_ratio_c", "delta", "same value: TRL's two-sided clip caps the ratio at delta, which equals verl's dual clip when delta > 1 + epsilon_high (smaller values are refused)"),
-    Mapped("actor.loss_agg_mode", "loss_type", "seq-mean-token-sum-norm: `dr_grpo`; token-mean: `dapo`; seq-mean-token-mean: `grpo`; others refused"),
+    Mapped("actor.clip_ratio_high", "epsilon_high", "same value; with policy_loss cispo `1 + clip_ratio_high` (TRL's cispo caps the weight at epsilon_high itself)"),
+    Mapped("actor.clip_ratio_c", "delta", "same value (policy_loss vanilla, gspo; else unused): TRL's two-sided clip caps the ratio at delta, which equals verl's dual clip when delta > 1 + epsilon_high (smaller values are refused)"),
+    Mapped("actor.policy_loss", "importance_sampling_level, loss_type", "vanilla: `\"token\"`, loss_type from loss_agg_mode; gspo: `\"sequence\"`, loss_type from loss_agg_mode; cispo: `loss_type=\"cispo\"` (needs loss_agg_mode token-mean); sapo: `loss_type=\"sapo\"` (needs loss_agg_mode seq-mean-token-mean); others refused"),
+    Mapped("actor.sapo_temperature_pos", "sapo_temperature_pos", "same value"),
+    Mapped("actor.sapo_temperature_neg", "sapo_temperature_neg", "same value"),
+    Mapped("actor.mask_truncated", "mask_truncated_completions", "same value"),
+    Mapped("actor.loss_agg_mode", "loss_type", "policy_loss vanilla or gspo: seq-mean-token-sum-norm: `dr_grpo`; token-mean: `dapo`; seq-mean-token-mean: `grpo`; others refused (cispo and sapo: see actor.policy_loss)"),
     Mapped("actor.ppo_epochs", "num_iterations", "same value"),
     Mapped("actor.mini_batch_size", "gradient_accumulation_steps, max_steps", "see the batch arithmetic above"),
     Mapped("actor.micro_batch_size", "per_device_train_batch_size", "same value (sequences per forward and process)"),
     Mapped("actor.max_tokens_per_forward", "(SarlReward max_batch_tokens)", "the token budget of SAR's passes; TRL's own forwards follow per_device_train_batch_size"),
     Mapped("actor.use_kl_loss", "beta", "false: `beta=0`"),
     Mapped("actor.kl_loss_coef", "beta", "same value when use_kl_loss"),
-    Mapped("actor.kl_loss_type", "(k3)", "TRL's KL loss is k3 (low_var_kl); others refused when use_kl_loss"),
+    Mapped("actor.kl_loss_type", "(k3), use_bias_correction_kl", "TRL's KL loss is k3 (low_var_kl); others refused when use_kl_loss; `use_bias_correction_kl=False`: TRL 1.16 weights its KL by the importance ratio by default, sarl's (verl's) KL loss is plain k3"),
     Mapped("actor.entropy_coeff", "entropy_coef", "0: off; non-zero only with loss_agg_mode token-mean (TRL averages the entropy over tokens)"),
     Mapped("actor.trainable", "(refused when set)", "TRL trains every parameter it is given: " + NATIVE),
     Mapped("critic.lr", "(none)", "PPO only (refused)"),
@@ -115,6 +119,23 @@ KEY_MAP: tuple[Mapped, ...] = (
 )
 
 LOSS_TYPES = {"seq-mean-token-sum-norm": "dr_grpo", "token-mean": "dapo", "seq-mean-token-mean": "grpo"}
+
+
+@dataclass(frozen=True)
+class TrlLoss:
+    """How a sarl policy loss is TRL's: its ``importance_sampling_level``, and the ``loss_type`` that
+    fixes both the loss and its aggregation (``None``: the loss is TRL's clip, its ``loss_type`` follows
+    ``actor.loss_agg_mode`` through :data:`LOSS_TYPES`) with the ``loss_agg_mode`` that aggregation is."""
+
+    level: str = "token"
+    loss_type: str | None = None
+    loss_agg_mode: str | None = None
+
+
+# sarl.algos.POLICY_LOSSES -> TRL 1.16 (GRPOTrainer._compute_loss); a loss missing here is refused
+TRL_POLICY_LOSSES = {"vanilla": TrlLoss(), "gspo": TrlLoss(level="sequence"),
+                     "cispo": TrlLoss(loss_type="cispo", loss_agg_mode="token-mean"),
+                     "sapo": TrlLoss(loss_type="sapo", loss_agg_mode="seq-mean-token-mean")}
 REPORTERS = ("tensorboard", "wandb", "mlflow", "trackio")
 
 
@@ -156,9 +177,7 @@ def check_trl_can_run(cfg: TrainConfig) -> None:
                 "by w alpha(x)); use a constant schedule, or algorithm.reward_aggregation=sum_then_normalize")
     if ac.use_kl_loss and ac.kl_loss_type not in ("k3", "low_var_kl"):
         _refuse("actor.kl_loss_type", f"TRL's KL loss is k3; got {ac.kl_loss_type!r}")
-    if ac.loss_agg_mode not in LOSS_TYPES:
-        _refuse("actor.loss_agg_mode", f"TRL has no loss_type for {ac.loss_agg_mode!r} (mapped: "
-                f"{', '.join(f'{k} -> {v}' for k, v in LOSS_TYPES.items())})")
+    _check_policy_loss(cfg)
     if ac.entropy_coeff and ac.loss_agg_mode != "token-mean":
         _refuse("actor.entropy_coeff", "TRL averages the entropy bonus over tokens, which equals sarl's only under "
                 "actor.loss_agg_mode=token-mean")
@@ -167,9 +186,51 @@ def check_trl_can_run(cfg: TrainConfig) -> None:
     if t.strategy == "fsdp":
         _refuse("trainer.strategy", "TRL shards with accelerate's FSDP, chosen at launch (accelerate launch --use_fsdp, "
                 "docs/TRL.md), not by the recipe")
-    if ac.clip_ratio_c is not None and ac.clip_ratio_c <= 1 + ac.clip_ratio_high:
+    dual = _reads_clip_ratio_c(ac.policy_loss) and ac.clip_ratio_c is not None
+    if dual and ac.clip_ratio_c <= 1 + ac.clip_ratio_high:
         _refuse("actor.clip_ratio_c", f"TRL's delta equals the dual clip only above 1 + clip_ratio_high = "
                 f"{1 + ac.clip_ratio_high}; got {ac.clip_ratio_c}")
+
+
+def _reads_clip_ratio_c(loss: str) -> bool:
+    from sarl.algos import POLICY_LOSSES
+
+    return "actor.clip_ratio_c" in POLICY_LOSSES.meta(loss)["options"].values()
+
+
+def _check_policy_loss(cfg: TrainConfig) -> None:
+    """Refuse a policy loss TRL lacks, and a loss_agg_mode that TRL's loss_type for it does not aggregate by."""
+    from sarl.algos import POLICY_LOSSES
+
+    ac = cfg.actor
+    name = POLICY_LOSSES.canonical(ac.policy_loss)
+    trl = TRL_POLICY_LOSSES.get(name)
+    if trl is None:
+        _refuse("actor.policy_loss", f"TRL's GRPOTrainer has no {name!r} policy loss (mapped: "
+                f"{', '.join(TRL_POLICY_LOSSES)})")
+    if trl.loss_type is not None and ac.loss_agg_mode != trl.loss_agg_mode:
+        _refuse("actor.loss_agg_mode", f"TRL's loss_type={trl.loss_type!r} (actor.policy_loss={name}) aggregates as "
+                f"{trl.loss_agg_mode}; got {ac.loss_agg_mode!r} (set actor.loss_agg_mode={trl.loss_agg_mode})")
+    if trl.loss_type is None and ac.loss_agg_mode not in LOSS_TYPES:
+        _refuse("actor.loss_agg_mode", f"TRL has no loss_type for {ac.loss_agg_mode!r} (mapped: "
+                f"{', '.join(f'{k} -> {v}' for k, v in LOSS_TYPES.items())})")
+
+
+def _loss_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The GRPOConfig fields of the policy loss: loss_type, importance_sampling_level, epsilon, epsilon_high,
+    delta, the SAPO temperatures and mask_truncated_completions."""
+    from sarl.algos import POLICY_LOSSES
+
+    ac = cfg.actor
+    name = POLICY_LOSSES.canonical(ac.policy_loss)
+    trl = TRL_POLICY_LOSSES[name]
+    return {"loss_type": trl.loss_type or LOSS_TYPES[ac.loss_agg_mode], "importance_sampling_level": trl.level,
+            "epsilon": ac.clip_ratio_low,
+            # TRL's cispo caps the weight at epsilon_high itself; sarl's at 1 + clip_ratio_high
+            "epsilon_high": 1.0 + ac.clip_ratio_high if trl.loss_type == "cispo" else ac.clip_ratio_high,
+            "delta": ac.clip_ratio_c if _reads_clip_ratio_c(name) else None,
+            "sapo_temperature_pos": ac.sapo_temperature_pos, "sapo_temperature_neg": ac.sapo_temperature_neg,
+            "mask_truncated_completions": ac.mask_truncated}
 
 
 def _device_kwargs(cfg: TrainConfig) -> dict[str, Any]:
@@ -219,20 +280,19 @@ def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str,
         raise ConfigError(f"actor.mini_batch_size: {mini} sequences per optimizer step must be a multiple of "
                           f"actor.micro_batch_size x processes = {ac.micro_batch_size} x {procs}")
     per_batch = ac.ppo_epochs * (rollouts // mini)  # optimizer steps per sarl step
-    kw: dict[str, Any] = dict(  # noqa: C408 - keyword form mirrors GRPOConfig(...)
+    kw: dict[str, Any] = dict(  # keyword form mirrors GRPOConfig(...)
         output_dir=t.out_dir, seed=t.seed, max_steps=t.total_steps * per_batch,
         learning_rate=ac.lr, weight_decay=ac.weight_decay, warmup_steps=ac.warmup_steps,
         lr_scheduler_type="cosine" if ac.lr_schedule == "cosine" else "constant_with_warmup",
-        max_grad_norm=ac.grad_clip, epsilon=ac.clip_ratio_low, epsilon_high=ac.clip_ratio_high,
-        delta=ac.clip_ratio_c, loss_type=LOSS_TYPES[ac.loss_agg_mode],
+        max_grad_norm=ac.grad_clip, **_loss_kwargs(cfg),
         scale_rewards="group" if a.norm_adv_by_std_in_grpo else "none",
         multi_objective_aggregation=a.reward_aggregation,  # normalize_then_sum ignores scale_rewards
-        beta=ac.kl_loss_coef if ac.use_kl_loss else 0.0, num_iterations=ac.ppo_epochs,
+        beta=ac.kl_loss_coef if ac.use_kl_loss else 0.0, use_bias_correction_kl=False, num_iterations=ac.ppo_epochs,
         entropy_coef=float(ac.entropy_coeff),
         num_generations=r.n, temperature=r.temperature, top_p=r.top_p, top_k=0,
         max_completion_length=d.max_response_length, shuffle_dataset=d.shuffle,
         per_device_train_batch_size=ac.micro_batch_size, gradient_accumulation_steps=mini // per_forward,
-        generation_batch_size=rollouts, mask_truncated_completions=False,
+        generation_batch_size=rollouts,
         remove_unused_columns=False,
         logging_steps=per_batch, save_total_limit=t.keep_last,
         report_to=[x for x in t.logger if x in REPORTERS and (x != "tensorboard" or t.tensorboard)] or "none",
