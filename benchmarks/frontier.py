@@ -56,7 +56,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "grpo": {"label": "GRPO", "reward": None},
     "sar": {"label": "SA-GRPO", "reward": "sar"},
     "sar_gdpo": {"label": "SA-GRPO + GDPO", "reward": "sar",
-                 "overrides": ["algorithm.reward_aggregation=normalize_then_sum"]},
+                 # GDPO divides each reward by its group std (so it needs norm_adv_by_std; the rest stays Dr.GRPO)
+                 "overrides": ["algorithm.reward_aggregation=normalize_then_sum",
+                               "algorithm.norm_adv_by_std_in_grpo=true"]},
     "o1": {"label": "O1-Pruner", "reward": "o1_pruner"},
     "er": {"label": "ER", "reward": "efficient_reasoner"},
 }
@@ -73,6 +75,18 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "arms": ["grpo", "sar@0.2", "sar@0.5", "sar@1.0", "sar_gdpo@0.2", "o1@0.03", "o1@0.1", "o1@0.2",
                  "er@0.03", "er@0.1", "er@0.2"],
         "sft_seeds": {"*": [0]}, "rl_seeds": [0],
+    },
+    # Pre-registered in docs/RESULTS.md ("Frontier comparison on synth_chain_v2: pre-registration"),
+    # chosen from the pilot: the SA-GRPO grid moved up (α = 0.2 was within noise of GRPO's length), the
+    # length penalties at the weights that moved length, GDPO as one more SA arm, 240 steps (accuracy
+    # still rose from step 160 to 240), evaluation at steps 120 and 240; the middle of each grid also
+    # from a second warm start.
+    "test": {
+        "split": "test", "steps": 240, "eval_at": [120, 240], "save_every": 40,
+        "eval_limit": 300, "eval_samples": 4,
+        "arms": ["grpo", "sar@0.5", "sar@1.0", "sar@2.0", "sar_gdpo@0.2", "o1@0.1", "o1@0.2", "er@0.1", "er@0.2"],
+        "sft_seeds": {"*": [0], "grpo": [0, 1], "sar@1.0": [0, 1], "o1@0.1": [0, 1], "er@0.1": [0, 1]},
+        "rl_seeds": [0, 1, 2],
     },
     "smoke": {  # for tests: a few steps of two arms
         "split": "val", "steps": 4, "eval_at": [2, 4], "save_every": 2, "eval_limit": 6, "eval_samples": 2,
@@ -350,13 +364,13 @@ def family(points: dict[str, dict], method: str) -> list[tuple[float, str]]:
 
 
 def interpolate(points: dict[str, dict], method: str, length: float) -> dict[str, Any] | None:
-    """The penalty ``method``'s frontier at ``length``: the segment between consecutive weights whose
-    lengths bracket it, linear in length; where several segments do (lengths not monotone in the
-    weight), the one with the higher interpolated accuracy (the penalty's best). None outside the
-    frontier's length range (no extrapolation)."""
+    """``method``'s frontier at ``length``: on each segment between consecutive weights (GRPO first)
+    whose lengths bracket it, the accuracy linear in length; where several segments do (lengths not
+    monotone in the weight), the highest (a frontier is the best a method reaches at that length). None
+    outside the frontier's length range (no extrapolation)."""
     fam = family(points, method)
     best = None
-    for (w0, a0), (w1, a1) in zip(fam, fam[1:]):
+    for (_, a0), (_, a1) in zip(fam, fam[1:]):
         l0, l1 = points[a0]["length"], points[a1]["length"]
         if min(l0, l1) <= length <= max(l0, l1) and l0 != l1:
             lam = (length - l0) / (l1 - l0)
@@ -367,31 +381,62 @@ def interpolate(points: dict[str, dict], method: str, length: float) -> dict[str
 
 
 def frontier_comparisons(points: dict[str, dict], runs: dict[str, dict[str, list[dict]]]) -> list[dict[str, Any]]:
-    """Each SA arm (α > 0) minus each length penalty's frontier at the SA arm's length, with its interval
-    (a contrast: the interpolation weights are fixed by the mean lengths)."""
+    """SA-GRPO's frontier minus each length penalty's at matched length, at every point of either (weight
+    > 0) that lies inside the other's length range: at an SA point, the SA arm minus the penalty's
+    frontier there; at a penalty point, SA-GRPO's frontier there minus the penalty arm. Each difference is
+    a contrast of the arms' runs (interpolation weights fixed by the mean lengths), with its interval."""
     from sarl.stats import contrast
 
     def arm_runs(arm):
         return [per_problem(rows) for _, rows in sorted(runs[arm].items())]
 
+    present = {parse_arm(a)[0] for a in points if a != "sft"}
     out = []
-    for m in SAR_METHODS:
-        for _, arm in family(points, m):
-            if arm == "grpo":
-                continue
-            for pen in PENALTIES:
-                if not any(parse_arm(a)[0] == pen for a in points if a != "sft"):
-                    continue
-                f = interpolate(points, pen, points[arm]["length"])
-                row = {"arm": arm, "penalty": pen, "length": points[arm]["length"]}
-                if f is None:
-                    row["comparable"] = False
-                else:
-                    c = contrast([(1.0, arm_runs(arm))] + [(-w, arm_runs(a)) for w, a in f["terms"] if w])
-                    row.update(comparable=True, penalty_accuracy=f["accuracy"], between=[a for _, a in f["terms"]],
-                               difference=c)
-                out.append(row)
+    for sa in (m for m in SAR_METHODS if m in present):
+        for pen in (m for m in PENALTIES if m in present):
+            for at, other in ((sa, pen), (pen, sa)):
+                for _, arm in family(points, at):
+                    if arm == "grpo":
+                        continue
+                    row = {"sa": sa, "penalty": pen, "at": arm, "length": points[arm]["length"]}
+                    f = interpolate(points, other, points[arm]["length"])
+                    if f is None:
+                        out.append({**row, "comparable": False})
+                        continue
+                    sign = 1.0 if at == sa else -1.0  # always SA minus penalty
+                    terms = [(sign, arm_runs(arm))] + [(-sign * w, arm_runs(a)) for w, a in f["terms"] if w]
+                    out.append({**row, "comparable": True, "between": [a for _, a in f["terms"]],
+                                "difference": contrast(terms)})
     return out
+
+
+def verdicts(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The pre-registered decision per (SA method, penalty) from :func:`frontier_comparisons`' rows:
+    ``above`` when some matched-length difference has its 95% interval above 0 and none below;
+    ``below`` when some has it below 0 and none above; ``mixed`` when both occur; ``not resolved``
+    when every interval contains 0; ``not comparable`` when the frontiers share no length."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in dict.fromkeys(f"{r['sa']} vs {r['penalty']}" for r in rows):
+        mine = [r for r in rows if f"{r['sa']} vs {r['penalty']}" == key and r["comparable"]]
+        above = sum(r["difference"]["ci95"][0] > 0 for r in mine)
+        below = sum(r["difference"]["ci95"][1] < 0 for r in mine)
+        verdict = ("not comparable" if not mine else "mixed" if above and below else "above" if above
+                   else "below" if below else "not resolved")
+        out[key] = {"verdict": verdict, "comparisons": len(mine), "above": above, "below": below,
+                    "mean_difference": statistics.fmean(r["difference"]["mean"] for r in mine) if mine else None}
+    return out
+
+
+def effective(points: dict[str, dict], runs: dict[str, dict[str, list[dict]]]) -> dict[str, Any] | None:
+    """RL is effective: GRPO's accuracy minus the warm start's, with its interval (held when the
+    interval lies above 0)."""
+    from sarl.stats import contrast
+
+    if "grpo" not in points or "sft" not in points:
+        return None
+    d = contrast([(1.0, [per_problem(r) for _, r in sorted(runs["grpo"].items())]),
+                  (-1.0, [per_problem(r) for _, r in sorted(runs["sft"].items())])])
+    return {"difference": d, "held": d["ci95"][0] > 0}
 
 
 def h1_rows(points: dict[str, dict], runs: dict[str, dict[str, list[dict]]]) -> list[dict[str, Any]]:
@@ -427,8 +472,10 @@ def analyse(root: Path) -> dict[str, Any]:
                 if not [a for a in runs if a != "sft"]:
                     continue
                 points = {arm: point(r) for arm, r in runs.items()}
+                rows = frontier_comparisons(points, runs)
                 budgets.setdefault(str(step), {})[mode] = {
-                    "points": points, "frontier": frontier_comparisons(points, runs), "H1": h1_rows(points, runs)}
+                    "points": points, "frontier": rows, "verdicts": verdicts(rows), "H1": h1_rows(points, runs),
+                    "effective": effective(points, runs)}
         out["warm_starts"][str(sft)] = budgets
     return out
 
@@ -453,12 +500,23 @@ def _budget_md(b: dict[str, Any]) -> list[str]:
         lines.append(f"| {'SFT warm start' if arm == 'sft' else label(arm)} | {_acc(p['accuracy'])} | "
                      f"{p['length']:.1f} | {shares} | {len(p['runs'])} |")
     if b["frontier"]:
-        lines += ["", "SA arm minus the length penalty's frontier at the SA arm's length (accuracy points):", "",
-                  "| SA arm | length | vs | difference | between |", "|---|---|---|---|---|"]
+        lines += ["", "SA-GRPO's frontier minus the length penalty's at matched length (accuracy points), at each "
+                  "point of either frontier:", "",
+                  "| SA | penalty | at | length | SA − penalty | other frontier between |", "|---|---|---|---|---|---|"]
         for r in b["frontier"]:
-            lines.append(f"| {label(r['arm'])} | {r['length']:.1f} | {METHODS[r['penalty']]['label']} | "
+            lines.append(f"| {METHODS[r['sa']]['label']} | {METHODS[r['penalty']]['label']} | {label(r['at'])} | "
+                         f"{r['length']:.1f} | "
                          + (f"{_pct(r['difference'])} | {' / '.join(label(a) for a in r['between'])} |"
-                            if r["comparable"] else "outside its length range | – |"))
+                            if r["comparable"] else "outside the other's length range | – |"))
+        lines += ["", "| frontier comparison | verdict | comparisons (above 0 / below 0) |", "|---|---|---|"]
+        for key, v in b["verdicts"].items():
+            sa, pen = key.split(" vs ")
+            lines.append(f"| {METHODS[sa]['label']} vs {METHODS[pen]['label']} | **{v['verdict']}** | "
+                         f"{v['comparisons']} ({v['above']} / {v['below']}) |")
+    if b.get("effective"):
+        e = b["effective"]
+        lines += ["", f"Effective (GRPO − warm start): {_pct(e['difference'])} points, "
+                  f"**{'held' if e['held'] else 'not held'}**."]
     if b["H1"]:
         lines += ["", "H1 (length <= 0.8x GRPO's at accuracy >= GRPO's - 1 point):", "",
                   "| SA arm | length / GRPO | accuracy − GRPO | held |", "|---|---|---|---|"]

@@ -69,13 +69,35 @@ def test_frontier_comparison_is_a_contrast_of_the_runs(F):
                         "s1": [{"id": "p", "correct": True, "length": 60, "style": "concise", "truncated": False}]}}
     pts = {a: F.point(r) for a, r in runs.items()}
     assert pts["grpo"]["accuracy"]["mean"] == pytest.approx(0.5) and pts["sar@0.5"]["length"] == 60
-    (row,) = F.frontier_comparisons(pts, runs)
-    # O1's frontier at 60 tokens: 0.5 * GRPO (0.5) + 0.5 * o1@0.1 (0.0) = 0.25; SA-GRPO 1.0 -> +0.75
-    assert row["comparable"] and row["difference"]["mean"] == pytest.approx(0.75)
+    row, other = F.frontier_comparisons(pts, runs)
+    # at SA-GRPO's point: O1's frontier at 60 tokens = 0.5 * GRPO (0.5) + 0.5 * o1@0.1 (0.0) = 0.25 -> +0.75
+    assert (row["at"], row["comparable"]) == ("sar@0.5", True) and row["difference"]["mean"] == pytest.approx(0.75)
     # seed part: only GRPO varies (seed means 1, 0: var 0.5), weight 0.5 -> 0.25 * 0.5 / 2; df 1
     assert row["difference"]["se_seeds"] == pytest.approx(math.sqrt(0.0625)) and row["difference"]["df_seeds"] == pytest.approx(1)
+    # O1's point (50 tokens) is shorter than SA-GRPO's frontier reaches (60-70): no comparison there
+    assert other["at"] == "o1@0.1" and not other["comparable"]
+    assert F.verdicts([row, other]) == {"sar vs o1": {"verdict": "not resolved", "comparisons": 1, "above": 0,
+                                                     "below": 0, "mean_difference": pytest.approx(0.75)}}
     (h1,) = F.h1_rows(pts, runs)
     assert h1["length_ratio"] == pytest.approx(60 / 70) and not h1["held"]  # 0.857 > 0.8
+
+
+def test_comparisons_at_penalty_points_and_the_verdicts(F):
+    def d(lo, hi):
+        return {"comparable": True, "difference": {"mean": (lo + hi) / 2, "ci95": [lo, hi]}}
+
+    rows = [{"sa": "sar", "penalty": "o1", **d(0.01, 0.05)}, {"sa": "sar", "penalty": "o1", **d(-0.02, 0.03)},
+            {"sa": "sar", "penalty": "er", **d(-0.05, -0.01)}, {"sa": "sar", "penalty": "er", **d(0.01, 0.02)},
+            {"sa": "sar_gdpo", "penalty": "o1", **d(-0.05, -0.01)}, {"sa": "sar_gdpo", "penalty": "er", "comparable": False}]
+    v = F.verdicts(rows)
+    assert [v[k]["verdict"] for k in ("sar vs o1", "sar vs er", "sar_gdpo vs o1", "sar_gdpo vs er")] == [
+        "above", "mixed", "below", "not comparable"]
+    # a penalty point inside SA-GRPO's range: SA's frontier there minus the penalty arm
+    pts = {"grpo": _pt(0.6, 70.0), "sar@1.0": _pt(0.62, 50.0), "o1@0.1": _pt(0.5, 60.0)}
+    runs = {a: {f"{a}-0": [{"id": "p", "correct": True, "length": 1, "style": "concise", "truncated": False}]}
+            for a in pts}
+    at_o1 = [r for r in F.frontier_comparisons(pts, runs) if r["at"] == "o1@0.1"][0]
+    assert at_o1["between"] == ["grpo", "sar@1.0"] and at_o1["comparable"]
 
 
 def test_a_folder_keeps_its_design(F, tmp_path):
