@@ -219,9 +219,9 @@ def test_score_defaults_to_fp32_so_a_pair_scores_the_same_alone_and_in_a_batch(t
 
 # ------------------------------------------------------------------------------------------- report
 def test_report_html_renders_the_analysis_bold_line(tmp_path):
-    from sarl.report import _md_to_html_table, build_report
+    from sarl.report import md_to_html, build_report
 
-    assert "<strong>restated</strong>" in _md_to_html_table("Highest mean SAR: **restated**.")
+    assert "<strong>restated</strong>" in md_to_html("Highest mean SAR: **restated**.")
     an = tmp_path / "analyze"
     an.mkdir()
     means = {"gold": {"sar": 0.1, "ppl_qa": 2.0, "ppl_a": 3.0, "tokens": 20.0},

@@ -1,17 +1,22 @@
-"""``sarl quickstart``: the whole loop, sized for about ten CPU minutes (8 measured on 2 cores).
+"""``sarl quickstart``: the whole loop, sized for about twelve CPU minutes on 2 cores.
 
 With no ``--model`` (the default set-up):
 
 1. **warm start**: ``sarl sft`` trains a new small Llama (1M parameters, its own 1,024-entry tokenizer)
-   on ``synth_chain`` (:mod:`sarl.data.synthetic`): problems needing 1–4 dependent steps, solutions in
-   four styles (concise, padded, shortcut, restated; reused when present);
-2. evaluate it on held-out problems (``synth_chain_test``: no test problem is a training problem, but
-   every 1-step and most 2-step test computations open some SFT solution; see :mod:`sarl.data.synthetic`),
-   sampled as in training (T=1, 4 samples per problem), with the share of each answer style;
-3. train it with SA-GRPO (correctness + 0.2 SAR, Dr.GRPO) on ``synth_chain``;
-4. evaluate the trained model on the same problems;
-5. score both models' sampled answers with SAR (each with its own weights), print a before/after
-   table (accuracy, mean length, mean SAR) and write a report (Markdown + HTML with plots).
+   on ``synth_chain_v2`` (:mod:`sarl.data.synthetic_v2`): problems needing 1–4 dependent steps, solutions
+   in four styles (concise, padded, shortcut, restated), each style opening with its own phrase
+   (reused when present);
+2. evaluate it on held-out problems (``synth_chain_v2_test``: no test problem shares its first step with
+   an SFT or RL problem; single operations do recur inside SFT solutions, see
+   :mod:`sarl.data.synthetic_v2`), sampled as in training (T=1, 4 samples per problem), with the share of
+   each answer style;
+3. train it with SA-GRPO (correctness + α·SAR, Dr.GRPO) on ``synth_chain_v2``'s RL split, and, from the
+   same warm start with the same seed and settings, with GRPO (correctness only): the baseline SAR is
+   measured against. On a machine with 2 or more cores the two runs train side by side, one thread each;
+4. evaluate both trained models on the same problems;
+5. score the models' sampled answers with SAR (each with its own weights), print the table (accuracy,
+   mean length, mean SAR, styles), SA-GRPO's change against the warm start and **SA-GRPO − GRPO** (length
+   ratio, accuracy difference with its interval, paired over problems) and write a report.
 
 With ``--model`` (the built-in ``default`` SmolLM2-135M-Instruct, a folder or a hub id) there is no
 warm start and the task is reasoning-gym ``basic_arithmetic`` (training items from seed 0, evaluation
@@ -21,8 +26,9 @@ a few steps show the pipeline, not an effect.
 Re-running the same command resumes: finished stages are reused, training continues from its last
 checkpoint.
 
-The same recipes (:data:`SYNTH_SFT`; :data:`SYNTH_RECIPE`, the YAML file ``configs/cpu/quickstart.yaml``,
-through :func:`synth_rl_overrides`) drive ``benchmarks/reproduce.py``.
+:data:`SYNTH_SFT` and :data:`SYNTH_RECIPE` (the YAML file ``configs/cpu/quickstart.yaml``, through
+:func:`synth_rl_overrides`) also drive ``benchmarks/frontier.py``; ``benchmarks/reproduce.py`` (the
+earlier reproduction on ``synth_chain``) pins its own task.
 """
 
 from __future__ import annotations
@@ -31,15 +37,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-# The warm start: a new 4-layer, 128-wide Llama with a 1,024-entry tokenizer trained on synth_chain
+# The warm start: a new 4-layer, 128-wide Llama with a 1,024-entry tokenizer trained on synth_chain_v2
 # solutions in four styles (sarl.data.synthetic.STYLES).
 SYNTH_SFT: dict[str, Any] = {
-    "data": "synthetic", "synthetic_tasks": {"synth_chain": 12000},
+    "data": "synthetic", "synthetic_tasks": {"synth_chain_v2": 12000},
     "style_mix": "concise=0.3,padded=0.3,shortcut=0.25,restated=0.15",
     "new_model": "layers=4,hidden=128,heads=4", "new_tokenizer": 1024, "epochs": 3.0, "lr": 2e-3, "batch_size": 32,
     "save_every": 100,
 }
-SYNTH_TRAIN, SYNTH_EVAL = "synth_chain", "synth_chain_test"
+SYNTH_TRAIN, SYNTH_EVAL = "synth_chain_v2", "synth_chain_v2_test"
 
 
 # The RL recipes (YAML files shipped in sarl/configs/cpu/).
@@ -49,7 +55,7 @@ SYNTH_RECIPE, MODEL_RECIPE = "cpu/quickstart", "cpu/quickstart_model"
 def synth_rl_overrides(model: str | Path, out_dir: str | Path, *, weights: dict[str, float], steps: int | None = None,
                        seed: int = 0, lr: float | None = None, n: int | None = None,
                        prompts_per_step: int | None = None, max_response: int | None = None) -> list[str]:
-    """Overrides of :data:`SYNTH_RECIPE` (RL on ``synth_arith`` from a warm start: Dr.GRPO, no std
+    """Overrides of :data:`SYNTH_RECIPE` (RL on ``synth_chain_v2`` from a warm start: Dr.GRPO, no std
     normalisation, ``seq-mean-token-sum-norm``, k3 KL loss 0.001, T=1, as the reference's SA-GRPO recipe)
     for one run: the warm start, the output, the reward ``weights`` (the only difference between the arms
     of the reproduction), steps and seed; ``lr``, ``n``, ``prompts_per_step`` and ``max_response`` change
@@ -127,14 +133,69 @@ def multi_step_accuracy(by_steps: dict[str, dict] | None) -> dict[str, float] | 
     return {"accuracy": acc, "accuracy_se": var ** 0.5, "problems": problems}
 
 
+def _train_side_by_side(cfgs: dict[str, Any], overrides: dict[str, list[str]], recipe: str, console,
+                        on_step, parallel: bool) -> dict[str, Path]:
+    """Train each config of ``cfgs`` (name → config; the first in this process, printing its steps) and
+    return name → final model. With ``parallel`` the others train at the same time in ``sarl train``
+    subprocesses (``overrides[name]`` on ``recipe``), every run on one thread; their output goes to
+    ``<out_dir>.log``. Finished runs are reused and interrupted ones resume, as :func:`train_or_resume`."""
+    import subprocess
+    import sys
+
+    from sarl.errors import SarlError
+    from sarl.models import set_threads
+    from sarl.train.checkpoint import latest_checkpoint
+
+    names = list(cfgs)
+    first, rest = names[0], names[1:]
+    procs = {}
+    if parallel:
+        for name in rest:
+            out = Path(cfgs[name].trainer.out_dir)
+            if (out / "final" / "config.json").exists():
+                continue
+            resume = ["--resume"] if latest_checkpoint(out / "checkpoints") is not None else []
+            if not resume and out.exists():
+                import shutil
+
+                shutil.rmtree(out)  # a run killed before its first checkpoint starts again
+            log = out.with_suffix(".log")
+            log.parent.mkdir(parents=True, exist_ok=True)
+            console.print(f"  {name}: training in a second process (log: {log})")
+            with log.open("w") as f:
+                procs[name] = (subprocess.Popen([sys.executable, "-m", "sarl", "train", recipe, *overrides[name], *resume],
+                                                stdout=f, stderr=subprocess.STDOUT), log)
+    threads = set_threads(None)
+    try:
+        finals = {first: train_or_resume(cfgs[first], console, lambda m: on_step(first, m))}
+    finally:
+        set_threads(threads)  # the evaluations use every core again
+    for name in rest:
+        if name in procs:
+            proc, log = procs[name]
+            if proc.wait() != 0:
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                raise SarlError(f"the {name} run failed (exit code {proc.returncode}); its log {log} ends:\n{tail}\n"
+                                "rerun the same command to resume")
+            finals[name] = Path(cfgs[name].trainer.out_dir) / "final"
+        else:
+            finals[name] = train_or_resume(cfgs[name], console, lambda m, n=name: on_step(n, m))
+    return finals
+
+
 def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_factory, extra: list[str] | None = None,
-                   model: str | None = None, sft_overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+                   model: str | None = None, sft_overrides: dict[str, Any] | None = None,
+                   baseline: bool = True, parallel: bool | None = None) -> dict[str, Any]:
+    """The quickstart (module docstring). ``baseline``: train GRPO beside SA-GRPO; ``parallel``: side by
+    side (default: when the machine has 2 or more cores)."""
+    import os
+
     from sarl.config import load_config, recipe_path
     from sarl.data import load_dataset
-    from sarl.evaluate import EvalSettings, evaluate_model, read_samples, tag, write_summary
+    from sarl.evaluate import EvalSettings, aes, evaluate_model, read_samples, tag, write_summary
     from sarl.models import load_model
     from sarl.prompts import get_instruction
-    from sarl.report import build_report
+    from sarl.quickstart_report import build_quickstart_report
     from sarl.rollout import GenerationConfig, make_backend
     from sarl.scoring import SARScorer
 
@@ -147,13 +208,19 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
         start = str(warm_start(out_dir / "sft", console, progress_factory, sft_overrides))
         recipe = SYNTH_RECIPE
         base = synth_rl_overrides(start, out_dir / "train", weights={"correctness": 1.0, "sar": 0.2}, steps=steps)
-        dataset = SYNTH_EVAL
     else:
         start, recipe = model, MODEL_RECIPE
         base = [f"model.name={model}", f"trainer.total_steps={steps}", f"trainer.out_dir={out_dir / 'train'}"]
-    cfg = load_config(recipe_path(recipe), base + ["trainer.tensorboard=false"] + extra)
-    if model is not None:
-        dataset = cfg.data.train
+    parallel = baseline and ((os.cpu_count() or 1) >= 2 if parallel is None else parallel)
+    threads = ["model.threads=1"] if parallel else []
+    overrides = {"SA-GRPO": base + ["trainer.tensorboard=false"] + threads + extra}
+    if baseline:  # the same run with the correctness reward only
+        overrides["GRPO"] = overrides["SA-GRPO"] + [f"trainer.out_dir={out_dir / 'train_grpo'}",
+                                                    "rewards.weights={correctness: 1.0}"]
+    cfgs = {name: load_config(recipe_path(recipe), ov) for name, ov in overrides.items()}
+    cfg = cfgs["SA-GRPO"]
+    alpha = cfg.rewards.weights.get("sar")
+    dataset = SYNTH_EVAL if model is None else cfg.data.train
     # sampled like the training rollouts (the policy's own accuracy and length) for the warm start;
     # greedy for a pretrained model, as the reference evaluates
     sampled = model is None
@@ -163,7 +230,7 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
                             instruction=cfg.data.instruction, system_prompt=cfg.data.system_prompt, gen=gen)
     eval_dir = out_dir / "eval"
     results: dict[str, dict] = {}
-    # the held-out problems, loaded once for both evaluations and the SAR scoring
+    # the held-out problems, loaded once for every evaluation and the SAR scoring
     problems = load_dataset(dataset, limit=limit, seed=cfg.data.val_seed)
     questions = {p.id: p.question for p in problems}
 
@@ -180,26 +247,41 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
 
     console.print(f"[bold]{1 + k}/{n_steps}[/bold] evaluating the starting model")
     evaluate("before", start)
-    console.print(f"[bold]{2 + k}/{n_steps}[/bold] training with SA-GRPO for {steps} steps")
-    final = train_or_resume(cfg, console, lambda m: console.print(
-        f"  step {m['step']}/{steps}: reward={m['reward/mean']:.3f} acc={m['accuracy']:.3f} "
-        f"len={m['response_length/mean']:.0f} sar={m['reward/sar']:.3f} ({m['time/step']:.1f}s)"))
-    console.print(f"[bold]{3 + k}/{n_steps}[/bold] evaluating the trained model")
-    evaluate("after", str(final))
+    what = f"SA-GRPO (α = {alpha:g})" + (" and GRPO" if baseline else "")
+    console.print(f"[bold]{2 + k}/{n_steps}[/bold] training {what} for {steps} steps"
+                  + (", side by side on one thread each" if parallel else ""))
+
+    def on_step(name, m):
+        sar = f" sar={m['reward/sar']:.3f}" if m.get("reward/sar") is not None else ""
+        console.print(f"  {name} step {m['step']}/{steps}: reward={m['reward/mean']:.3f} acc={m['accuracy']:.3f} "
+                      f"len={m['response_length/mean']:.0f}{sar} ({m['time/step']:.1f}s)")
+
+    finals = _train_side_by_side(cfgs, overrides, str(recipe_path(recipe)), console, on_step, parallel)
+    console.print(f"[bold]{3 + k}/{n_steps}[/bold] evaluating the trained model" + ("s" if baseline else ""))
+    evaluate("after", str(finals["SA-GRPO"]))
+    if baseline:
+        evaluate("grpo", str(finals["GRPO"]))
     console.print(f"[bold]{4 + k}/{n_steps}[/bold] writing the report")
     write_summary(eval_dir, results, settings, reference="before")
-    paths = build_report([eval_dir], out_dir / "report")
-    from sarl.evaluate import aes
 
     keys = ("accuracy", "accuracy_se", "hit@1", "hit@n", "mean_length", "mean_sar", "truncation_rate", "style_shares")
     table = {name: {k: m[dataset].get(k) for k in keys} for name, m in results.items()}
     for name, m in results.items():  # accuracy on the problems that need >= 2 steps (synthetic tasks)
         table[name]["multi_step_accuracy"] = multi_step_accuracy(m[dataset].get("by_steps"))
-    change = aes(results["before"][dataset], results["after"][dataset])
-    table["change"] = {"accuracy_points": change["delta_acc_points"], "se": change["delta_acc_se"],
-                       "paired": change["delta_acc_paired"], "within_noise": change["within_noise"],
-                       "length_relative": -change["delta_len"]}
+
+    def change(ref: str, cur: str) -> dict[str, Any]:
+        c = aes(results[ref][dataset], results[cur][dataset])
+        return {"accuracy_points": c["delta_acc_points"], "se": c["delta_acc_se"], "paired": c["delta_acc_paired"],
+                "within_noise": c["within_noise"], "length_relative": -c["delta_len"],
+                "length_ratio": results[cur][dataset]["mean_length"] / results[ref][dataset]["mean_length"]}
+
+    table["change"] = change("before", "after")
+    if baseline:
+        table["sa_grpo_minus_grpo"] = change("grpo", "after")
+    table["alpha"] = alpha
     (out_dir / "before_after.json").write_text(json.dumps(table, indent=2) + "\n")
+    paths = build_quickstart_report(out_dir)  # the run's story: settings, verdict, curves, styles, examples
     decoding = f"sampled (T=1, {gen.n} per problem)" if sampled else "greedy"
-    return {"table": table, "report": paths, "final_model": str(final), "dataset": dataset,
-            "problems": limit, "decoding": decoding}
+    return {"table": table, "report": paths, "final_model": str(finals["SA-GRPO"]), "dataset": dataset,
+            "problems": limit, "decoding": decoding, "alpha": alpha,
+            "baseline_model": str(finals["GRPO"]) if baseline else None}

@@ -60,10 +60,13 @@ def _inline(text: str) -> str:
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
 
 
-def _md_to_html_table(md: str) -> str:
-    """The small subset of Markdown the report uses: headings and paragraphs (with bold and code: the
-    analysis's "Highest mean SAR: **restated**."), and pipe tables."""
-    out, table = [], []
+def md_to_html(md: str) -> str:
+    """The small subset of Markdown the reports use: headings, paragraphs and ``- `` list items (with bold
+    and code: the analysis's "Highest mean SAR: **restated**."), pipe tables, ``> `` quotes and fenced
+    code blocks (both data, such as questions and model answers: shown exactly as written)."""
+    out, table, items = [], [], []
+    fence: list[str] | None = None
+    closing = "```"
 
     def flush():
         if not table:
@@ -78,16 +81,38 @@ def _md_to_html_table(md: str) -> str:
         table.clear()
 
     for line in md.splitlines():
+        if fence is not None:  # inside a fenced block: every line verbatim until the same fence closes it
+            if line.strip() == closing:
+                out.append("<pre>" + html.escape("\n".join(fence)) + "</pre>")
+                fence = None
+            else:
+                fence.append(line)
+            continue
+        if line.startswith("- "):
+            flush()
+            items.append(f"<li>{_inline(line[2:])}</li>")
+            continue
+        if items:
+            out.append("<ul>" + "".join(items) + "</ul>")
+            items.clear()
         if line.startswith("|"):
             table.append(line)
             continue
         flush()
-        if line.startswith("#"):
+        if line.startswith("```"):
+            fence, closing = [], "`" * (len(line) - len(line.lstrip("`")))
+        elif line.startswith(">"):
+            out.append(f"<blockquote>{html.escape(line[1:].strip())}</blockquote>")
+        elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
             out.append(f"<h{level}>{_inline(line.lstrip('#').strip())}</h{level}>")
         elif line.strip():
             out.append(f"<p>{_inline(line)}</p>")
     flush()
+    if items:
+        out.append("<ul>" + "".join(items) + "</ul>")
+    if fence is not None:  # an unclosed fence still shows its lines
+        out.append("<pre>" + html.escape("\n".join(fence)) + "</pre>")
     return "\n".join(out)
 
 
@@ -105,7 +130,7 @@ def _settings_line(summary: dict[str, Any]) -> str:
     return text
 
 
-def _img(path: Path, alt: str) -> str:
+def img_tag(path: Path, alt: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<figure><img alt="{html.escape(alt)}" src="data:image/png;base64,{data}"><figcaption>{html.escape(alt)}</figcaption></figure>'
 
@@ -128,8 +153,8 @@ def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
         plots = plot_accuracy_vs_length(summary, out_dir / "plots")
         md += ["## Accuracy and length", "", _settings_line(summary), "", table]
         md += [f"![{p.stem}](plots/{p.name})" for p in plots] + [""]
-        body_html.append("<h2>Accuracy and length</h2>" + _md_to_html_table(_settings_line(summary) + "\n\n" + table))
-        body_html += [_img(p, f"accuracy over all samples (± {Z95:.2f} SE) against mean length, one point per model; "
+        body_html.append("<h2>Accuracy and length</h2>" + md_to_html(_settings_line(summary) + "\n\n" + table))
+        body_html += [img_tag(p, f"accuracy over all samples (± {Z95:.2f} SE) against mean length, one point per model; "
                               f"dataset {p.stem}") for p in plots]
     for a in analyses:
         from sarl.analyze import AnalysisResult, markdown_table
@@ -137,18 +162,18 @@ def build_report(run_dirs: list[Path], out_dir: Path, reference: str | None = No
         res = AnalysisResult(n=a["n"], means=a["means"], win_rates=a["win_rates"], rows=[])
         t = markdown_table(res, a.get("model", "?"))
         md += [t.replace("# SAR", "## SAR", 1), ""]
-        body_html.append(_md_to_html_table(t.replace("# SAR", "## SAR", 1)))
+        body_html.append(md_to_html(t.replace("# SAR", "## SAR", 1)))
         if a["png"].exists():
-            body_html.append(_img(a["png"], f"SAR analysis ({a['dir']})"))
+            body_html.append(img_tag(a["png"], f"SAR analysis ({a['dir']})"))
     from sarl.train_report import run_section
 
     for run in runs:
         head, tail, png = run_section(run, out_dir / "plots")
         md += [head] + ([f"![training curves](plots/{png.name})", ""] if png is not None else []) + [tail]
-        body_html.append(_md_to_html_table(head))
+        body_html.append(md_to_html(head))
         if png is not None:
-            body_html.append(_img(png, "per-step curves of every logged metric group (x: training step)"))
-        body_html.append(_md_to_html_table(tail))
+            body_html.append(img_tag(png, "per-step curves of every logged metric group (x: training step)"))
+        body_html.append(md_to_html(tail))
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text("\n".join(md) + "\n", encoding="utf-8")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>sarl report</title><style>{CSS}</style>"

@@ -36,7 +36,7 @@ def is_training_run(d: Path) -> bool:
     return (d / "metrics.jsonl").exists() and (d / "config.yaml").exists()
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -47,8 +47,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 def load_run(d: Path) -> dict[str, Any]:
     """The run's config, its facts (``run.yaml``: engine, processes, precision), its metric rows (one per
     step) and its logged samples."""
-    config = _read_yaml(d / "config.yaml")
-    facts = _read_yaml(d / "run.yaml") if (d / "run.yaml").exists() else {}
+    config = read_yaml(d / "config.yaml")
+    facts = read_yaml(d / "run.yaml") if (d / "run.yaml").exists() else {}
     if "engine" in config and "engine" not in facts:  # a TRL run written before run.yaml existed
         facts["engine"] = config.pop("engine")
     rows = [r for r in read_rows(d / "metrics.jsonl") if "step" in r]
@@ -56,7 +56,9 @@ def load_run(d: Path) -> dict[str, Any]:
     return {"dir": d, "config": config, "facts": facts, "rows": rows, "samples": samples}
 
 
-def _get(config: dict, dotted: str) -> Any:
+def config_value(config: dict, dotted: str) -> Any:
+    """The value at a dotted key of a saved recipe (``actor.lr``), or None where it is absent (a run saved
+    before the key existed)."""
     cur: Any = config
     for part in dotted.split("."):
         cur = cur.get(part) if isinstance(cur, dict) else None
@@ -65,7 +67,7 @@ def _get(config: dict, dotted: str) -> Any:
 
 def settings_markdown(run: dict[str, Any]) -> str:
     lines = ["| setting | value |", "|---|---|"]
-    lines += [f"| {k} | {json.dumps(_get(run['config'], k))} |" for k in SETTING_KEYS]
+    lines += [f"| {k} | {json.dumps(config_value(run['config'], k))} |" for k in SETTING_KEYS]
     lines += [f"| {k} (run) | {json.dumps(v)} |" for k, v in run.get("facts", {}).items()]
     return "\n".join(lines)
 

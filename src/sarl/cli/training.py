@@ -144,7 +144,7 @@ def cmd_quickstart(args) -> int:
     t0 = time.perf_counter()
     with progress_bar() as prog:
         res = run_quickstart(args.output, steps, limit, prog.console, task_factory(prog), args.overrides,
-                             model=args.model)
+                             model=args.model, baseline=args.baseline)
     t = res["table"]
     table = Table(title=f"SA-GRPO quickstart: {res['dataset']}, {res['problems']} held-out problems, {res['decoding']}")
     styles = t["before"].get("style_shares") is not None
@@ -158,9 +158,11 @@ def cmd_quickstart(args) -> int:
     def ci(acc: float, se: float) -> str:
         return f"{acc * 100:.1f}% [{(acc - Z95 * se) * 100:.1f}, {(acc + Z95 * se) * 100:.1f}]"
 
-    for name in ("before", "after"):
+    names = {"before": "before (warm start)" if warm else "before", "after": f"SA-GRPO (α = {res['alpha']:g})",
+             "grpo": "GRPO"}
+    for name in [n for n in ("before", "after", "grpo") if n in t]:
         m = t[name]
-        cells = [name, ci(m["accuracy"], m["accuracy_se"]), f"{m['hit@1'] * 100:.1f}%",
+        cells = [names[name], ci(m["accuracy"], m["accuracy_se"]), f"{m['hit@1'] * 100:.1f}%",
                  f"{m['hit@n'] * 100:.1f}%", f"{m['mean_length']:.1f}", f"{m['mean_sar']:.3f}",
                  f"{m['truncation_rate'] * 100:.0f}%"]
         if styles:
@@ -169,16 +171,24 @@ def cmd_quickstart(args) -> int:
             cells += [f"{m['style_shares'][s] * 100:.0f}%" for s in ("concise", "padded", "shortcut", "restated")]
         table.add_row(*cells)
     out_console.print(table)
-    ch = t["change"]
-    kind = "paired over the same problems" if ch["paired"] else "unpaired"
-    verdict = (f"within noise (|Δ| < {Z95:.2f} x its standard error {ch['se'] * 100:.1f}, {kind})" if ch["within_noise"]
-               else f"outside the noise (standard error {ch['se'] * 100:.1f} points, {kind})")
-    out_console.print(f"accuracy {ch['accuracy_points'] * 100:+.1f} points: {verdict}; length "
-                      f"{ch['length_relative'] * 100:+.0f}%. One run on one machine: floating-point paths differ "
-                      "between machines, so compare seeds before trusting a small change.")
+    out_console.print(_change_line("SA-GRPO vs the warm start", t["change"]))
+    if "sa_grpo_minus_grpo" in t:
+        out_console.print(_change_line("[bold]SA-GRPO − GRPO[/bold] (what SAR adds)", t["sa_grpo_minus_grpo"]))
+    out_console.print("One seed per run on one machine: seeds and floating-point paths move a run by a few points "
+                      "(docs/RESULTS.md), so compare seeds before trusting a small difference.")
     out_console.print(f"report: {res['report']['html']}  trained model: {res['final_model']}  "
                       f"({time.perf_counter() - t0:.0f}s)")
     return 0
+
+
+def _change_line(title: str, ch: dict) -> str:
+    """``title: accuracy +x.x points [lo, hi] (verdict); length x.xx x``: an accuracy difference with its
+    95% interval over problems and the length ratio."""
+    kind = "paired over the same problems" if ch["paired"] else "unpaired"
+    d, se = ch["accuracy_points"] * 100, ch["se"] * 100
+    verdict = "within noise" if ch["within_noise"] else "outside the noise"
+    return (f"{title}: accuracy {d:+.1f} points [{d - Z95 * se:+.1f}, {d + Z95 * se:+.1f}] ({verdict}, {kind}); "
+            f"length {ch['length_ratio']:.2f}x")
 
 
 def _remove_run(folder: Path, marker: str) -> None:
@@ -252,7 +262,7 @@ def register(sub) -> None:
     from sarl.settings import add_arguments
     from sarl.sft import DEFAULT_SYNTHETIC_TASKS, SFTConfig, format_task_counts
 
-    q = sub.add_parser("quickstart", help="evaluate, train with SA-GRPO, evaluate again, report (CPU minutes)",
+    q = sub.add_parser("quickstart", help="evaluate, train with SA-GRPO and GRPO, evaluate again, report (CPU minutes)",
                        formatter_class=HelpFormatter)
     q.add_argument("-o", "--output", type=Path, default=Path("runs/quickstart"), help="output folder (resumed)")
     q.add_argument("--model", default=None,
@@ -260,7 +270,10 @@ def register(sub) -> None:
                         "basic_arithmetic; without it: a warm start trained on the built-in synthetic corpus")
     q.add_argument("--steps", type=int, default=None, help="SA-GRPO training steps (default 80; 4 with --model)")
     q.add_argument("--limit", type=int, default=None, help="held-out evaluation problems (default 200; 48 with --model)")
-    q.add_argument("overrides", nargs="*", help="dotted training overrides, e.g. rewards.weights.sar=0.3")
+    q.add_argument("--no-baseline", dest="baseline", action="store_false",
+                   help="train SA-GRPO only (by default GRPO trains beside it from the same start, the baseline "
+                        "SA-GRPO is compared with)")
+    q.add_argument("overrides", nargs="*", help="dotted training overrides of both runs, e.g. rewards.weights.sar=0.3")
     q.set_defaults(func=cmd_quickstart)
 
     tr = sub.add_parser("train", help="RL training (GRPO / PPO) with SAR and baseline rewards",
