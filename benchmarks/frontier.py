@@ -27,6 +27,7 @@ Pipeline (every stage resumes: rerun the same command after an interruption):
     python benchmarks/frontier.py run --design test -o runs/frontier_test       # the pre-registered test
     python benchmarks/frontier.py analyze benchmarks/results/frontier_test      # recompute from committed data
     python benchmarks/frontier.py export runs/frontier_test benchmarks/results/frontier_test
+    python benchmarks/frontier.py run --design test -o runs/frontier_test --seed-from benchmarks/results/frontier_test
 
 ``run`` trains on ``--workers`` processes (one torch thread each; the 2-core machine runs two) and ends
 with ``analyze``. A design is fixed once a folder has one: a different design in the same folder is
@@ -261,6 +262,8 @@ def cmd_run(args) -> int:
 
     root = args.output
     design = fixed_design(root, args.design)
+    if args.seed_from is not None:
+        seed_from(root, args.seed_from, design)
     t0 = time.perf_counter()
     with progress_bar() as prog:  # warm starts first, on every core
         console = prog.console
@@ -298,16 +301,46 @@ def cmd_worker(args) -> int:
     return 0
 
 
+WARM_START_FILES = ("summary.json", "config.yaml", "model")
+
+
 def cmd_export(args) -> int:
-    """Copy what ``analyze`` reads (design, samples, metrics) into a folder to commit."""
+    """Copy what ``analyze`` reads (design, samples, metrics) and the warm starts (model and summary, so a
+    later session on another machine continues from the same weights: ``run --seed-from``) into a folder
+    to commit."""
     src, dst = args.folder, args.to
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src / "design.json", dst / "design.json")
     for sub in ("samples", "metrics"):
         if (src / sub).exists():
             shutil.copytree(src / sub, dst / sub, dirs_exist_ok=True)
-    print(f"copied design, samples and metrics to {dst}")
+    for sft in sorted(src.glob("sft[0-9]*")):
+        if (sft / "summary.json").exists():
+            for name in WARM_START_FILES:
+                copy = shutil.copytree if (sft / name).is_dir() else shutil.copy2
+                (dst / sft.name).mkdir(exist_ok=True)
+                copy(sft / name, dst / sft.name / name, **({"dirs_exist_ok": True} if (sft / name).is_dir() else {}))
+    print(f"copied design, samples, metrics and warm starts to {dst}")
     return 0
+
+
+def seed_from(root: Path, src: Path, design: dict[str, Any]) -> None:
+    """Start or continue ``root`` from an exported folder of the same design: its warm starts and its
+    finished runs' samples and metrics are copied in where ``root`` lacks them (finished runs are then
+    skipped; a run whose files are missing trains from its start)."""
+    prior = json.loads((src / "design.json").read_text())
+    if prior != design:
+        raise SystemExit(f"--seed-from {src}: it holds design {prior.get('name')!r} with other settings")
+    for sft in sorted(src.glob("sft[0-9]*")):
+        if not (root / sft.name / "summary.json").exists():
+            shutil.copytree(sft, root / sft.name, dirs_exist_ok=True)
+    for sub in ("samples", "metrics"):
+        if (src / sub).exists():
+            for f in (src / sub).rglob("*.gz"):
+                target = root / f.relative_to(src)
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(f, target)
 
 
 # ------------------------------------------------------------------------------------------ analysis (pure)
@@ -643,6 +676,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--design", choices=sorted(DESIGNS), required=True)
     r.add_argument("-o", "--output", type=Path, required=True)
     r.add_argument("--workers", type=int, default=2, help="training processes, one torch thread each")
+    r.add_argument("--seed-from", type=Path, default=None,
+                   help="an exported folder of the same design (benchmarks/results/frontier_test): reuse its warm "
+                        "starts and finished runs")
     a = sub.add_parser("analyze", help="recompute results.json/md and figures from design, samples and metrics")
     a.add_argument("folder", type=Path)
     e = sub.add_parser("export", help="copy design, samples and metrics of a run folder to a folder to commit")

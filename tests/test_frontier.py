@@ -119,7 +119,13 @@ def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path)
     # a rerun reuses everything; the exported copy (design, samples, metrics) recomputes the same numbers
     assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
     F.main(["export", str(root), str(tmp_path / "copy")])
-    assert not (tmp_path / "copy" / "runs").exists()
+    assert not (tmp_path / "copy" / "runs").exists() and (tmp_path / "copy" / "sft0" / "model" / "config.json").exists()
     F.main(["analyze", str(tmp_path / "copy")])
     again = json.loads((tmp_path / "copy" / "results.json").read_text())
     assert again["warm_starts"] == res["warm_starts"]
+    # a new folder seeded from the export trains nothing: warm start and runs are reused
+    (tmp_path / "copy" / "samples" / "grpo-sft0-s0" / "step4.sampled.jsonl.gz").unlink()  # one evaluation lost
+    fresh = tmp_path / "fresh"
+    assert F.main(["run", "--design", "smoke", "-o", str(fresh), "--workers", "1", "--seed-from", str(tmp_path / "copy")]) == 0
+    assert (fresh / "sft0" / "model" / "config.json").exists() and not (fresh / "sft0" / "checkpoints").exists()
+    assert not (fresh / "runs" / "sar@0.5-sft0-s0").exists() and (fresh / "runs" / "grpo-sft0-s0").exists()
