@@ -89,6 +89,24 @@ class RolloutConfig(Settings):
                                     "weights' memory. false: autocast.")
 
 
+FILTER_METRICS = ("acc", "reward", "score", "seq_reward")
+
+
+@dataclass(frozen=True)
+class FilterGroups(Settings):
+    """Dynamic sampling (DAPO; verl's ``algorithm.filter_groups``, :mod:`sarl.train.filter_groups`)."""
+
+    section = "algorithm.filter_groups"
+    enable: bool = setting(False, "Drop the groups whose metric is equal on every response (no GRPO signal) and "
+                                  "generate more prompts until trainer.prompts_per_step informative groups remain.")
+    metric: str = setting("reward", "What must vary within a group: acc (correctness) or reward (= score = "
+                                    "seq_reward: the total reward R, before any in-reward KL); verl's names.",
+                          choices=FILTER_METRICS)
+    max_num_gen_batches: int = setting(0, "Generation rounds per step at most (0: no limit, as verl); a step that "
+                                          "reaches it short of prompts_per_step groups raises (verl's DAPO recipe).",
+                                       check=non_negative)
+
+
 @dataclass(frozen=True)
 class AlgorithmConfig(Settings):
     section = "algorithm"
@@ -112,6 +130,8 @@ class AlgorithmConfig(Settings):
     use_kl_in_reward: bool = setting(False, "Subtract kl_coef * KL(policy || reference) from the token rewards.")
     kl_penalty: str = setting("k1", "KL estimator in the reward.", choices=names_in("sarl.algos", "KL_ESTIMATORS"))
     kl_coef: float = setting(0.001, "Weight of the in-reward KL.", check=non_negative)
+    filter_groups: FilterGroups = setting(help="Dynamic sampling (DAPO): enable, metric (acc, reward), "
+                                               "max_num_gen_batches.", factory=FilterGroups)
 
     def validate(self) -> None:
         from sarl.algos import ADV_ESTIMATORS

@@ -24,8 +24,8 @@ documentation; ``docs/REFERENCE.md`` shows them too):
 
 :func:`sarl.config.load_config` translates (once); ``load_config_with_notes`` also returns the notes.
 
-Keys that verl and sarl spell the same (``algorithm.adv_estimator``, ``data.max_response_length``, ...)
-need no translation.
+Keys that verl and sarl spell the same (``algorithm.adv_estimator``, ``data.max_response_length``,
+``algorithm.filter_groups.enable`` / ``.metric`` / ``.max_num_gen_batches``, ...) need no translation.
 """
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ IGNORED: dict[str, str] = {
     "trainer.critic_warmup": "the critic trains from the first step",
     "trainer.val_only": "use sarl eval",
     "trainer.total_epochs": "the run length is trainer.total_steps",
+    "algorithm.filter_groups.max_inflight_gen_batches": "dynamic sampling generates one round at a time",
+    "algorithm.filter_groups._target_": "verl's dataclass target",
 }
 # verl's own sections: a key there that is neither renamed nor ignored is refused.
 VERL_SECTIONS = ("actor_rollout_ref.", "trainer.ppl_qa.", "trainer.alpha_scheduler.")

@@ -60,6 +60,40 @@ class RolloutBatch:
         """``(contexts, responses)`` of the rows ``idx`` (a micro-batch)."""
         return [self.contexts[i] for i in idx], [self.responses[i] for i in idx]
 
+    def take_groups(self, groups: Sequence[int]) -> RolloutBatch:
+        """The rows of the groups ``groups`` (group ids, in that order), renumbered 0..len(groups)-1."""
+        rows = [i for g in groups for i in (self.group_ids == g).nonzero().flatten().tolist()]
+        sizes = [int((self.group_ids == g).sum()) for g in groups]
+
+        def pick(v):
+            return None if v is None else [v[i] for i in rows]
+
+        return RolloutBatch(contexts=pick(self.contexts), responses=pick(self.responses), texts=pick(self.texts),
+                            group_ids=torch.arange(len(groups)).repeat_interleave(torch.tensor(sizes, dtype=torch.long)),
+                            problems=pick(self.problems), truncated=pick(self.truncated),
+                            correct=None if self.correct is None else self.correct[rows],
+                            rollout_logprobs=pick(self.rollout_logprobs))
+
+    @classmethod
+    def concat(cls, batches: Sequence[RolloutBatch]) -> RolloutBatch:
+        """The rows of ``batches`` one after the other, their groups renumbered in that order (a field
+        stays ``None`` unless every batch has it)."""
+        offsets, ids = 0, []
+        for b in batches:
+            ids.append(b.group_ids + offsets)
+            offsets += int(b.group_ids.max()) + 1 if len(b) else 0
+
+        def join(name):
+            parts = [getattr(b, name) for b in batches]
+            return None if any(p is None for p in parts) else [x for p in parts for x in p]
+
+        correct = [b.correct for b in batches]
+        return cls(contexts=join("contexts"), responses=join("responses"), texts=join("texts"),
+                   group_ids=torch.cat(ids) if ids else torch.zeros(0, dtype=torch.long), problems=join("problems"),
+                   truncated=join("truncated"),
+                   correct=None if not batches or any(c is None for c in correct) else torch.cat(correct),
+                   rollout_logprobs=join("rollout_logprobs"))
+
     @classmethod
     def from_groups(cls, prompts: Sequence[list[int]], outputs: Sequence[Sequence[Any]],
                     problems: Sequence[Any] | None = None) -> RolloutBatch:

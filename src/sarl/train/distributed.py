@@ -116,6 +116,14 @@ class Dist:
                    if isinstance(v, int | float) and not isinstance(v, bool) and k != "step"}
         return {**metrics, **{k: v / self.world for k, v in self.sum_values(numeric).items()}}
 
+    def gather_objects(self, obj) -> list:
+        """Every process's ``obj`` (picklable), in rank order, on every process (one all-gather)."""
+        if not self.active:
+            return [obj]
+        out: list = [None] * self.world
+        torch.distributed.all_gather_object(out, obj)
+        return out
+
     def all_true(self, flag: bool) -> bool:
         """Whether ``flag`` holds on every process (so all skip or all take an optimizer step)."""
         if not self.active:

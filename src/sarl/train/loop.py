@@ -9,7 +9,11 @@ Algorithm (``train(cfg)``), per step s = 1..S with progress x = s / S:
 1. ``generate``: P = ``trainer.prompts_per_step`` prompts (system prompt + question + instruction,
    chat template, cut from the left to ``data.max_prompt_length``), n = ``rollout.n`` responses each,
    sampled at ``rollout.temperature`` / ``top_p`` up to ``data.max_response_length`` tokens. The stop
-   token is part of the response (and of its length and mask), as in the reference.
+   token is part of the response (and of its length and mask), as in the reference. With
+   ``algorithm.filter_groups.enable`` (DAPO's dynamic sampling, :mod:`sarl.train.filter_groups`): in
+   rounds of P prompts, graded, keeping the groups whose metric (correctness or R) is not equal on every
+   response, until P such groups are found; logged as ``filter/gen_rounds``, ``filter/kept_groups``,
+   ``filter/dropped_groups``, ``filter/surplus_groups``.
 2. ``old_logprobs``: log π_old(a_t | q, a_<t) with logits / temperature (no grad). ppl(a|q) for SAR is
    computed from these (no extra pass), with per-token entropy for logging. When the update is on-policy
    (``ppo_epochs`` 1 and one mini-batch: one optimizer step per batch, ratio 1) and nothing before the
@@ -71,6 +75,7 @@ from sarl.errors import MissingInputError, SarlError
 from sarl.run_folder import RunFolder, sample_rows
 from sarl.train import step as stages
 from sarl.train.checkpoint import TrainingState, export_model, latest_checkpoint
+from sarl.train.filter_groups import generate_filtered
 from sarl.train.loggers import run_loggers
 from sarl.train.setup import Run, build_run
 from sarl.train.stages import StageTimer
@@ -178,8 +183,12 @@ class Trainer:
         progress = step / self.cfg.trainer.total_steps
         with timer("sync_weights"):
             self._synced = stages.sync_weights(p, self._synced)
-        with timer("generate"):
-            batch = stages.generate(p, step)
+        filtered = None
+        with timer("generate"):  # with dynamic sampling: every round, graded and filtered
+            if self.cfg.algorithm.filter_groups.enable:
+                batch, filtered = generate_filtered(p, step, progress)
+            else:
+                batch = stages.generate(p, step)
         p.policy.eval()
         mask = _response_mask(batch, p.device)
         with timer("old_logprobs"):
@@ -189,7 +198,7 @@ class Trainer:
             with timer("ref_logprobs"):
                 ref = stages.ref_logprobs(p, batch)
         with timer("grade"):
-            batch = stages.grade(batch)
+            batch = stages.grade(batch) if batch.correct is None else batch
         with timer("null_logprobs"):
             inputs = stages.null_logprobs(p, batch, old, mask)
         with timer("rewards"):
@@ -212,7 +221,10 @@ class Trainer:
         self.folder.write_samples(sample_rows(
             step, [q.question for q in batch.problems], batch.golds, batch.texts, [len(r) for r in batch.responses],
             rew.total.tolist(), {n: v.tolist() for n, v in rew.components.items()}, self.cfg.trainer.log_samples))
-        return self.dist.mean_metrics(stages.step_metrics(p, data, dict(timer.seconds)))
+        metrics = stages.step_metrics(p, data, dict(timer.seconds))
+        if filtered is not None:  # global counts, the same on every process
+            metrics.update(filtered.metrics())
+        return self.dist.mean_metrics(metrics)
 
     def _check_finite(self, stats: UpdateStats) -> None:
         if not stats.skipped:

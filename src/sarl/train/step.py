@@ -53,8 +53,11 @@ def sync_weights(run: Run, synced: int | None) -> int:
     return version
 
 
-def generate(run: Run, step: int) -> RolloutBatch:
-    """P prompts drawn from the data stream, n sampled responses each, as one batch of rows."""
+def generate(run: Run, step: int, round_: int = 0, sleep: bool = True) -> RolloutBatch:
+    """P prompts drawn from the data stream, n sampled responses each, as one batch of rows. ``round_``:
+    the step's generation round (dynamic sampling draws more than one); a prompt's sampling key is
+    ``round_ · P`` + its global position, so every round samples its own streams. ``sleep``: let the
+    engine free its memory afterwards (the last round)."""
     from sarl.prompts import encode, render_problem_prompt
     from sarl.rollout import GenerationConfig
 
@@ -68,10 +71,12 @@ def generate(run: Run, step: int) -> RolloutBatch:
     gcfg = GenerationConfig(max_new_tokens=cfg.data.max_response_length, temperature=cfg.rollout.temperature,
                             top_p=cfg.rollout.top_p, n=cfg.rollout.n, seed=cfg.trainer.seed * 100_003 + step,
                             batch_size=cfg.rollout.batch_size)
+    first += round_ * cfg.trainer.prompts_per_step
     keys = list(range(first, first + len(prompts)))
     with run.autocast():
         outputs = run.backend.generate(prompts, gcfg, keys=keys)
-    run.backend.sleep()  # vLLM on a GPU frees its memory for the update
+    if sleep:
+        run.backend.sleep()  # vLLM on a GPU frees its memory for the update
     return RolloutBatch.from_groups(prompts, outputs, problems)
 
 

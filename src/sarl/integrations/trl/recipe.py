@@ -74,6 +74,7 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("algorithm.use_kl_in_reward", "(refused when true)", "TRL has no KL in the reward: " + NATIVE),
     Mapped("algorithm.kl_penalty", "(none)", "only with use_kl_in_reward"),
     Mapped("algorithm.kl_coef", "(none)", "only with use_kl_in_reward"),
+    Mapped("algorithm.filter_groups", "(refused when enable)", "TRL 1.16's GRPOTrainer has no dynamic sampling (DAPO's group filter and refill): " + NATIVE),
     Mapped("actor.lr", "learning_rate", "same value"),
     Mapped("actor.weight_decay", "weight_decay", "same value (AdamW, betas 0.9/0.999, eps 1e-8 in both)"),
     Mapped("actor.warmup_steps", "warmup_steps", "same value (optimizer steps)"),
@@ -168,6 +169,9 @@ def check_trl_can_run(cfg: TrainConfig) -> None:
                     "algorithm.reward_aggregation=normalize_then_sum)")
         _refuse("algorithm.adv_estimator", f"TRL's GRPOTrainer computes group advantages (grpo); {a.adv_estimator!r} "
                 "is not available there (TRL has no PPO)")
+    if a.filter_groups.enable:
+        _refuse("algorithm.filter_groups.enable", "TRL 1.16's GRPOTrainer has no dynamic sampling (DAPO's filter of "
+                "groups with equal rewards and refill of the batch); set it to false")
     if a.use_kl_in_reward:
         _refuse("algorithm.use_kl_in_reward", "TRL has no KL term in the reward (use actor.use_kl_loss)")
     composer = cfg.rewards.composer()
