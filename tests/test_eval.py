@@ -1,8 +1,6 @@
 """`sarl eval`, the comparison/AES maths, resume after a crash, and `sarl report`."""
 
 import json
-import shutil
-import subprocess
 
 import pytest
 
@@ -129,17 +127,9 @@ def test_eval_two_models_resume_and_report(tmp_path, lm):
     page = (rep / "report.html").read_text()
     assert "<table>" in page and "data:image/png;base64," in page and "http" not in page.split("<body>")[1]
     assert "| gsm8k |" in (rep / "report.md").read_text()
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make test installs it where apt-get is available)")
-    shot = tmp_path / "shot.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'chrome'}", f"--screenshot={shot}", "--window-size=1200,1600",
-                    f"file://{rep / 'report.html'}"], check=True, timeout=120, capture_output=True)
-    import matplotlib.image as mpimg
+    from conftest import screenshot
 
-    img = mpimg.imread(shot)[..., :3]
+    img = screenshot(rep / "report.html", tmp_path, timeout=120)
     colored = int(((img.max(-1) - img.min(-1)) > 0.2).sum())  # only the plots' markers are coloured
     dark = (img.mean(-1) < 0.5).mean()  # text, table rules and axes
     assert dark > 0.005 and colored > 100, (dark, colored)

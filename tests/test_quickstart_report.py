@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
 
 import pytest
 
@@ -119,17 +118,9 @@ def test_markdown_subset_renders_as_html():
 
 
 def test_report_renders_with_coloured_curves(quickstart, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make test installs it where apt-get is available)")
-    shot = tmp_path / "shot.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'chrome'}", f"--screenshot={shot}", "--window-size=1200,3000",
-                    f"file://{quickstart[1]['report']['html']}"], check=True, timeout=300, capture_output=True)
-    import matplotlib.image as mpimg
+    from conftest import screenshot
 
-    img = mpimg.imread(shot)[..., :3]
+    img = screenshot(quickstart[1]["report"]["html"], tmp_path, height=3000)
     colored = (img.max(-1) - img.min(-1)) > 0.2  # curves, their legends and the bars; text and tables are grey
     # the first 2000 pixels hold sections 1-3: every coloured pixel there is a training curve (one step here:
     # a dot per metric and run) or its legend

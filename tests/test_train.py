@@ -433,20 +433,10 @@ def test_report_of_a_training_run(tmp_path):
     assert (rep / "plots" / "train_run.png").exists()
     page = (rep / "report.html").read_text()
     assert "Example answers" in page and "data:image/png;base64," in page
-    import shutil
-    import subprocess
 
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
-        pytest.skip("chromium is not installed (make test installs it where apt-get is available)")
-    shot = tmp_path / "shot.png"
-    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    f"--user-data-dir={tmp_path / 'chrome'}", f"--screenshot={shot}", "--window-size=1200,2400",
-                    f"file://{rep / 'report.html'}"], check=True, timeout=120, capture_output=True)
-    import matplotlib.image as mpimg
+    from conftest import screenshot
 
-    img = mpimg.imread(shot)[..., :3]
+    img = screenshot(rep / "report.html", tmp_path, height=2400, timeout=120)
     colored = int(((img.max(-1) - img.min(-1)) > 0.2).sum())  # the curves' lines are coloured
     assert (img.mean(-1) < 0.5).mean() > 0.005 and colored > 500, colored
 
