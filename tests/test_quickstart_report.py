@@ -1,7 +1,7 @@
 """The quickstart report tells the run's story (sarl.quickstart_report): settings, the verdict in accuracy
 points with 95% intervals, both training runs' curves, accuracy by steps, styles and the same example
-problems for the three models. Built from a real tiny quickstart folder (the settings of
-tests/test_train.py::test_quickstart_default_path_warm_starts_then_trains)."""
+problems for the three models. Built from a real tiny quickstart folder, whose run is checked here too
+(the default path: warm start, SA-GRPO and GRPO side by side, SA-GRPO - GRPO)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 
 from sarl.stats import Z95
 
+SFT = {"synthetic_tasks": {"synth_chain_v2": 24}, "new_model": "layers=1,hidden=32,heads=2", "new_tokenizer": 400,
+       "epochs": 1.0, "batch_size": 16}
 SECTIONS = ("## 1. What ran", "## 2. The verdict", "## 3. Training curves", "## 4. Accuracy by number of steps",
             "## 5. Answer styles", "## 6. Example answers")
 
@@ -24,8 +26,7 @@ def quickstart(tmp_path_factory):
     from sarl.quickstart import run_quickstart
 
     out = tmp_path_factory.mktemp("qs")
-    sft = {"synthetic_tasks": {"synth_chain_v2": 24}, "new_model": "layers=1,hidden=32,heads=2",
-           "new_tokenizer": 400, "epochs": 1.0, "batch_size": 16}
+    sft = SFT
     extra = ["data.max_response_length=8", "trainer.prompts_per_step=2", "rollout.n=2"]
     res = run_quickstart(out, steps=1, limit=2, console=Console(quiet=True), progress_factory=None,
                          extra=extra, sft_overrides=sft, parallel=True)
@@ -125,3 +126,39 @@ def test_report_renders_with_coloured_curves(quickstart, tmp_path):
     # the first 2000 pixels hold sections 1-3: every coloured pixel there is a training curve (one step here:
     # a dot per metric and run) or its legend
     assert (img.mean(-1) < 0.5).mean() > 0.005 and colored[:2000].sum() > 800, int(colored[:2000].sum())
+
+
+def test_quickstart_default_path_warm_starts_then_trains(quickstart):
+    """The default quickstart (the fixture's run): SFT warm start on the synthetic corpus (tiny here),
+    sampled evaluation on held-out problems, SA-GRPO and GRPO side by side (GRPO in a `sarl train`
+    process), evaluation, SA-GRPO - GRPO; a second call reuses the warm start."""
+    from rich.console import Console
+
+    from sarl.quickstart import warm_start
+
+    out, res = quickstart
+    assert res["dataset"] == "synth_chain_v2_test" and res["decoding"].startswith("sampled")
+    for name in ("before", "after", "grpo"):
+        m = res["table"][name]
+        assert 0 <= m["accuracy"] <= 1 and m["mean_length"] <= 8 and -1 <= m["mean_sar"] <= 1
+        assert m["accuracy_se"] >= 0 and m["hit@1"] is not None and m["hit@n"] >= m["hit@1"]
+        assert sum(m["style_shares"].values()) == pytest.approx(1.0)  # every sample has a style
+        assert m["multi_step_accuracy"] is None or 0 <= m["multi_step_accuracy"]["accuracy"] <= 1
+    t = res["table"]
+    assert t["change"]["accuracy_points"] == pytest.approx(t["after"]["accuracy"] - t["before"]["accuracy"])
+    assert isinstance(t["change"]["within_noise"], bool)
+    vs = t["sa_grpo_minus_grpo"]
+    assert vs["accuracy_points"] == pytest.approx(t["after"]["accuracy"] - t["grpo"]["accuracy"])
+    assert vs["length_ratio"] == pytest.approx(t["after"]["mean_length"] / t["grpo"]["mean_length"])
+    # the baseline is the same run with the correctness reward only, trained in its own process
+    import yaml
+
+    saved = yaml.safe_load((out / "train_grpo" / "config.yaml").read_text())
+    assert saved["rewards"]["weights"] == {"correctness": 1.0} and saved["model"]["threads"] == 1
+    assert (out / "train_grpo" / "final" / "config.json").exists() and (out / "train_grpo.log").exists()
+    samples = (out / "eval" / "before" / "synth_chain_v2_test.samples.jsonl").read_text().splitlines()
+    assert len(samples) == 2 * 4  # 2 problems x 4 samples
+    assert (out / "sft" / "model" / "tokenizer.json").exists() and (out / "train" / "final" / "config.json").exists()
+    console = Console(record=True, width=200)
+    assert warm_start(out / "sft", console, None, SFT) == out / "sft" / "model"
+    assert "reusing" in console.export_text()

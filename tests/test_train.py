@@ -245,49 +245,6 @@ def test_quickstart_end_to_end_on_tiny_model(tmp_path):
     assert (tmp_path / "train" / "final" / "config.json").exists()
 
 
-def test_quickstart_default_path_warm_starts_then_trains(tmp_path):
-    """The default quickstart: SFT warm start on the synthetic corpus (tiny here), sampled evaluation
-    on held-out synthetic arithmetic, SA-GRPO and GRPO side by side (GRPO in a `sarl train` process),
-    evaluation, SA-GRPO - GRPO, report; a second run reuses the warm start."""
-    from rich.console import Console
-
-    from sarl.quickstart import run_quickstart
-
-    sft = {"synthetic_tasks": {"synth_chain_v2": 24}, "new_model": "layers=1,hidden=32,heads=2",
-           "new_tokenizer": 400, "epochs": 1.0, "batch_size": 16}
-    extra = ["data.max_response_length=8", "trainer.prompts_per_step=2", "rollout.n=2"]
-    res = run_quickstart(tmp_path, steps=1, limit=2, console=Console(quiet=True), progress_factory=None,
-                         extra=extra, sft_overrides=sft, parallel=True)
-    assert res["dataset"] == "synth_chain_v2_test" and res["decoding"].startswith("sampled")
-    for name in ("before", "after", "grpo"):
-        m = res["table"][name]
-        assert 0 <= m["accuracy"] <= 1 and m["mean_length"] <= 8 and -1 <= m["mean_sar"] <= 1
-        assert m["accuracy_se"] >= 0 and m["hit@1"] is not None and m["hit@n"] >= m["hit@1"]
-        assert sum(m["style_shares"].values()) == pytest.approx(1.0)  # every sample has a style
-        assert m["multi_step_accuracy"] is None or 0 <= m["multi_step_accuracy"]["accuracy"] <= 1
-    ch = res["table"]["change"]
-    assert ch["accuracy_points"] == pytest.approx(res["table"]["after"]["accuracy"] - res["table"]["before"]["accuracy"])
-    assert isinstance(ch["within_noise"], bool)
-    vs = res["table"]["sa_grpo_minus_grpo"]
-    assert vs["accuracy_points"] == pytest.approx(res["table"]["after"]["accuracy"] - res["table"]["grpo"]["accuracy"])
-    assert vs["length_ratio"] == pytest.approx(res["table"]["after"]["mean_length"] / res["table"]["grpo"]["mean_length"])
-    # the baseline is the same run with the correctness reward only, trained in its own process
-    import yaml
-
-    saved = yaml.safe_load((tmp_path / "train_grpo" / "config.yaml").read_text())
-    assert saved["rewards"]["weights"] == {"correctness": 1.0} and saved["model"]["threads"] == 1
-    assert (tmp_path / "train_grpo" / "final" / "config.json").exists() and (tmp_path / "train_grpo.log").exists()
-    samples = (tmp_path / "eval" / "before" / "synth_chain_v2_test.samples.jsonl").read_text().splitlines()
-    assert len(samples) == 2 * 4  # 2 problems x 4 samples
-    assert (tmp_path / "sft" / "model" / "tokenizer.json").exists()
-    assert (tmp_path / "train" / "final" / "config.json").exists()
-    from sarl.quickstart import warm_start
-
-    console = Console(record=True, width=200)
-    assert warm_start(tmp_path / "sft", console, None, sft) == tmp_path / "sft" / "model"
-    assert "reusing" in console.export_text()
-
-
 def test_weighted_grpo_end_to_end_applies_the_linear_schedule(tmp_path):
     """advantage_weighting_in_grpo: each component is group-normalised, weighted with the weights in force
     at this step (alpha(progress) on every scheduled reward), and summed; a full run then trains."""
