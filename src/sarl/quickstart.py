@@ -183,6 +183,30 @@ def _train_side_by_side(cfgs: dict[str, Any], overrides: dict[str, list[str]], r
     return finals
 
 
+def before_after_table(results: dict[str, dict], dataset: str, baseline: bool, alpha: float | None) -> dict[str, Any]:
+    """``before_after.json``: each model's headline metrics on ``dataset``, SA-GRPO's change from the warm
+    start and (with the baseline) SA-GRPO - GRPO, each an accuracy difference in points with its SE and
+    the length ratio."""
+    from sarl.evaluate import aes
+
+    keys = ("accuracy", "accuracy_se", "hit@1", "hit@n", "mean_length", "mean_sar", "truncation_rate", "style_shares")
+    table: dict[str, Any] = {name: {k: m[dataset].get(k) for k in keys} for name, m in results.items()}
+    for name, m in results.items():  # accuracy on the problems that need >= 2 steps (synthetic tasks)
+        table[name]["multi_step_accuracy"] = multi_step_accuracy(m[dataset].get("by_steps"))
+
+    def change(ref: str, cur: str) -> dict[str, Any]:
+        c = aes(results[ref][dataset], results[cur][dataset])
+        return {"accuracy_points": c["delta_acc_points"], "se": c["delta_acc_se"], "paired": c["delta_acc_paired"],
+                "within_noise": c["within_noise"], "length_relative": -c["delta_len"],
+                "length_ratio": results[cur][dataset]["mean_length"] / results[ref][dataset]["mean_length"]}
+
+    table["change"] = change("before", "after")
+    if baseline:
+        table["sa_grpo_minus_grpo"] = change("grpo", "after")
+    table["alpha"] = alpha
+    return table
+
+
 def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_factory, extra: list[str] | None = None,
                    model: str | None = None, sft_overrides: dict[str, Any] | None = None,
                    baseline: bool = True, parallel: bool | None = None) -> dict[str, Any]:
@@ -192,7 +216,7 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
 
     from sarl.config import load_config, recipe_path
     from sarl.data import load_dataset
-    from sarl.evaluate import EvalSettings, aes, evaluate_model, read_samples, tag, write_summary
+    from sarl.evaluate import EvalSettings, evaluate_model, read_samples, tag, write_summary
     from sarl.models import load_model
     from sarl.prompts import get_instruction
     from sarl.quickstart_report import build_quickstart_report
@@ -264,21 +288,7 @@ def run_quickstart(out_dir: Path, steps: int, limit: int, console, progress_fact
     console.print(f"[bold]{4 + k}/{n_steps}[/bold] writing the report")
     write_summary(eval_dir, results, settings, reference="before")
 
-    keys = ("accuracy", "accuracy_se", "hit@1", "hit@n", "mean_length", "mean_sar", "truncation_rate", "style_shares")
-    table = {name: {k: m[dataset].get(k) for k in keys} for name, m in results.items()}
-    for name, m in results.items():  # accuracy on the problems that need >= 2 steps (synthetic tasks)
-        table[name]["multi_step_accuracy"] = multi_step_accuracy(m[dataset].get("by_steps"))
-
-    def change(ref: str, cur: str) -> dict[str, Any]:
-        c = aes(results[ref][dataset], results[cur][dataset])
-        return {"accuracy_points": c["delta_acc_points"], "se": c["delta_acc_se"], "paired": c["delta_acc_paired"],
-                "within_noise": c["within_noise"], "length_relative": -c["delta_len"],
-                "length_ratio": results[cur][dataset]["mean_length"] / results[ref][dataset]["mean_length"]}
-
-    table["change"] = change("before", "after")
-    if baseline:
-        table["sa_grpo_minus_grpo"] = change("grpo", "after")
-    table["alpha"] = alpha
+    table = before_after_table(results, dataset, baseline, alpha)
     (out_dir / "before_after.json").write_text(json.dumps(table, indent=2) + "\n")
     paths = build_quickstart_report(out_dir)  # the run's story: settings, verdict, curves, styles, examples
     decoding = f"sampled (T=1, {gen.n} per problem)" if sampled else "greedy"
