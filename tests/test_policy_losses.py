@@ -227,6 +227,7 @@ def world(tmp_path_factory):
         responses.append(r if k == L else r[:-1] + [eos])
     batch = dataclasses.replace(batch, responses=responses, truncated=[k == L for k in CUTS])
     old = stages.old_logprobs(tr.parts, batch)
+    true_old = old
     g = torch.Generator().manual_seed(0)
     offsets = torch.tensor([0.3, -0.3, 0.05, -0.25, 0.35, -0.05, 0.25, -0.3])[:, None]
     old = dataclasses.replace(old, logp=(old.logp + offsets + 0.3 * torch.randn(old.logp.shape, generator=g))
@@ -235,50 +236,68 @@ def world(tmp_path_factory):
     token_rewards = torch.zeros_like(old.mask)
     token_rewards[torch.arange(len(batch)), torch.tensor(CUTS) - 1] = torch.tensor(REWARDS)
     adv, _ = ADV_ESTIMATORS["grpo"](token_rewards, old.mask, group_ids=batch.group_ids, norm_adv_by_std=False)
-    return {"tr": tr, "tmp": tmp, "start": start, "batch": batch, "old": old, "ref": ref, "adv": adv}
+    # a sampler whose log-probs differ from the trainer's (per-row offsets and per-token noise), so that
+    # token and sequence importance weights leave [0.7, 1.5] and [0.5, 2] on both sides
+    rows = torch.tensor([0.12, -0.1, 0.02, -0.15, 0.1, -0.02, 0.15, -0.12])[:, None]
+    sampler = (true_old.logp - rows - 0.35 * torch.randn(old.logp.shape, generator=g)) * old.mask
+    sampled = dataclasses.replace(batch, rollout_logprobs=[sampler[i, :k].tolist() for i, k in enumerate(CUTS)])
+    return {"tr": tr, "tmp": tmp, "start": start, "batch": batch, "old": old, "ref": ref, "adv": adv,
+            "true_old": true_old, "sampled": sampled}
 
 
 def _grads(model) -> dict[str, torch.Tensor]:
     return {k: p.grad.detach().clone() for k, p in model.named_parameters() if p.grad is not None}
 
 
-def _sarl(world, cfg, monkeypatch) -> tuple[float, dict[str, torch.Tensor], dict[str, float]]:
+def _sarl(world, cfg, monkeypatch, sampler=False) -> tuple[float, dict[str, torch.Tensor], dict[str, float]]:
     """sarl's loss (policy + BETA KL), gradient and update statistics under ``cfg``; the optimizer does not
-    step, so the weights stay at the start for the next call."""
+    step, so the weights stay at the start for the next call. ``sampler``: the batch carries the sampler's
+    log-probs and log π_old is the trainer's own pass (the rollout-correction cases)."""
     from sarl.train import step as stages
 
     run = copy.copy(world["tr"].parts)
     run.cfg = cfg
     grads: dict[str, torch.Tensor] = {}
     monkeypatch.setattr(run.opt, "step", lambda *a, **k: grads.update(_grads(run.policy)))
-    stats, _ = stages.update_actor(run, world["batch"], world["old"].mask, world["old"], world["ref"], world["adv"])
+    batch, old = (world["sampled"], world["true_old"]) if sampler else (world["batch"], world["old"])
+    stats, _ = stages.update_actor(run, batch, old.mask, old, world["ref"], world["adv"])
     assert stats.steps == 1 and stats.skipped == 0
     return stats.losses["pg_loss"] + BETA * stats.losses["kl_loss"], grads, stats.stats
 
 
-def _trl(world, cfg):
-    """TRL's loss and gradient on the same rollouts, with the GRPOConfig mapped from ``cfg``."""
+def _trl(world, cfg, sampler=False):
+    """TRL's loss and gradient on the same rollouts, with the GRPOConfig mapped from ``cfg``. ``sampler``:
+    the rollouts come with the sampler's log-probs (``rollout_func``'s ``logprobs``) and TRL takes its vLLM
+    path (``use_vllm`` set on the built trainer; no engine is started: ``rollout_func`` generates), where
+    it computes log π_old itself and its importance weights from the two."""
     from datasets import Dataset
     from trl import GRPOTrainer
 
     from sarl.integrations.trl import grpo_config
 
     batch, old, ref = world["batch"], world["old"], world["ref"]
+    if sampler:
+        batch, old = world["sampled"], world["true_old"]
     args, _ = grpo_config(cfg, output_dir=str(world["tmp"] / "trl"), report_to="none", disable_tqdm=True)
     rows = [{"prompt": [{"role": "user", "content": "1 + 1"}], "reward": r} for r in REWARDS]
 
     def rollout_func(prompts, trainer):  # TRL's hook for custom generation: sarl's token ids
         assert len(prompts) == len(batch)
-        return {"prompt_ids": batch.contexts, "completion_ids": batch.responses, "logprobs": None}
+        return {"prompt_ids": batch.contexts, "completion_ids": batch.responses,
+                "logprobs": batch.rollout_logprobs if sampler else None}
 
     trl = GRPOTrainer(model=str(world["start"]), processing_class=world["tr"].tok, args=args,
                       train_dataset=Dataset.from_list(rows), rollout_func=rollout_func,
                       reward_funcs=lambda completions, reward, **kw: list(reward))
+    if sampler:
+        trl.use_vllm, trl._last_loaded_step = True, trl.state.global_step  # vLLM's path, nothing to sync
     trl.model.train()
     trl.current_gradient_accumulation_steps = trl.args.gradient_accumulation_steps  # one window
     inputs = trl._generate_and_score_completions([dict(r) for r in rows])
     torch.testing.assert_close(inputs["advantages"], world["adv"][:, 0])  # TRL's own Dr.GRPO advantages
     assert inputs["completion_ids"].shape == old.mask.shape
+    if "old_per_token_logps" in inputs:  # TRL's own log π_old (vLLM with its correction): the trainer's pass
+        torch.testing.assert_close(inputs["old_per_token_logps"] * old.mask, old.logp, atol=1e-5, rtol=0)
     inputs["old_per_token_logps"], inputs["ref_per_token_logps"] = old.logp, ref.logp
     trl.model.zero_grad(set_to_none=True)
     loss = trl._compute_loss(trl.model, inputs)
@@ -319,16 +338,37 @@ CASES = {  # name: (sarl overrides, GRPOConfig fields expected, wrong sarl varia
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+_C = "rollout.correction."
+CORRECTION_CASES = {  # name: (sarl overrides, GRPOConfig fields expected, wrong sarl variant)
+    "token_truncate": ([_C + "mode=token_truncate", _C + "clip_max=1.5", _C + "clip_min=0.7"],
+                       {"vllm_importance_sampling_correction": True, "vllm_importance_sampling_mode": "token_truncate",
+                        "vllm_importance_sampling_clip_max": 1.5, "vllm_importance_sampling_clip_min": 0.7},
+                       [_C + "clip_max=1000", _C + "clip_min=0.0"]),  # weights not truncated
+    "token_mask": ([_C + "mode=token_mask", _C + "clip_max=1.5", _C + "clip_min=0.7"],
+                   {"vllm_importance_sampling_mode": "token_mask"}, [_C + "mode=token_truncate"]),
+    "sequence_truncate": ([_C + "mode=sequence_truncate", _C + "clip_max=2.0", _C + "clip_min=0.5"],
+                          {"vllm_importance_sampling_mode": "sequence_truncate"}, [_C + "mode=token_truncate"]),
+    "sequence_mask": ([_C + "mode=sequence_mask", _C + "clip_min=0.5", "actor.loss_agg_mode=seq-mean-token-mean"],
+                      {"vllm_importance_sampling_mode": "sequence_mask", "vllm_importance_sampling_clip_max": 3.0,
+                       "loss_type": "grpo"}, [_C + "mode=sequence_truncate"]),
+    "off_policy_mask": ([_C + "off_policy_mask_threshold=0.05"],
+                        {"off_policy_mask_threshold": 0.05, "vllm_importance_sampling_correction": False},
+                        [_C + "off_policy_mask_threshold=null"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES) + list(CORRECTION_CASES))
 def test_loss_and_gradient_equal_trl(world, case, monkeypatch, record_property):
-    ov, expected, wrong = CASES[case]
+    sampler = case in CORRECTION_CASES
+    ov, expected, wrong = CORRECTION_CASES[case] if sampler else CASES[case]
     base = _overrides(world["tmp"])
     cfg = load_config(None, base + ov)
-    trl_loss, trl_grads, args, inputs = _trl(world, cfg)
+    trl_loss, trl_grads, args, inputs = _trl(world, cfg, sampler)
     assert {k: getattr(args, k) for k in expected} == expected
-    loss, grads, stats = _sarl(world, cfg, monkeypatch)
+    loss, grads, stats = _sarl(world, cfg, monkeypatch, sampler)
     gap = _gap(loss, grads, trl_loss, trl_grads)
-    wrong_gap = _gap(*_sarl(world, load_config(None, base + ov + wrong), monkeypatch)[:2], trl_loss, trl_grads)
+    wrong_gap = _gap(*_sarl(world, load_config(None, base + ov + wrong), monkeypatch, sampler)[:2], trl_loss,
+                     trl_grads)
     record_property("gap", gap)
     record_property("wrong_gap", wrong_gap)
     print(f"\n{case}: {gap}\n{case} wrong: {wrong_gap}")
@@ -337,5 +377,12 @@ def test_loss_and_gradient_equal_trl(world, case, monkeypatch, record_property):
         assert stats["clipfrac"] > 0  # the clip (cap) is active on some tokens
     if case == "mask_truncated":  # TRL's own code masked the two truncated completions, and only them
         assert inputs["completion_mask"].sum(-1).tolist() == [0 if k == L else k for k in CUTS]
+    if sampler and case != "off_policy_mask":  # TRL's weights: some inside the bounds, some outside
+        w = inputs["importance_sampling_ratio"].expand_as(inputs["completion_mask"])[inputs["completion_mask"].bool()]
+        lo, hi = args.vllm_importance_sampling_clip_min, args.vllm_importance_sampling_clip_max
+        inside = (w > lo) & (w < hi)
+        assert inside.any() and not inside.all(), w
+    if case == "off_policy_mask":  # some but not all of the negative-advantage responses are dropped
+        assert 0 < stats["off_policy_masked"] < 1
     assert _within(gap), gap
     assert not _within(wrong_gap), wrong_gap

@@ -69,6 +69,35 @@ class DataConfig(Settings):
 
 
 @dataclass(frozen=True)
+class RolloutCorrection(Settings):
+    """Importance weights for rollouts from a sampler other than the trainer's forward, and off-policy
+    sequence masking (:mod:`sarl.algos.rollout_correction`; TRL's vllm_importance_sampling_*)."""
+
+    section = "rollout.correction"
+    mode: str = setting("none", "none, or token/sequence x truncate/mask: token_truncate (TIS), token_mask (MIS), "
+                                "sequence_truncate, sequence_mask (TRL's default with vLLM): the loss of each token "
+                                "is weighted by pi_old/pi_sampler, per token or per sequence, truncated to "
+                                "[clip_min, clip_max] or set to 0 outside it. The sampler's log-probs come from "
+                                "vLLM or sarl's decode loop (the bf16 copy, or the policy itself).",
+                        choices=names_in("sarl.algos.rollout_correction", "CORRECTION_MODES"))
+    clip_max: float | None = setting(3.0, "C_max, the upper bound of the weights (None: none; TRL's default 3).",
+                                     check=positive)
+    clip_min: float | None = setting(None, "C_min, the lower bound of the weights (None: none, TRL's default).",
+                                     check=non_negative)
+    off_policy_mask_threshold: float | None = setting(
+        None, "Off-policy sequence masking (DeepSeek-V3.2; TRL's off_policy_mask_threshold): a response with a "
+              "negative advantage whose mean log pi_sampler - log pi over its tokens exceeds this adds no loss "
+              "(pi_old stands in for the sampler when it is the policy itself). None: off.", check=positive)
+
+    def validate(self) -> None:
+        if self.mode != "none" and self.clip_min is not None and self.clip_max is not None \
+                and self.clip_min > self.clip_max:
+            raise ConfigError(f"{self.section}.clip_min {self.clip_min} > clip_max {self.clip_max}")
+        if self.mode != "none" and self.clip_min is None and self.clip_max is None:
+            raise ConfigError(f"{self.section}.mode={self.mode}: set clip_max or clip_min (both are null)")
+
+
+@dataclass(frozen=True)
 class RolloutConfig(Settings):
     section = "rollout"
     n: int = setting(4, "Rollouts per prompt (the GRPO group size).", check=positive)
@@ -87,6 +116,9 @@ class RolloutConfig(Settings):
                                     "refreshed before each rollout that follows an update, instead of the fp32 policy "
                                     "under autocast, which decodes slower (docs/RESULTS.md); costs half the fp32 "
                                     "weights' memory. false: autocast.")
+    correction: RolloutCorrection = setting(help="Rollout correction: mode (none, token_truncate, token_mask, "
+                                                 "sequence_truncate, sequence_mask), clip_max, clip_min, "
+                                                 "off_policy_mask_threshold.", factory=RolloutCorrection)
 
 
 FILTER_METRICS = ("acc", "reward", "score", "seq_reward")

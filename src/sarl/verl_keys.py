@@ -108,7 +108,15 @@ IGNORED: dict[str, str] = {
     "trainer.total_epochs": "the run length is trainer.total_steps",
     "algorithm.filter_groups.max_inflight_gen_batches": "dynamic sampling generates one round at a time",
     "algorithm.filter_groups._target_": "verl's dataclass target",
+    "algorithm.rollout_correction._target_": "verl's dataclass target",
+    # =true is refused (REFUSED): false is verl's default and sarl's behaviour
+    "algorithm.rollout_correction.bypass_mode": "sarl computes log pi_old with the trainer (verl's decoupled mode)",
+    "algorithm.rollout_correction.rollout_is_batch_normalize": "no batch normalisation, as sarl",
+    "algorithm.rollout_correction.loss_type": "used by verl's bypass mode only",
+    "algorithm.rollout_correction.rollout_rs_threshold": "used by rollout_rs only",
 }
+# verl's rollout correction (algorithm.rollout_correction.rollout_is + rollout_is_threshold) -> rollout.correction
+_RC = "algorithm.rollout_correction."
 # verl's own sections: a key there that is neither renamed nor ignored is refused.
 VERL_SECTIONS = ("actor_rollout_ref.", "trainer.ppl_qa.", "trainer.alpha_scheduler.")
 # verl 0.9 settings whose meaning sarl does not reproduce (``key`` or ``key=value``): refused with the reason.
@@ -118,7 +126,15 @@ _GDPO = ("verl 0.9's GDPO (algorithm.adv_estimator=gdpo with algorithm.gdpo_rewa
          "computes it (per sequence, eps 1e-4, weights rewards.weights): algorithm.adv_estimator=grpo "
          "algorithm.reward_aggregation=normalize_then_sum algorithm.norm_adv_by_std_in_grpo=true")
 _LOSS_MODE = _A + "policy_loss.loss_mode"
+_RS = ("verl's rejection sampling (rollout_rs, thresholds on token or sequence log-ratio statistics) is not "
+       "sarl's; sarl masks importance weights outside [clip_min, clip_max] (rollout.correction.mode=token_mask or "
+       "sequence_mask) and off-policy sequences (rollout.correction.off_policy_mask_threshold)")
 REFUSED: dict[str, str] = {
+    "algorithm.rollout_correction.bypass_mode=true": "verl's bypass mode uses the rollout's log-probs as log pi_old; "
+                                                     "sarl always recomputes log pi_old with the trainer and weights "
+                                                     "the loss by pi_old / pi_sampler (rollout.correction)",
+    "algorithm.rollout_correction.rollout_is_batch_normalize=true": "sarl does not renormalise the importance "
+                                                                    "weights to mean 1 over the batch (neither does TRL)",
     "algorithm.adv_estimator=gdpo": _GDPO, "algorithm.gdpo_reward_keys": _GDPO,
     "algorithm.gdpo_reward_weights": _GDPO,
     _LOSS_MODE + "=cispo": "verl's cispo clips the importance weight to [1 - clip_ratio_low, 1 + clip_ratio_high]; "
@@ -171,6 +187,7 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
     out: list[str] = []
     notes: list[str] = []
     types = factors = mini = None
+    correction: dict[str, str] = {}
     for ov in overrides:
         key, sep, raw = ov.partition("=")
         key = key.strip()
@@ -179,6 +196,14 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
             raise ConfigError(f"{key}: {why}")
         if not sep:
             out.append(ov)
+            continue
+        if key in (_RC + "rollout_is", _RC + "rollout_is_threshold"):
+            correction[key[len(_RC):]] = raw.strip().strip("'\"")
+            continue
+        if key == _RC + "rollout_rs":
+            if parse_value(raw) is not None:
+                raise ConfigError(f"{key}={raw}: {_RS}")
+            notes.append(f"{key}: ignored (no rejection sampling, as sarl)")
             continue
         prefix = next((p for p in RENAMED_PREFIXES if key.startswith(p)), None)
         if key not in RENAMED and prefix is None:
@@ -222,7 +247,29 @@ def translate(overrides: list[str]) -> tuple[list[str], list[str]]:
         out.append("rewards.weights={" + ", ".join(f"{t}: {f}" for t, f in zip(types, factors)) + "}")
     if mini is not None:
         out.append(f"{MINI_BATCH_PROMPTS}={mini}")
-    return out, notes
+    return out + _rollout_correction(correction), notes
+
+
+def _rollout_correction(given: dict[str, str]) -> list[str]:
+    """verl's ``algorithm.rollout_correction.rollout_is`` (token, sequence, null) and ``rollout_is_threshold``
+    (default 2.0: a float is truncation at that upper bound, TIS; ``"lower_upper"`` masks weights outside
+    the bounds, IcePop) as ``rollout.correction`` overrides. The threshold alone changes nothing (verl's
+    ``rollout_is`` defaults to null)."""
+    level = given.get("rollout_is")
+    if level is None or parse_value(level) is None:
+        return ["rollout.correction.mode=none"] if level is not None else []
+    if level not in ("token", "sequence"):
+        raise ConfigError(f"{_RC}rollout_is: token, sequence or null; got {level!r}")
+    spec = given.get("rollout_is_threshold", "2.0")
+    try:
+        bounds = [float(x) for x in spec.split("_", 1)]
+    except ValueError:
+        raise ConfigError(f"{_RC}rollout_is_threshold: a number (upper bound) or 'lower_upper'; got {spec!r}") from None
+    if len(bounds) == 1:
+        return [f"rollout.correction.mode={level}_truncate", f"rollout.correction.clip_max={bounds[0]}",
+                "rollout.correction.clip_min=null"]
+    return [f"rollout.correction.mode={level}_mask", f"rollout.correction.clip_min={bounds[0]}",
+            f"rollout.correction.clip_max={bounds[1]}"]
 
 
 # A pseudo-key resolved by sarl.config.load_config once rollout.n is known (prompts -> sequences).

@@ -171,15 +171,20 @@ def sapo(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, m
 
 def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, *,
                 loss: str = "vanilla", loss_agg_mode: str = "token-mean", norm_length: int | None = None,
-                global_tokens: Number | None = None, global_seqs: Number | None = None, **options: Any
+                global_tokens: Number | None = None, global_seqs: Number | None = None,
+                token_weights: torch.Tensor | None = None, **options: Any
                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The policy loss ``loss`` (a name of :data:`POLICY_LOSSES`) with its ``options``, aggregated.
 
-    All inputs ``[B, T]``. Returns ``(aggregate_loss(L, mask, loss_agg_mode, norm_length, global_*),
+    All inputs ``[B, T]``. ``token_weights`` (constants, e.g. the rollout correction's importance weights
+    times an off-policy mask, :mod:`sarl.algos.rollout_correction`) multiply ``L`` before the
+    aggregation, as TRL multiplies its ``per_token_loss``; the normalisers still count every token of
+    ``mask``. Returns ``(aggregate_loss(L * token_weights, mask, loss_agg_mode, norm_length, global_*),
     metrics)``; the metrics are detached 0-d tensors over this batch: the entry's ``clipfrac`` and
     ``clipfrac_lower``, and ``approx_kl`` = masked mean of ``-log_ratio`` (verl's ``ppo_kl``). Options the
     entry does not declare raise ``TypeError`` naming the ones it takes."""
-    for name, x in (("old_logp", old_logp), ("advantages", advantages), ("mask", mask)):
+    for name, x in (("old_logp", old_logp), ("advantages", advantages), ("mask", mask),
+                    ("token_weights", logp if token_weights is None else token_weights)):
         if x.shape != logp.shape:
             raise ValueError(f"{name} must be [B, T] = {tuple(logp.shape)}, got {tuple(x.shape)}")
     fn = POLICY_LOSSES[loss]
@@ -188,6 +193,8 @@ def policy_loss(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Te
     if extra:
         raise TypeError(f"policy loss {loss!r} takes the options {sorted(declared)}; got {extra}")
     losses, metrics = fn(logp, old_logp, advantages, mask, **options)
+    if token_weights is not None:
+        losses = losses * token_weights.detach()
     value = aggregate_loss(losses, mask, loss_agg_mode, norm_length, global_tokens=global_tokens,
                            global_seqs=global_seqs)
     metrics = {k: v.detach() for k, v in metrics.items()}

@@ -49,7 +49,7 @@ def resolve_backend(name: str, device: Any) -> str:
 
 def make_backend(model, name: str = "auto", *, tokenizer=None, precision: str | None = None, device: Any = None,
                  bf16_copy: bool = False, sharded: bool = False, model_path: str | None = None,
-                 vllm_options: Mapping[str, Any] | None = None) -> Backend:
+                 vllm_options: Mapping[str, Any] | None = None, logprobs: bool = False) -> Backend:
     """A rollout backend by name (module docstring), the one constructor of training and evaluation.
 
     ``model``: a torch causal LM with its ``tokenizer``, or a loaded model (:class:`sarl.models.LoadedModel`,
@@ -60,6 +60,8 @@ def make_backend(model, name: str = "auto", *, tokenizer=None, precision: str | 
     model is about to be sharded, so ``hf`` decodes a full copy of it (call this before sharding).
     ``model_path``: vLLM's model folder (default: the model's ``name_or_path``); ``vllm_options``: the
     other keyword arguments of :class:`~sarl.rollout.vllm_backend.VLLMBackend` (seed, memory share, ...).
+    ``logprobs``: ``hf`` on the model itself records each sampled token's log-prob (``Sample.logprobs``);
+    a copy always does (the sampler is then not the trainer's forward), vLLM when its options say so.
     """
     if tokenizer is None:  # a loaded model: its module, tokenizer and device
         device = model.device if device is None else device
@@ -70,7 +72,7 @@ def make_backend(model, name: str = "auto", *, tokenizer=None, precision: str | 
         bf16 = precision == "bf16-mixed" and bf16_copy
         if bf16 or sharded:
             return CopyBackend(model, tokenizer, torch.bfloat16 if bf16 else torch.float32)
-        return HFBackend(model, tokenizer)
+        return HFBackend(model, tokenizer, logprobs=logprobs)
     kwargs = dict(vllm_options or {})
     if precision is not None:
         kwargs.setdefault("dtype", "bfloat16" if precision == "bf16-mixed" else "float32")

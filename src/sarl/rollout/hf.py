@@ -87,8 +87,9 @@ class HFBackend(Backend):
 
     name = "hf"
 
-    def __init__(self, model, tokenizer, stop_token_ids: Sequence[int] | None = None):
+    def __init__(self, model, tokenizer, stop_token_ids: Sequence[int] | None = None, logprobs: bool = False):
         self.model = model
+        self.logprobs = logprobs  # record each sampled token's log-prob (Sample.logprobs)
         self.tokenizer = tokenizer
         stops = set(stop_token_ids or [])
         if not stops:
@@ -157,13 +158,20 @@ class HFBackend(Backend):
         live = list(range(rows))  # row ids still decoding, in cache order
         next_pos = pos[:, -1] + 1
         stop = torch.tensor(sorted(self.stop_ids), device=dev)
+        logps: list[list[float]] = [[] for _ in range(rows)]
         for step in range(cfg.max_new_tokens):
             if cfg.greedy:
                 nxt = logits.argmax(-1)
+                scaled = logits
             else:
-                nxt = categorical_sample(_filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p), seeds, step)
+                scaled = _filter_logits(logits / cfg.temperature, cfg.top_k, cfg.top_p)
+                nxt = categorical_sample(scaled, seeds, step)
             done = torch.isin(nxt, stop)
             picked, ended = nxt.tolist(), done.tolist()  # one device-to-host copy per step
+            if self.logprobs:  # the sampled token's log-prob under the sampling distribution
+                lp = torch.log_softmax(scaled.float(), dim=-1).gather(-1, nxt.unsqueeze(-1)).squeeze(-1).tolist()
+                for j, r in enumerate(live):
+                    logps[r].append(lp[j])
             for j, r in enumerate(live):
                 tokens[r].append(picked[j])
                 if ended[j]:
@@ -183,7 +191,8 @@ class HFBackend(Backend):
             logits = out.logits[:, -1, :].float()
             next_pos = next_pos + 1
         dec = self.tokenizer.batch_decode(tokens, skip_special_tokens=True)
-        samples = [Sample(token_ids=t, text=d, finish_reason=f) for t, d, f in zip(tokens, dec, finish)]
+        samples = [Sample(token_ids=t, text=d, finish_reason=f, logprobs=lp if self.logprobs else None)
+                   for t, d, f, lp in zip(tokens, dec, finish, logps)]
         return [samples[i * n : (i + 1) * n] for i in range(len(prompts))]
 
 
@@ -197,8 +206,8 @@ class CopyBackend(HFBackend):
     (docs/RESULTS.md), bf16 weights are the fast path, and the update stays fp32 under autocast; and a full
     copy beside a sharded policy (``trainer.strategy=fsdp``, whose shards are gathered into it)."""
 
-    def __init__(self, policy, tokenizer, dtype: torch.dtype = torch.bfloat16):
-        super().__init__(copy.deepcopy(policy).to(dtype).eval().requires_grad_(False), tokenizer)
+    def __init__(self, policy, tokenizer, dtype: torch.dtype = torch.bfloat16, logprobs: bool = True):
+        super().__init__(copy.deepcopy(policy).to(dtype).eval().requires_grad_(False), tokenizer, logprobs=logprobs)
 
     def sync_weights(self, named_tensors) -> None:
         own = dict(self.model.named_parameters())  # tied weights appear once, as in the policy

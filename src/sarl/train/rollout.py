@@ -4,8 +4,9 @@ or on a copy of it (:class:`~sarl.rollout.CopyBackend`: bf16 under ``bf16-mixed`
 sharded policy), or vLLM colocated in the trainer's process; an engine with its own copy of the weights
 gets the policy's in memory before each rollout that follows an update.
 
-The weight-sync check: vLLM reports each sampled token's log-prob (after temperature); the trainer's
-old-policy pass recomputes it with the policy. :func:`logprob_gap` logs their mean and largest absolute
+The weight-sync check: vLLM and a copy report each sampled token's log-prob (after temperature; the
+decode loop on the policy itself too, when ``rollout.correction`` uses them); the trainer's old-policy
+pass recomputes it with the policy. :func:`logprob_gap` logs their mean and largest absolute
 difference (``rollout/logprob_diff_mean`` / ``_max``, verl logs the same as ``rollout_probs_diff``): a
 gap of bf16 size means the engine samples from the policy being trained; a growing gap means it does
 not. With ``rollout.top_p < 1`` vLLM's log-prob is renormalised over the nucleus and the policy's is
@@ -64,7 +65,8 @@ def make_rollout_backend(cfg, policy, tokenizer, *, out: Path, precision: str, d
                    "sleep": str(device).startswith("cuda") and r.free_cache_engine, "logprobs": True,
                    "world_size": dist.world}
     return make_backend(policy, name, tokenizer=tokenizer, precision=precision, device=device,
-                        bf16_copy=r.bf16_copy, sharded=sharded, model_path=path, vllm_options=options)
+                        bf16_copy=r.bf16_copy, sharded=sharded, model_path=path, vllm_options=options,
+                        logprobs=r.correction.mode != "none" or r.correction.off_policy_mask_threshold is not None)
 
 
 def logprob_gap(rollout_logprobs: list[list[float]] | None, logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:

@@ -206,8 +206,8 @@ def loss_mask(batch: RolloutBatch, mask: torch.Tensor, mask_truncated: bool) -> 
 def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None, ref: AnswerLogprobs | None,
                  adv) -> tuple[UpdateStats, AnswerLogprobs]:
     """``actor.policy_loss`` (:mod:`sarl.algos.policy_losses`), + KL loss, − entropy bonus, per micro-batch,
-    over the loss mask (:func:`loss_mask`: truncated responses left out with ``actor.mask_truncated``).
-    Returns the update's statistics and log π_old as the loss used it: ``old`` itself, or, when it is
+    over the loss mask (:func:`loss_mask`: truncated responses left out with ``actor.mask_truncated``);
+    the policy term weighted per token by ``rollout.correction`` (:func:`correction`). Returns the update's statistics and log π_old as the loss used it: ``old`` itself, or, when it is
     ``None`` (on-policy, the update supplies it), each row's log π and entropy from its one forward here,
     before the only optimizer step."""
     from sarl.algos import aggregate_loss, kl_penalty, policy_loss, policy_loss_kwargs
@@ -216,6 +216,7 @@ def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None
     agg = {"loss_agg_mode": ac.loss_agg_mode, "norm_length": cfg.data.max_response_length}
     pl = {"loss": ac.policy_loss, **policy_loss_kwargs(ac.policy_loss, cfg)}
     lmask = loss_mask(batch, mask, ac.mask_truncated)
+    weigh = correction(run, batch, mask)
     on_policy = old is None
     want = ("entropy",) if ac.entropy_coeff or on_policy else ()
     if on_policy:  # filled row by row below: π_old = π, ratio 1, gradient -A ∇log π
@@ -229,7 +230,9 @@ def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None
         if on_policy:
             old.logp[rows, :T] = new.logp.detach()
             old.stats["entropy"][rows, :T] = new.stats["entropy"].detach()
-        loss, pm = policy_loss(new.logp, old.logp[rows, :T], adv[rows, :T], m, **pl, **norm, **agg)
+        weights, extra = weigh(rows, new.logp, old.logp[rows, :T], adv[rows, :T], new.mask)
+        loss, pm = policy_loss(new.logp, old.logp[rows, :T], adv[rows, :T], m, token_weights=weights, **pl, **norm,
+                               **agg)
         parts = {"pg_loss": float(loss.detach())}
         if ac.use_kl_loss:
             kl_loss = aggregate_loss(kl_penalty(new.logp, ref.logp[rows, :T], ac.kl_loss_type), m,
@@ -239,9 +242,39 @@ def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None
         if ac.entropy_coeff:
             loss = loss - ac.entropy_coeff * aggregate_loss(new.stats["entropy"], m, ac.loss_agg_mode,
                                                             cfg.data.max_response_length, **norm)
-        return loss, parts, {"clipfrac": float(pm["clipfrac"])}
+        return loss, parts, {"clipfrac": float(pm["clipfrac"]), **extra}
 
     return _update(run, run.policy, run.opt, run.sched, lmask, ac.grad_clip, micro_loss), old
+
+
+def correction(run: Run, batch: RolloutBatch, mask: torch.Tensor):
+    """``rollout.correction`` for :func:`update_actor`: a function of one micro-batch
+    ``(rows, logp, old_logp, adv, mask) -> (token weights or None, stats)``: the importance weights of
+    ``mode`` (π_old / π_sampler, from the batch's sampler log-probs) times the off-policy sequence mask
+    (with π_old as the sampler when the batch has no sampler log-probs), :mod:`sarl.algos.rollout_correction`;
+    ``stats``: ``off_policy_masked``, the share of the micro-batch's tokens the mask drops."""
+    from sarl.algos.rollout_correction import correction_weights, off_policy_mask, sampler_logp_tensor
+
+    c = run.cfg.rollout.correction
+    threshold = c.off_policy_mask_threshold
+    sampler = sampler_logp_tensor(batch.rollout_logprobs, mask)
+    if c.mode != "none" and sampler is None:
+        raise ValueError(f"rollout.correction.mode={c.mode}: the rollout engine ({run.backend.name}) reported no "
+                         "log-probs for this batch")
+
+    def weigh(rows, logp, old_logp, adv, m):
+        T = logp.shape[1]
+        if c.mode == "none" and threshold is None:
+            return None, {}
+        w = torch.ones_like(logp)
+        if c.mode != "none":
+            w = correction_weights(old_logp, sampler[rows, :T], m, c.mode, clip_min=c.clip_min, clip_max=c.clip_max)[0]
+        if threshold is None:
+            return w, {}
+        keep = off_policy_mask(adv, logp, old_logp if sampler is None else sampler[rows, :T], m, threshold)
+        return w * keep, {"off_policy_masked": float(((1 - keep) * m).sum() / m.sum().clamp(min=1))}
+
+    return weigh
 
 
 def _mean(t: torch.Tensor | None) -> float | None:
@@ -288,8 +321,27 @@ def step_metrics(run: Run, d: StepData, seconds: dict[str, float]) -> dict[str, 
     if styles is not None:
         metrics.update({f"style/{k}": v for k, v in style_shares(styles).items()})
     metrics.update(logprob_gap(b.rollout_logprobs, d.old.logp, mask))
+    metrics.update(correction_metrics(run, b, d.old.logp, mask, actor))
     metrics.update(reward_diagnostics(b, d.rew.components, run.composer.scheduled_weights(d.progress), styles))
     return metrics
+
+
+def correction_metrics(run: Run, batch: RolloutBatch, old_logp: torch.Tensor, mask: torch.Tensor,
+                       actor: UpdateStats) -> dict[str, float]:
+    """``rollout/is_ratio_min`` / ``_mean`` / ``_max`` and ``rollout/is_out_of_bounds`` of the rollout
+    correction's weights over the step's batch (TRL's ``sampling/importance_sampling_ratio/*``), and
+    ``actor/off_policy_masked``; empty when ``rollout.correction`` is off."""
+    from sarl.algos.rollout_correction import correction_weights, sampler_logp_tensor
+
+    c = run.cfg.rollout.correction
+    out: dict[str, float] = {}
+    sampler = sampler_logp_tensor(batch.rollout_logprobs, mask)
+    if c.mode != "none" and sampler is not None:
+        _, stats = correction_weights(old_logp, sampler, mask, c.mode, clip_min=c.clip_min, clip_max=c.clip_max)
+        out.update({f"rollout/{k}": v for k, v in stats.items()})
+    if c.off_policy_mask_threshold is not None:
+        out["actor/off_policy_masked"] = actor.stats.get("off_policy_masked", 0.0)
+    return out
 
 
 def answer_styles(batch: RolloutBatch) -> list[str] | None:

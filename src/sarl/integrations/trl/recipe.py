@@ -61,9 +61,10 @@ KEY_MAP: tuple[Mapped, ...] = (
     Mapped("rollout.temperature", "temperature", "same value (TRL divides the log-prob logits by it too)"),
     Mapped("rollout.top_p", "top_p", "same value; `top_k=0` (no top-k, as sarl)"),
     Mapped("rollout.batch_size", "(none)", "decode batching only; TRL generates the whole generation batch"),
-    Mapped("rollout.backend", "use_vllm, vllm_mode", "hf: `use_vllm=False` (transformers generate); vllm: `use_vllm=True, vllm_mode=\"colocate\"` (one engine per process, weights synced in memory), `vllm_importance_sampling_correction=False` as the native trainer"),
+    Mapped("rollout.backend", "use_vllm, vllm_mode", "hf: `use_vllm=False` (transformers generate); vllm: `use_vllm=True, vllm_mode=\"colocate\"` (one engine per process, weights synced in memory), correction as rollout.correction"),
     Mapped("rollout.gpu_memory_utilization", "vllm_gpu_memory_utilization", "same value"),
     Mapped("rollout.free_cache_engine", "vllm_enable_sleep_mode", "same value on a GPU; false on a CPU (no sleep mode there)"),
+    Mapped("rollout.correction", "vllm_importance_sampling_correction, vllm_importance_sampling_mode, vllm_importance_sampling_clip_max, vllm_importance_sampling_clip_min, off_policy_mask_threshold", "mode none: `vllm_importance_sampling_correction=False` (TRL's default is on, `sequence_mask`); the four modes: `True` and the same mode name; clip_max, clip_min and off_policy_mask_threshold: the same values. TRL applies the importance weights to vLLM rollouts only (`rollout.backend=vllm`); sarl also to its hf sampler's log-probs"),
     Mapped("rollout.bf16_copy", "(none)", "native hf rollouts only; TRL generates with the policy under its own precision"),
     Mapped("algorithm.adv_estimator", "(GRPO)", "grpo only; other estimators are refused: " + NATIVE),
     Mapped("algorithm.norm_adv_by_std_in_grpo", "scale_rewards", "false: `none` (Dr.GRPO); true: `group`"),
@@ -222,7 +223,7 @@ def _check_policy_loss(cfg: TrainConfig) -> None:
 
 def _loss_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """The GRPOConfig fields of the policy loss: loss_type, importance_sampling_level, epsilon, epsilon_high,
-    delta, the SAPO temperatures and mask_truncated_completions."""
+    delta, the SAPO temperatures, mask_truncated_completions and the rollout correction's."""
     from sarl.algos import POLICY_LOSSES
 
     ac = cfg.actor
@@ -234,7 +235,18 @@ def _loss_kwargs(cfg: TrainConfig) -> dict[str, Any]:
             "epsilon_high": 1.0 + ac.clip_ratio_high if trl.loss_type == "cispo" else ac.clip_ratio_high,
             "delta": ac.clip_ratio_c if _reads_clip_ratio_c(name) else None,
             "sapo_temperature_pos": ac.sapo_temperature_pos, "sapo_temperature_neg": ac.sapo_temperature_neg,
-            "mask_truncated_completions": ac.mask_truncated}
+            "mask_truncated_completions": ac.mask_truncated, **_correction_kwargs(cfg)}
+
+
+def _correction_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """The GRPOConfig fields of ``rollout.correction`` (TRL's vLLM importance sampling and off-policy mask)."""
+    c = cfg.rollout.correction
+    kw: dict[str, Any] = {"vllm_importance_sampling_correction": c.mode != "none",
+                          "off_policy_mask_threshold": c.off_policy_mask_threshold}
+    if c.mode != "none":
+        kw.update(vllm_importance_sampling_mode=c.mode, vllm_importance_sampling_clip_max=c.clip_max,
+                  vllm_importance_sampling_clip_min=c.clip_min)
+    return kw
 
 
 def _device_kwargs(cfg: TrainConfig) -> dict[str, Any]:
@@ -265,10 +277,7 @@ def _vllm_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     d, r = cfg.data, cfg.rollout
     return {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": r.gpu_memory_utilization,
             "vllm_enable_sleep_mode": bool(r.free_cache_engine and torch.cuda.is_available()),
-            "vllm_max_model_length": d.max_prompt_length + d.max_response_length,
-            # the native trainer and the reference use the engine's samples as on-policy (no truncated
-            # importance sampling); the weight sync makes engine and policy agree (rollout/logprob_diff)
-            "vllm_importance_sampling_correction": False}
+            "vllm_max_model_length": d.max_prompt_length + d.max_response_length}
 
 
 def grpo_kwargs(cfg: TrainConfig, num_processes: int | None = None) -> dict[str, Any]:
