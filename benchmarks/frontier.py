@@ -13,7 +13,9 @@ Pipeline (every stage resumes: rerun the same command after an interruption):
    weight: ``grpo`` (correctness only), ``sar@α`` (SA-GRPO: + α·SAR), ``sar_gdpo@α`` (the same with
    decoupled per-reward normalisation, ``algorithm.reward_aggregation=normalize_then_sum``), ``o1@w``
    (+ w·O1-Pruner), ``er@w`` (+ w·ER). Dr.GRPO as the reference's recipe (``configs/cpu/quickstart.yaml``),
-   on ``synth_chain_v2``'s RL split; checkpoints kept at the evaluation steps;
+   on ``synth_chain_v2``'s RL split; checkpoints kept at the evaluation steps. Design ``losses`` compares
+   GRPO with its policy-gradient variants instead, arms without a weight: ``ds`` (dynamic sampling),
+   ``gspo``, ``cispo`` (each arm minus GRPO, and step times);
 3. **evaluation** of each kept checkpoint on the design's split (``val`` for the pilot, ``test`` for the
    pre-registered run), greedy (the paper's protocol) and sampled (T=1, several samples per problem);
    slim per-sample rows (gzip JSON lines) under ``samples/``, training metrics under ``metrics/``;
@@ -28,6 +30,7 @@ Pipeline (every stage resumes: rerun the same command after an interruption):
     python benchmarks/frontier.py analyze benchmarks/results/frontier_test      # recompute from committed data
     python benchmarks/frontier.py export runs/frontier_test benchmarks/results/frontier_test
     python benchmarks/frontier.py run --design test -o runs/frontier_test --seed-from benchmarks/results/frontier_test
+    python benchmarks/frontier.py run --design losses -o runs/losses --seed-from benchmarks/results/frontier_test
 
 ``run`` trains on ``--workers`` processes (one torch thread each; the 2-core machine runs two) and ends
 with ``analyze``. A design is fixed once a folder has one: a different design in the same folder is
@@ -62,10 +65,17 @@ METHODS: dict[str, dict[str, Any]] = {
                                "algorithm.norm_adv_by_std_in_grpo=true"]},
     "o1": {"label": "O1-Pruner", "reward": "o1_pruner"},
     "er": {"label": "ER", "reward": "efficient_reasoner"},
+    # correctness only, another policy-gradient setting (design "losses"): no weight
+    "ds": {"label": "GRPO + dynamic sampling", "reward": None,
+           "overrides": ["algorithm.filter_groups.enable=true", "algorithm.filter_groups.metric=acc"]},
+    "gspo": {"label": "GSPO", "reward": None,  # the GSPO paper's (and TRL's docs') clip range
+             "overrides": ["actor.policy_loss=gspo", "actor.clip_ratio_low=0.0003", "actor.clip_ratio_high=0.0004"]},
+    "cispo": {"label": "CISPO", "reward": None,  # weight cap 5: ScaleRL's eps_max, TRL's recommended epsilon_high
+              "overrides": ["actor.policy_loss=cispo", "actor.clip_ratio_high=4.0"]},
 }
 SAR_METHODS, PENALTIES = ("sar", "sar_gdpo"), ("o1", "er")
 COLORS = {"grpo": "tab:blue", "sar": "tab:red", "sar_gdpo": "tab:orange", "o1": "tab:green", "er": "tab:purple",
-          "sft": "black"}
+          "ds": "tab:cyan", "gspo": "tab:brown", "cispo": "tab:olive", "sft": "black"}
 
 # The designs. The pilot is one seed on the validation split; the test is pre-registered in
 # docs/RESULTS.md ("Frontier comparison: pre-registration") before it runs.
@@ -89,6 +99,16 @@ DESIGNS: dict[str, dict[str, Any]] = {
         "sft_seeds": {"*": [0], "grpo": [0, 1], "sar@1.0": [0, 1], "o1@0.1": [0, 1], "er@0.1": [0, 1]},
         "rl_seeds": [0, 1, 2],
     },
+    # GRPO against its 2026 variants (dynamic sampling, GSPO, CISPO) from the test's warm start 0, on the
+    # validation split: two optimizer steps per step (mini-batches of 32 of the 64 rollouts), so that the
+    # second update is off-policy and the losses differ (with one step per batch every ratio is 1 and
+    # vanilla, GSPO and CISPO give the same gradient)
+    "losses": {
+        "split": "val", "steps": 120, "eval_at": [60, 120], "save_every": 20,
+        "eval_limit": 300, "eval_samples": 4,
+        "arms": ["grpo", "ds", "gspo", "cispo"], "sft_seeds": {"*": [0]}, "rl_seeds": [0, 1],
+        "rl": ["actor.mini_batch_size=32"],
+    },
     "smoke": {  # for tests: a few steps of two arms
         "split": "val", "steps": 4, "eval_at": [2, 4], "save_every": 2, "eval_limit": 6, "eval_samples": 2,
         "arms": ["grpo", "sar@0.5", "o1@0.1"], "sft_seeds": {"*": [0]}, "rl_seeds": [0],
@@ -106,9 +126,15 @@ def parse_arm(arm: str) -> tuple[str, float]:
     method, _, w = arm.partition("@")
     if method not in METHODS:
         raise ValueError(f"arm {arm!r}: unknown method {method!r}; choose from {', '.join(METHODS)}")
-    if (method == "grpo") != (w == ""):
-        raise ValueError(f"arm {arm!r}: grpo takes no weight, every other method one (method@weight)")
+    if (METHODS[method]["reward"] is None) != (w == ""):
+        raise ValueError(f"arm {arm!r}: {', '.join(unweighted())} take no weight, every other method one "
+                         "(method@weight)")
     return method, float(w) if w else 0.0
+
+
+def unweighted() -> list[str]:
+    """The methods without an extra reward (GRPO and its policy-gradient variants): arms without a weight."""
+    return [m for m, spec in METHODS.items() if spec["reward"] is None]
 
 
 def label(arm: str) -> str:
@@ -325,15 +351,19 @@ def cmd_export(args) -> int:
 
 
 def seed_from(root: Path, src: Path, design: dict[str, Any]) -> None:
-    """Start or continue ``root`` from an exported folder of the same design: its warm starts and its
-    finished runs' samples and metrics are copied in where ``root`` lacks them (finished runs are then
-    skipped; a run whose files are missing trains from its start)."""
+    """Start or continue ``root`` from an exported folder: its warm starts (when both designs train them
+    with the same settings) and, from a folder of the same design, its finished runs' samples and metrics
+    are copied in where ``root`` lacks them (finished runs are then skipped; a run whose files are missing
+    trains from its start)."""
     prior = json.loads((src / "design.json").read_text())
-    if prior != design:
-        raise SystemExit(f"--seed-from {src}: it holds design {prior.get('name')!r} with other settings")
+    if prior.get("sft") != design.get("sft"):
+        raise SystemExit(f"--seed-from {src}: its design {prior.get('name')!r} trains its warm starts with other "
+                         "settings")
     for sft in sorted(src.glob("sft[0-9]*")):
         if not (root / sft.name / "summary.json").exists():
             shutil.copytree(sft, root / sft.name, dirs_exist_ok=True)
+    if prior != design:  # the warm starts only: evaluations and runs belong to their design
+        return
     for sub in ("samples", "metrics"):
         if (src / sub).exists():
             for f in (src / sub).rglob("*.gz"):
@@ -345,10 +375,12 @@ def seed_from(root: Path, src: Path, design: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------------ analysis (pure)
 def per_problem(rows: list[dict], what: str = "correct") -> dict[str, float]:
-    """Problem id → share of its samples that are correct (``what="correct"``), or in style ``what``."""
+    """Problem id → share of its samples that are correct (``what="correct"``) or in style ``what``, or
+    their mean length (``what="length"``)."""
     groups: dict[str, list[float]] = {}
     for r in rows:
-        groups.setdefault(r["id"], []).append(float(r["correct"] if what == "correct" else r["style"] == what))
+        value = r["correct"] if what == "correct" else r["length"] if what == "length" else r["style"] == what
+        groups.setdefault(r["id"], []).append(float(value))
     return {k: statistics.fmean(v) for k, v in groups.items()}
 
 
@@ -392,6 +424,8 @@ def point(runs: dict[str, list[dict]]) -> dict[str, Any]:
 def family(points: dict[str, dict], method: str) -> list[tuple[float, str]]:
     """A method's frontier: ``(weight, arm)`` by weight, GRPO (weight 0) first when present: every
     method is GRPO plus a weighted extra reward, so all frontiers start at GRPO's point."""
+    if METHODS[method]["reward"] is None:
+        return []
     out = [(parse_arm(a)[1], a) for a in points if a != "sft" and parse_arm(a)[0] == method]
     return ([(0.0, "grpo")] if "grpo" in points else []) + sorted(out)
 
@@ -491,6 +525,50 @@ def h1_rows(points: dict[str, dict], runs: dict[str, dict[str, list[dict]]]) -> 
     return out
 
 
+def versus_grpo(points: dict[str, dict], runs: dict[str, dict[str, list[dict]]]) -> list[dict[str, Any]]:
+    """Each arm without a weight (GRPO's variants) minus GRPO: accuracy (points) and length (tokens), each
+    a contrast of the runs' per-problem values with its interval, and the length ratio."""
+    from sarl.stats import contrast
+
+    if "grpo" not in points:
+        return []
+    out = []
+    for arm in points:
+        if arm in ("sft", "grpo") or parse_arm(arm)[0] not in unweighted():
+            continue
+        pair = {}
+        for what in ("correct", "length"):
+            pair[what] = contrast([(1.0, [per_problem(r, what) for _, r in sorted(runs[arm].items())]),
+                                   (-1.0, [per_problem(r, what) for _, r in sorted(runs["grpo"].items())])])
+        out.append({"arm": arm, "accuracy_difference": pair["correct"], "length_difference": pair["length"],
+                    "length_ratio": points[arm]["length"] / points["grpo"]["length"]})
+    return out
+
+
+def step_times(root: Path, design: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per arm: the median ``time/step`` of each finished run (seconds; every run of a design trains under
+    the same load: the same workers, one thread each), their mean, the ratio to GRPO's mean, and for
+    dynamic sampling the mean generation rounds per step."""
+    out: dict[str, dict[str, Any]] = {}
+    for run in runs_of(design):
+        p = root / "metrics" / f"{run['name']}.jsonl.gz"
+        if not p.exists():
+            continue
+        rows = read_gz(p)
+        arm = out.setdefault(run["arm"], {"median_s": [], "gen_rounds": []})
+        arm["median_s"].append(statistics.median(r["time/step"] for r in rows if r.get("time/step") is not None))
+        rounds = [r["filter/gen_rounds"] for r in rows if r.get("filter/gen_rounds") is not None]
+        if rounds:
+            arm["gen_rounds"].append(statistics.fmean(rounds))
+    for arm in out.values():
+        arm["mean_s"] = statistics.fmean(arm["median_s"])
+        arm["gen_rounds"] = statistics.fmean(arm["gen_rounds"]) if arm["gen_rounds"] else None
+    if "grpo" in out:
+        for arm in out.values():
+            arm["ratio_to_grpo"] = arm["mean_s"] / out["grpo"]["mean_s"]
+    return out
+
+
 def analyse(root: Path) -> dict[str, Any]:
     """Per warm start (runs from different warm starts are never pooled: each frontier is measured from
     one starting point), per evaluated step and mode: the points, the frontier comparisons and H1."""
@@ -508,8 +586,9 @@ def analyse(root: Path) -> dict[str, Any]:
                 rows = frontier_comparisons(points, runs)
                 budgets.setdefault(str(step), {})[mode] = {
                     "points": points, "frontier": rows, "verdicts": verdicts(rows), "H1": h1_rows(points, runs),
-                    "effective": effective(points, runs)}
+                    "effective": effective(points, runs), "versus_grpo": versus_grpo(points, runs)}
         out["warm_starts"][str(sft)] = budgets
+    out["step_times"] = step_times(root, design)
     return out
 
 
@@ -550,6 +629,13 @@ def _budget_md(b: dict[str, Any]) -> list[str]:
         e = b["effective"]
         lines += ["", f"Effective (GRPO − warm start): {_pct(e['difference'])} points, "
                   f"**{'held' if e['held'] else 'not held'}**."]
+    if b.get("versus_grpo"):
+        lines += ["", "Minus GRPO (accuracy in points, length in tokens; 95% intervals):", "",
+                  "| arm | accuracy − GRPO | length − GRPO | length / GRPO |", "|---|---|---|---|"]
+        for v in b["versus_grpo"]:
+            lo, hi = v["length_difference"]["ci95"]
+            lines.append(f"| {label(v['arm'])} | {_pct(v['accuracy_difference'])} | "
+                         f"{v['length_difference']['mean']:+.1f} [{lo:+.1f}, {hi:+.1f}] | {v['length_ratio']:.3f} |")
     if b["H1"]:
         lines += ["", "H1 (length <= 0.8x GRPO's at accuracy >= GRPO's - 1 point):", "",
                   "| SA arm | length / GRPO | accuracy − GRPO | held |", "|---|---|---|---|"]
@@ -569,6 +655,16 @@ def markdown(res: dict[str, Any]) -> str:
         for step, by_mode in budgets.items():
             for mode, b in by_mode.items():
                 lines += [f"### warm start {sft}, step {step}, {mode}", ""] + _budget_md(b) + [""]
+    times = res.get("step_times") or {}
+    if times:
+        lines += ["### step time", "", "Median seconds per training step of each run (all runs of the design train "
+                  "under the same load), mean over runs, and the ratio to GRPO's:", "",
+                  "| arm | s/step | / GRPO | generation rounds per step |", "|---|---|---|---|"]
+        for arm, t in times.items():
+            ratio = f"{t['ratio_to_grpo']:.2f}" if "ratio_to_grpo" in t else "–"
+            rounds = f"{t['gen_rounds']:.2f}" if t["gen_rounds"] is not None else "1"
+            lines.append(f"| {label(arm)} | {t['mean_s']:.2f} | {ratio} | {rounds} |")
+        lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -603,6 +699,11 @@ def plot(res: dict[str, Any], root: Path, out: Path) -> list[Path]:
                             markeredgecolor="black", label=label(a))
                 ax.annotate(f"{w:g}", (p["length"], 100 * acc["mean"]), textcoords="offset points", xytext=(4, 4),
                             fontsize=7)
+        for a in (a for a in pts if a not in ("grpo", "sft") and parse_arm(a)[0] in unweighted()):
+            p, acc = pts[a], pts[a]["accuracy"]
+            ax.errorbar(p["length"], 100 * acc["mean"],
+                        yerr=[[100 * (acc["mean"] - acc["ci95"][0])], [100 * (acc["ci95"][1] - acc["mean"])]],
+                        fmt="D", color=COLORS[parse_arm(a)[0]], capsize=3, markersize=7, label=label(a))
         for a in ("grpo", "sft"):
             if a in pts:
                 p = pts[a]
@@ -677,8 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("-o", "--output", type=Path, required=True)
     r.add_argument("--workers", type=int, default=2, help="training processes, one torch thread each")
     r.add_argument("--seed-from", type=Path, default=None,
-                   help="an exported folder of the same design (benchmarks/results/frontier_test): reuse its warm "
-                        "starts and finished runs")
+                   help="an exported folder (benchmarks/results/frontier_test): reuse its warm starts (same warm "
+                        "start settings) and, of the same design, its finished runs")
     a = sub.add_parser("analyze", help="recompute results.json/md and figures from design, samples and metrics")
     a.add_argument("folder", type=Path)
     e = sub.add_parser("export", help="copy design, samples and metrics of a run folder to a folder to commit")

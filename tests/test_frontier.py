@@ -24,7 +24,7 @@ def test_arms_parse_and_refuse(F):
     assert F.label("o1@0.03") == "O1-Pruner w=0.03" and F.label("sar_gdpo@0.2") == "SA-GRPO + GDPO α=0.2"
     with pytest.raises(ValueError, match="unknown method 'ppo'"):
         F.parse_arm("ppo@1")
-    with pytest.raises(ValueError, match="grpo takes no weight"):
+    with pytest.raises(ValueError, match="grpo, ds, gspo, cispo take no weight"):
         F.parse_arm("grpo@0.2")
     with pytest.raises(ValueError, match="one \\(method@weight\\)"):
         F.parse_arm("sar")
@@ -41,6 +41,27 @@ def test_runs_and_overrides_differ_only_in_the_reward(F, tmp_path):
     assert "rewards.weights={correctness: 1.0}" in g and "rewards.weights={correctness: 1.0, sar: 0.5}" in s
     assert "algorithm.reward_aggregation=normalize_then_sum" in d and not any("reward_aggregation" in x for x in s)
     assert "data.train=synth_chain_v2" in g and "trainer.keep_last=7" in g  # every evaluated checkpoint kept
+
+
+def test_policy_gradient_variants_against_grpo(F, tmp_path):
+    assert F.parse_arm("cispo") == ("cispo", 0.0) and F.label("ds") == "GRPO + dynamic sampling"
+    with pytest.raises(ValueError, match="take no weight"):
+        F.parse_arm("gspo@0.1")
+    design = F.DESIGNS["losses"]
+    ov = {r["arm"]: F.run_overrides(design, r, tmp_path / "m", tmp_path / r["name"]) for r in F.runs_of(design)}
+    assert all("actor.mini_batch_size=32" in o and "rewards.weights={correctness: 1.0}" in o for o in ov.values())
+    assert "algorithm.filter_groups.enable=true" in ov["ds"] and "actor.policy_loss=cispo" in ov["cispo"]
+    assert "actor.policy_loss=gspo" in ov["gspo"] and not any("policy_loss" in x for x in ov["grpo"])
+
+    def rows(correct, length):
+        return [{"id": "p", "correct": correct, "length": length, "style": "concise", "truncated": False}]
+
+    runs = {"grpo": {"g0": rows(True, 70), "g1": rows(False, 70)}, "cispo": {"c0": rows(True, 60), "c1": rows(True, 50)}}
+    pts = {a: F.point(r) for a, r in runs.items()}
+    (v,) = F.versus_grpo(pts, runs)
+    assert v["arm"] == "cispo" and v["accuracy_difference"]["mean"] == pytest.approx(0.5)
+    assert v["length_difference"]["mean"] == pytest.approx(-15.0) and v["length_ratio"] == pytest.approx(55 / 70)
+    assert F.family(pts, "cispo") == []  # no frontier: a single point
 
 
 def _pt(acc, length):
@@ -116,16 +137,25 @@ def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path)
     pts = budgets["4"]["sampled"]["points"]
     assert set(pts) == {"sft", "grpo", "sar@0.5", "o1@0.1"} and all(p["runs"] for p in pts.values())
     assert (root / "frontier_sft0_sampled.png").exists() and (root / "curves.png").exists()
+    times = res["step_times"]
+    assert set(times) == {"grpo", "sar@0.5", "o1@0.1"} and times["grpo"]["ratio_to_grpo"] == pytest.approx(1.0)
+    assert all(t["mean_s"] > 0 for t in times.values())
     # a rerun reuses everything; the exported copy (design, samples, metrics) recomputes the same numbers
     assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
     F.main(["export", str(root), str(tmp_path / "copy")])
     assert not (tmp_path / "copy" / "runs").exists() and (tmp_path / "copy" / "sft0" / "model" / "config.json").exists()
     F.main(["analyze", str(tmp_path / "copy")])
     again = json.loads((tmp_path / "copy" / "results.json").read_text())
-    assert again["warm_starts"] == res["warm_starts"]
+    assert again["warm_starts"] == res["warm_starts"] and again["step_times"] == res["step_times"]
     # a new folder seeded from the export trains nothing: warm start and runs are reused
     (tmp_path / "copy" / "samples" / "grpo-sft0-s0" / "step4.sampled.jsonl.gz").unlink()  # one evaluation lost
     fresh = tmp_path / "fresh"
     assert F.main(["run", "--design", "smoke", "-o", str(fresh), "--workers", "1", "--seed-from", str(tmp_path / "copy")]) == 0
     assert (fresh / "sft0" / "model" / "config.json").exists() and not (fresh / "sft0" / "checkpoints").exists()
     assert not (fresh / "runs" / "sar@0.5-sft0-s0").exists() and (fresh / "runs" / "grpo-sft0-s0").exists()
+    # another design: only warm starts trained with the same settings are taken, never its evaluations
+    with pytest.raises(SystemExit, match="trains its warm starts with other settings"):
+        F.seed_from(tmp_path / "other", tmp_path / "copy", {**F.DESIGNS["losses"], "name": "losses"})
+    F.seed_from(tmp_path / "other", tmp_path / "copy", {**F.DESIGNS["smoke"], "name": "smoke", "steps": 6})
+    assert (tmp_path / "other" / "sft0" / "model" / "config.json").exists()
+    assert not (tmp_path / "other" / "samples").exists()
