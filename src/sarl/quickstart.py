@@ -1,4 +1,4 @@
-"""``sarl quickstart``: the whole loop, sized for about twelve CPU minutes on 2 cores.
+"""``sarl quickstart``: the whole loop, sized for about fifteen CPU minutes on 2 cores.
 
 With no ``--model`` (the default set-up):
 
