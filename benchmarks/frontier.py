@@ -657,8 +657,10 @@ def markdown(res: dict[str, Any]) -> str:
                 lines += [f"### warm start {sft}, step {step}, {mode}", ""] + _budget_md(b) + [""]
     times = res.get("step_times") or {}
     if times:
-        lines += ["### step time", "", "Median seconds per training step of each run (all runs of the design train "
-                  "under the same load), mean over runs, and the ratio to GRPO's:", "",
+        lines += ["### step time", "", "Median seconds per training step of each run, mean over runs, and the ratio "
+                  "to GRPO's. The design's runs share the machine alike (two workers taking every other run), "
+                  "but the ratios compare like with like only if nothing else ran beside them (docs/RESULTS.md "
+                  "says when that held):", "",
                   "| arm | s/step | / GRPO | generation rounds per step |", "|---|---|---|---|"]
         for arm, t in times.items():
             ratio = f"{t['ratio_to_grpo']:.2f}" if "ratio_to_grpo" in t else "–"
