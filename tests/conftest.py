@@ -1,4 +1,8 @@
+from pathlib import Path
+
 import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +32,13 @@ def screenshot(html, tmp_path, height: int = 1600, timeout: int = 300):
     import matplotlib.image as mpimg
 
     return mpimg.imread(shot)[..., :3]
+
+
+def load_benchmark(name: str):
+    """A script of ``benchmarks/`` (not a package) imported as a module, for its tests."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

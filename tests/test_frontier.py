@@ -1,22 +1,19 @@
 """benchmarks/frontier.py: arms, the frontier interpolation and its contrast (hand-computed), the fixed
 design of a folder, and a tiny end-to-end run whose committed-style copy recomputes the same results."""
 
-import importlib.util
 import json
 import math
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def F():
-    spec = importlib.util.spec_from_file_location("frontier", ROOT / "benchmarks" / "frontier.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("frontier")
 
 
 def test_arms_parse_and_refuse(F):

@@ -1,20 +1,17 @@
 """benchmarks/reproduce.py: the summary and the goal check (pure), and a tiny end-to-end run."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def R():
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks" / "reproduce.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("reproduce")
 
 
 def _rows(correct_by_problem, style="concise", length=40, steps=None):
@@ -93,9 +90,7 @@ def test_tiny_end_to_end_and_resume(R, tmp_path, capsys):
          for r, modes in res["runs"].items()}
     assert (tmp_path / "runs" / "grpo-s0" / "final" / "model.safetensors").stat().st_mtime == mtime
     # SAR by style on the warm start's sampled answers: every answer lands in exactly one cell
-    spec = importlib.util.spec_from_file_location("sar_by_style", ROOT / "benchmarks" / "sar_by_style.py")
-    sbs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sbs)
+    sbs = load_benchmark("sar_by_style")
     out = tmp_path / "style.json"
     assert sbs.main([str(tmp_path / "sft" / "model"),
                      str(tmp_path / "eval" / "sampled" / "sft" / f"{ds}.samples.jsonl"), "-o", str(out)]) == 0
