@@ -79,3 +79,19 @@ def test_fresh_conversion_gives_identical_logprobs(tmp_path, monkeypatch, lm):
     again = load_model(str(tmp_path / "models" / "smollm2-135m"), dtype="float32")
     with torch.no_grad():
         assert torch.equal(again.model(ids).logits, lm.model(ids).logits)
+
+
+def test_builtin_tokenizer_without_converting_the_weights(lm, tmp_path, monkeypatch):
+    """With nothing converted yet, the default tokenizer comes straight from the GGUF file (no weights
+    written) and is the converted folder's tokenizer: vocabulary, special tokens, chat template."""
+    from sarl.models import builtin_cache_dir, load_tokenizer
+
+    monkeypatch.setenv("SARL_HOME", str(tmp_path))
+    tok = load_tokenizer(None)
+    assert not builtin_cache_dir("smollm2-135m").exists()
+    ref = lm.tokenizer
+    assert tok.get_vocab() == ref.get_vocab() and tok.special_tokens_map == ref.special_tokens_map
+    assert (tok.bos_token_id, tok.eos_token_id, tok.pad_token_id) == (ref.bos_token_id, ref.eos_token_id, ref.pad_token_id)
+    msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "2 + 3"}]
+    assert tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == \
+        ref.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)

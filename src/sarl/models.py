@@ -276,11 +276,35 @@ class LoadedModel:
         return next(self.model.parameters()).dtype
 
 
+def builtin_tokenizer(name: str):
+    """A built-in model's tokenizer without converting its weights: read from the GGUF file with the
+    conversion's settings (:func:`ensure_builtin`) and passed through a save and load as the converted
+    folder's is, so it is the same tokenizer (``sarl sft --new-tokenizer`` needs only it as a template)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    if is_converted(name):
+        return AutoTokenizer.from_pretrained(builtin_cache_dir(name), local_files_only=True)
+    spec = BUILTIN_MODELS[name]
+    pkg_dir = builtin_package_dir(spec)
+    if pkg_dir is None or not (pkg_dir / spec.gguf_file).exists():
+        return AutoTokenizer.from_pretrained(ensure_builtin(name))  # raises the install hint
+    tok = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=spec.gguf_file)
+    _set_special_tokens(tok, AutoConfig.from_pretrained(pkg_dir, gguf_file=spec.gguf_file))
+    tok.clean_up_tokenization_spaces = False
+    with tempfile.TemporaryDirectory() as tmp:
+        tok.save_pretrained(tmp)
+        return AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+
+
 def load_tokenizer(name_or_path: str | None = None, allow_download: bool = False):
     from transformers import AutoTokenizer
 
-    path = resolve_model_path(name_or_path, allow_download)
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=not downloads_allowed(allow_download))
+    name = MODEL_ALIASES.get(name_or_path or DEFAULT_MODEL, name_or_path or DEFAULT_MODEL)
+    if name in BUILTIN_MODELS:
+        tok = builtin_tokenizer(name)
+    else:
+        path = resolve_model_path(name_or_path, allow_download)
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=not downloads_allowed(allow_download))
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     return tok
