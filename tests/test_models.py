@@ -95,3 +95,4 @@ def test_builtin_tokenizer_without_converting_the_weights(lm, tmp_path, monkeypa
     msgs = [{"role": "system", "content": "s"}, {"role": "user", "content": "2 + 3"}]
     assert tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == \
         ref.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    assert load_tokenizer(None) is not load_tokenizer(None)  # read once, each caller its own copy

@@ -13,6 +13,7 @@ pick up.
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import importlib.util
 import os
@@ -288,12 +289,17 @@ def builtin_tokenizer(name: str):
     pkg_dir = builtin_package_dir(spec)
     if pkg_dir is None or not (pkg_dir / spec.gguf_file).exists():
         return AutoTokenizer.from_pretrained(ensure_builtin(name))  # raises the install hint
-    tok = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=spec.gguf_file)
-    _set_special_tokens(tok, AutoConfig.from_pretrained(pkg_dir, gguf_file=spec.gguf_file))
-    tok.clean_up_tokenization_spaces = False
-    with tempfile.TemporaryDirectory() as tmp:
-        tok.save_pretrained(tmp)
-        return AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+    if name not in _GGUF_TOKENIZERS:  # read once per process (a few seconds); callers get their own copy
+        tok = AutoTokenizer.from_pretrained(pkg_dir, gguf_file=spec.gguf_file)
+        _set_special_tokens(tok, AutoConfig.from_pretrained(pkg_dir, gguf_file=spec.gguf_file))
+        tok.clean_up_tokenization_spaces = False
+        with tempfile.TemporaryDirectory() as tmp:
+            tok.save_pretrained(tmp)
+            _GGUF_TOKENIZERS[name] = AutoTokenizer.from_pretrained(tmp, local_files_only=True)
+    return copy.deepcopy(_GGUF_TOKENIZERS[name])
+
+
+_GGUF_TOKENIZERS: dict[str, Any] = {}
 
 
 def load_tokenizer(name_or_path: str | None = None, allow_download: bool = False):
