@@ -253,6 +253,7 @@ def _sarl(world, cfg, monkeypatch, sampler=False) -> tuple[float, dict[str, torc
     """sarl's loss (policy + BETA KL), gradient and update statistics under ``cfg``; the optimizer does not
     step, so the weights stay at the start for the next call. ``sampler``: the batch carries the sampler's
     log-probs and log π_old is the trainer's own pass (the rollout-correction cases)."""
+    from sarl.algos.rollout_correction import sampler_logp_tensor
     from sarl.train import step as stages
 
     run = copy.copy(world["tr"].parts)
@@ -260,7 +261,8 @@ def _sarl(world, cfg, monkeypatch, sampler=False) -> tuple[float, dict[str, torc
     grads: dict[str, torch.Tensor] = {}
     monkeypatch.setattr(run.opt, "step", lambda *a, **k: grads.update(_grads(run.policy)))
     batch, old = (world["sampled"], world["true_old"]) if sampler else (world["batch"], world["old"])
-    stats, _ = stages.update_actor(run, batch, old.mask, old, world["ref"], world["adv"])
+    sampler_logp = sampler_logp_tensor(batch.rollout_logprobs, old.mask)  # as the trainer's step builds it
+    stats, _ = stages.update_actor(run, batch, old.mask, old, world["ref"], world["adv"], sampler_logp)
     assert stats.steps == 1 and stats.skipped == 0
     return stats.losses["pg_loss"] + BETA * stats.losses["kl_loss"], grads, stats.stats
 

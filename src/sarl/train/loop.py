@@ -70,6 +70,7 @@ from typing import Any
 import torch
 import yaml
 
+from sarl.algos.rollout_correction import sampler_logp_tensor
 from sarl.config import TrainConfig, to_dict
 from sarl.errors import MissingInputError, SarlError
 from sarl.run_folder import RunFolder, sample_rows
@@ -191,6 +192,7 @@ class Trainer:
                 batch = stages.generate(p, step)
         p.policy.eval()
         mask = _response_mask(batch, p.device)
+        sampler = sampler_logp_tensor(batch.rollout_logprobs, mask)  # the engine's log-probs, [N, T] or None
         with timer("old_logprobs"):
             old = stages.old_logprobs(p, batch)
         ref = None
@@ -213,11 +215,11 @@ class Trainer:
             with timer("update_critic"):
                 critic = stages.update_critic(p, batch, mask, vals, returns)
         with timer("update_actor"):
-            actor, old = stages.update_actor(p, batch, mask, old, ref, adv)
+            actor, old = stages.update_actor(p, batch, mask, old, ref, adv, sampler)
         self.state.step = step
         self._check_finite(actor)
         data = stages.StepData(step=step, progress=progress, batch=batch, mask=mask, old=old, ref=ref, rew=rew,
-                               actor=actor, critic=critic)
+                               actor=actor, critic=critic, sampler_logp=sampler)
         self.folder.write_samples(sample_rows(
             step, [q.question for q in batch.problems], batch.golds, batch.texts, [len(r) for r in batch.responses],
             rew.total.tolist(), {n: v.tolist() for n, v in rew.components.items()}, self.cfg.trainer.log_samples))

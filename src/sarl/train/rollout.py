@@ -69,14 +69,13 @@ def make_rollout_backend(cfg, policy, tokenizer, *, out: Path, precision: str, d
                         logprobs=r.correction.mode != "none" or r.correction.off_policy_mask_threshold is not None)
 
 
-def logprob_gap(rollout_logprobs: list[list[float]] | None, logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+def logprob_gap(sampler_logp: torch.Tensor | None, logp: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
     """``rollout/logprob_diff_mean`` and ``_max``: |engine log-prob − policy log-prob| over the response
-    tokens (``logp``, ``mask``: ``[N, T]``, row i = response i). Empty where the engine reported none."""
-    if not rollout_logprobs:
+    tokens where the engine reported one (``sampler_logp``, ``logp``, ``mask``: ``[N, T]``, row i = response
+    i; :func:`sarl.algos.rollout_correction.sampler_logp_tensor`). Empty where the engine reported none."""
+    if sampler_logp is None:
         return {}
-    ref = torch.zeros_like(logp)
-    for i, lp in enumerate(rollout_logprobs):
-        ref[i, : len(lp)] = torch.tensor(lp[: logp.shape[1]], dtype=logp.dtype)
-    gap = (ref - logp).abs() * mask
-    n = mask.sum().clamp(min=1)
+    m = mask * torch.isfinite(sampler_logp)
+    gap = torch.nan_to_num(sampler_logp - logp).abs() * m
+    n = m.sum().clamp(min=1)
     return {"rollout/logprob_diff_mean": float(gap.sum() / n), "rollout/logprob_diff_max": float(gap.max())}

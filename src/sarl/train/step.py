@@ -32,6 +32,7 @@ class StepData:
     rew: Any  # sarl.rewards.RewardOutput
     actor: UpdateStats
     critic: UpdateStats | None
+    sampler_logp: torch.Tensor | None = None  # [N, T] the rollout engine's log-probs (sampler_logp_tensor)
 
 
 def sync_weights(run: Run, synced: int | None) -> int:
@@ -204,10 +205,12 @@ def loss_mask(batch: RolloutBatch, mask: torch.Tensor, mask_truncated: bool) -> 
 
 
 def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None, ref: AnswerLogprobs | None,
-                 adv) -> tuple[UpdateStats, AnswerLogprobs]:
+                 adv, sampler_logp: torch.Tensor | None = None) -> tuple[UpdateStats, AnswerLogprobs]:
     """``actor.policy_loss`` (:mod:`sarl.algos.policy_losses`), + KL loss, − entropy bonus, per micro-batch,
     over the loss mask (:func:`loss_mask`: truncated responses left out with ``actor.mask_truncated``);
-    the policy term weighted per token by ``rollout.correction`` (:func:`correction`). Returns the update's statistics and log π_old as the loss used it: ``old`` itself, or, when it is
+    the policy term weighted per token by ``rollout.correction`` (:func:`correction`, from ``sampler_logp``,
+    the batch's :func:`~sarl.algos.rollout_correction.sampler_logp_tensor`, or None when the rollout engine
+    reported no log-probs). Returns the update's statistics and log π_old as the loss used it: ``old`` itself, or, when it is
     ``None`` (on-policy, the update supplies it), each row's log π and entropy from its one forward here,
     before the only optimizer step."""
     from sarl.algos import aggregate_loss, kl_penalty, policy_loss, policy_loss_kwargs
@@ -216,7 +219,7 @@ def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None
     agg = {"loss_agg_mode": ac.loss_agg_mode, "norm_length": cfg.data.max_response_length}
     pl = {"loss": ac.policy_loss, **policy_loss_kwargs(ac.policy_loss, cfg)}
     lmask = loss_mask(batch, mask, ac.mask_truncated)
-    weigh = correction(run, batch, mask)
+    weigh = correction(run, sampler_logp)
     on_policy = old is None
     want = ("entropy",) if ac.entropy_coeff or on_policy else ()
     if on_policy:  # filled row by row below: π_old = π, ratio 1, gradient -A ∇log π
@@ -247,17 +250,16 @@ def update_actor(run: Run, batch: RolloutBatch, mask, old: AnswerLogprobs | None
     return _update(run, run.policy, run.opt, run.sched, lmask, ac.grad_clip, micro_loss), old
 
 
-def correction(run: Run, batch: RolloutBatch, mask: torch.Tensor):
+def correction(run: Run, sampler: torch.Tensor | None):
     """``rollout.correction`` for :func:`update_actor`: a function of one micro-batch
     ``(rows, logp, old_logp, adv, mask) -> (token weights or None, stats)``: the importance weights of
-    ``mode`` (π_old / π_sampler, from the batch's sampler log-probs) times the off-policy sequence mask
+    ``mode`` (π_old / π_sampler, from the sampler's log-probs ``[N, T]``) times the off-policy sequence mask
     (with π_old as the sampler when the batch has no sampler log-probs), :mod:`sarl.algos.rollout_correction`;
     ``stats``: ``off_policy_masked``, the share of the micro-batch's tokens the mask drops."""
-    from sarl.algos.rollout_correction import correction_weights, off_policy_mask, sampler_logp_tensor
+    from sarl.algos.rollout_correction import correction_weights, off_policy_mask
 
     c = run.cfg.rollout.correction
     threshold = c.off_policy_mask_threshold
-    sampler = sampler_logp_tensor(batch.rollout_logprobs, mask)
     if c.mode != "none" and sampler is None:
         raise ValueError(f"rollout.correction.mode={c.mode}: the rollout engine ({run.backend.name}) reported no "
                          "log-probs for this batch")
@@ -320,22 +322,21 @@ def step_metrics(run: Run, d: StepData, seconds: dict[str, float]) -> dict[str, 
     styles = answer_styles(b)  # labelled once, for the style shares and the per-style advantages
     if styles is not None:
         metrics.update({f"style/{k}": v for k, v in style_shares(styles).items()})
-    metrics.update(logprob_gap(b.rollout_logprobs, d.old.logp, mask))
-    metrics.update(correction_metrics(run, b, d.old.logp, mask, actor))
+    metrics.update(logprob_gap(d.sampler_logp, d.old.logp, mask))
+    metrics.update(correction_metrics(run, d.sampler_logp, d.old.logp, mask, actor))
     metrics.update(reward_diagnostics(b, d.rew.components, run.composer.scheduled_weights(d.progress), styles))
     return metrics
 
 
-def correction_metrics(run: Run, batch: RolloutBatch, old_logp: torch.Tensor, mask: torch.Tensor,
+def correction_metrics(run: Run, sampler: torch.Tensor | None, old_logp: torch.Tensor, mask: torch.Tensor,
                        actor: UpdateStats) -> dict[str, float]:
     """``rollout/is_ratio_min`` / ``_mean`` / ``_max`` and ``rollout/is_out_of_bounds`` of the rollout
     correction's weights over the step's batch (TRL's ``sampling/importance_sampling_ratio/*``), and
     ``actor/off_policy_masked``; empty when ``rollout.correction`` is off."""
-    from sarl.algos.rollout_correction import correction_weights, sampler_logp_tensor
+    from sarl.algos.rollout_correction import correction_weights
 
     c = run.cfg.rollout.correction
     out: dict[str, float] = {}
-    sampler = sampler_logp_tensor(batch.rollout_logprobs, mask)
     if c.mode != "none" and sampler is not None:
         _, stats = correction_weights(old_logp, sampler, mask, c.mode, clip_min=c.clip_min, clip_max=c.clip_max)
         out.update({f"rollout/{k}": v for k, v in stats.items()})
