@@ -139,6 +139,37 @@ def test_sft_step_is_the_plain_clip_adamw_and_schedule_step(tok):
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), ref.parameters()))
 
 
+def test_micro_batches_give_the_whole_batch_update_with_less_padding(tok):
+    """micro_batch_size: the batch sorted by length and cut; the loss, the gradient norm and the updated
+    weights are the whole batch's (up to float summation order), and the micro-batches pad less."""
+    import copy
+
+    from sarl.sft import _sft_step, micro_batches
+
+    cfg = SFTConfig(max_length=200)
+    data = encode_examples(tok, [{"question": f"q {i}", "response": f"answer {i} " * (1 + 3 * (i % 4))}
+                                 for i in range(8)], cfg)
+    parts = micro_batches(data, 3)
+    assert [len(p) for p in parts] == [3, 3, 2] and sorted(data) == sorted(ex for p in parts for ex in p)
+    lengths = [len(ids) for p in parts for ids, _ in p]
+    assert lengths == sorted(lengths)
+    assert sum(max(len(i) for i, _ in p) * len(p) for p in parts) < max(lengths) * len(data)
+    assert micro_batches(data, None) == [data] and micro_batches(data, 8) == [data]
+    whole = new_llama(tok, layers=1, hidden=32, heads=2, intermediate=64, seed=0).train()
+    micro = copy.deepcopy(whole)
+    outs = []
+    for m, size in ((whole, None), (micro, 3)):
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-2)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        outs.append([_sft_step(m, opt, sched, data, tok.pad_token_id, "fp32", 1e9, s, size) for s in (1, 2)])
+    for a, b in zip(*outs):
+        assert a["response_tokens"] == b["response_tokens"] and a["tokens"] == b["tokens"]
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["grad_norm"] == pytest.approx(b["grad_norm"], rel=1e-4)
+    for a, b in zip(whole.parameters(), micro.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert any(not torch.equal(a, b) for a, b in zip(whole.parameters(), micro.parameters()))  # computed apart
+
+
 def test_bad_data_names_row_and_key(tmp_path):
     data = _write(tmp_path / "d.jsonl", [{"question": "q", "response": "r"}, {"question": "q2"}])
     with pytest.raises(DataError, match=r"d.jsonl: row 2: missing key 'response'"):

@@ -111,6 +111,10 @@ class SFTConfig(Settings):
     system_prompt: str | None = setting(None, "System prompt (None = sarl's default).")
     epochs: float = setting(1.0, "Passes over the corpus.", check=positive)
     batch_size: int = setting(32, "Examples per optimizer step.", check=positive)
+    micro_batch_size: int | None = setting(None, "Examples per forward/backward: each batch is sorted by length and "
+                                                 "split into micro-batches of at most this many (less padding; the "
+                                                 "gradient is the whole batch's, accumulated over its response "
+                                                 "tokens). None = the whole batch at once.", check=positive)
     lr: float = setting(1e-3, "AdamW peak learning rate (linear warm-up, then cosine decay to 0).", check=positive)
     weight_decay: float = setting(0.01, "AdamW weight decay.", check=non_negative)
     warmup_steps: int = setting(20, "Linear warm-up (optimizer steps).", check=non_negative)
@@ -243,8 +247,9 @@ def _start_model(cfg: SFTConfig, ckpt: Path | None, examples: list[dict[str, str
     return lm.model, lm.tokenizer
 
 
-# Settings a resumed SFT run may change: they do not change what the run computes.
-SFT_MAY_CHANGE = ("threads", "save_every", "keep_last")
+# Settings a resumed SFT run may change: they do not change what the run computes (threads and micro-batches
+# only the order of floating-point sums).
+SFT_MAY_CHANGE = ("threads", "save_every", "keep_last", "micro_batch_size")
 
 
 def check_sft_settings(saved: Path, config: dict[str, Any], out: Path) -> None:
@@ -258,24 +263,40 @@ def check_sft_settings(saved: Path, config: dict[str, Any], out: Path) -> None:
                                 "settings, or start a new run in another -o (or --overwrite)")
 
 
+def micro_batches(batch: list[tuple[list[int], int]], size: int | None) -> list[list[tuple[list[int], int]]]:
+    """``batch`` sorted by length and cut into micro-batches of at most ``size`` examples, the longest
+    last (so each pads only to its own longest); ``[batch]`` when ``size`` is None or covers it."""
+    if size is None or size >= len(batch):
+        return [batch]
+    ordered = sorted(batch, key=lambda ex: len(ex[0]))
+    return [ordered[i:i + size] for i in range(0, len(ordered), size)]
+
+
 def _sft_step(model, opt, sched, batch: list[tuple[list[int], int]], pad_id: int, precision: str, grad_clip: float,
-              step: int) -> dict[str, Any]:
-    """One optimizer step on ``batch`` (:func:`sarl.train.update.optimizer_step`); a non-finite loss or
-    gradient raises :class:`FloatingPointError`. Returns the step's loss, norm and token counts."""
+              step: int, micro_batch_size: int | None = None) -> dict[str, Any]:
+    """One optimizer step on ``batch`` (:func:`sarl.train.update.optimizer_step`): the mean cross-entropy
+    over the batch's response tokens, its gradient accumulated over :func:`micro_batches` (each
+    micro-batch's mean weighted by its share of the tokens); a non-finite loss or gradient raises
+    :class:`FloatingPointError`. Returns the step's loss, norm and token counts."""
     import torch
 
     from sarl.train.update import optimizer_step
 
-    input_ids, mask, positions, labels, keep = collate(batch, pad_id)
-    loss, n_tok = response_loss(model, input_ids, mask, positions, labels, keep, precision)
-    if not torch.isfinite(loss):
-        raise FloatingPointError(f"sft step {step}: loss is {loss.item()}; lower --lr")
+    total = sum(len(ids) - n_prompt for ids, n_prompt in batch)  # response tokens (each ends with EOS: >= 1)
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss_value, tokens = 0.0, 0
+    for part in micro_batches(batch, micro_batch_size):
+        input_ids, mask, positions, labels, keep = collate(part, pad_id)
+        loss, n_tok = response_loss(model, input_ids, mask, positions, labels, keep, precision)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"sft step {step}: loss is {loss.item()}; lower --lr")
+        (loss * (n_tok / total)).backward()
+        loss_value += loss.item() * n_tok / total
+        tokens += int(mask.sum())
     gnorm, stepped = optimizer_step(model, opt, sched, grad_clip)
     if not stepped:
         raise FloatingPointError(f"sft step {step}: the gradient norm is {gnorm}; lower --lr")
-    return {"loss": loss.item(), "grad_norm": gnorm, "response_tokens": n_tok, "tokens": int(mask.sum())}
+    return {"loss": loss_value, "grad_norm": gnorm, "response_tokens": total, "tokens": tokens}
 
 
 def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], None] | None = None,
@@ -332,7 +353,7 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     last: dict[str, Any] = {}
     for step in range(start, total):
         done = _sft_step(model, opt, sched, [data[i] for i in batches[step]], tok.pad_token_id, precision,
-                         cfg.grad_clip, step + 1)
+                         cfg.grad_clip, step + 1, cfg.micro_batch_size)
         tokens_seen += done["tokens"]
         last = {"step": step + 1, "loss": done["loss"], "grad_norm": done["grad_norm"], "lr": sched.get_last_lr()[0],
                 "response_tokens": done["response_tokens"], "tokens_per_s": tokens_seen / (time.perf_counter() - t0)}
