@@ -80,6 +80,18 @@ def test_sampler_logp_tensor():
         sampler_logp_tensor([[0.0]], like)
 
 
+def test_logprob_gap_over_the_tokens_the_engine_reported():
+    from sarl.train.rollout import logprob_gap
+
+    logp = torch.tensor([[-0.5, -1.0, -2.0], [-0.3, -0.7, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    sampler = sampler_logp_tensor([[-0.4, None, -2.5], [-0.3, -0.9]], mask)  # no value for row 0, token 1
+    gap = logprob_gap(sampler, logp, mask)
+    assert gap["rollout/logprob_diff_mean"] == pytest.approx((0.1 + 0.5 + 0.0 + 0.2) / 4)
+    assert gap["rollout/logprob_diff_max"] == pytest.approx(0.5)
+    assert logprob_gap(None, logp, mask) == {}
+
+
 def test_decode_loop_reports_the_sampling_distributions_log_probs():
     """The plain decode loop's log-probs equal the policy's full forward (the trainer's pass, at the same
     temperature); the bf16 copy's differ by a bf16-sized gap."""
