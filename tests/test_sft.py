@@ -1,6 +1,7 @@
 """`sarl sft`: masking, the response-only loss, learning, exact resume, clear errors, the CLI."""
 
 import json
+import os
 
 import pytest
 import torch
@@ -107,6 +108,32 @@ def test_sft_learns_and_resumes_exactly(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+
+    # a damaged newest checkpoint is set aside and the run resumes from the intact one before it
+    def stop_at_8(m):
+        if m["step"] == 8:
+            raise Stop
+
+    two = SFTConfig(**base, keep_last=2, out_dir=str(tmp_path / "two"))
+    with pytest.raises(Stop):
+        run_sft(two, on_step=stop_at_8)
+    root = tmp_path / "two" / "checkpoints"
+    policy = root / "step_6" / "policy" / "model.safetensors"  # garbage of the same size: only the sha256 tells
+    policy.write_bytes(os.urandom(policy.stat().st_size))
+    said: list[str] = []
+    run_sft(two, resume=True, say=said.append)
+    assert len(said) == 1 and "step_6 is damaged (policy/model.safetensors: " in said[0]
+    assert said[0].endswith("moved to step_6.damaged, resuming from step_3")
+    assert (root / "step_6.damaged").is_dir()
+    c = load_file(str(tmp_path / "two" / "model" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(a[k], c[k], rtol=0, atol=1e-6)
+    from sarl.train.checkpoint import CheckpointError
+
+    for ckpt in root.glob("step_*[0-9]"):
+        (ckpt / "config.yaml").write_text("damaged")
+    with pytest.raises(CheckpointError, match=r"--resume: no intact checkpoint under .*checkpoints; step_18: "):
+        run_sft(two, resume=True)
 
 
 def test_sft_step_is_the_plain_clip_adamw_and_schedule_step(tok):

@@ -96,7 +96,7 @@ def warm_start(out: Path, console, progress_factory, sft_overrides: dict[str, An
     console.print(f"warm start: SFT of a new Llama ({cfg.new_model}, {cfg.new_tokenizer}-token vocabulary) on "
                   + ", ".join(f"{n} {t}" for t, n in cfg.synthetic_tasks.items())
                   + f" problems ({_styles_text(cfg)} solutions), {cfg.epochs:g} epochs")
-    run_sft(cfg, resume=(out / "metrics.jsonl").exists(), progress_factory=progress_factory)
+    run_sft(cfg, resume=(out / "metrics.jsonl").exists(), progress_factory=progress_factory, say=console.print)
     return model
 
 

@@ -299,10 +299,27 @@ def _sft_step(model, opt, sched, batch: list[tuple[list[int], int]], pad_id: int
     return {"loss": loss_value, "grad_norm": gnorm, "response_tokens": total, "tokens": tokens}
 
 
+def _resume_checkpoint(root: Path, say: Callable[[str], None]) -> Path | None:
+    """The newest intact checkpoint under ``root`` (``None`` when there is none at all); the newer damaged
+    ones are set aside; damaged ones only raise :class:`~sarl.train.checkpoint.CheckpointError`."""
+    from sarl.train.checkpoint import CheckpointError, latest_good_checkpoint, set_aside
+
+    ckpt, damaged = latest_good_checkpoint(root)
+    if ckpt is None and damaged:
+        raise CheckpointError(f"--resume: no intact checkpoint under {root}"
+                              + "".join(f"; {d.name}: {why}" for d, why in damaged))
+    for d, why in damaged:
+        moved = set_aside(d)
+        say(f"--resume: {d} is damaged ({why}); moved to {moved.name}, resuming from {ckpt.name}")
+    return ckpt
+
+
 def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], None] | None = None,
-            progress_factory=None) -> dict[str, Any]:
+            progress_factory=None, say: Callable[[str], None] = print) -> dict[str, Any]:
     """Fine-tune and write ``<out_dir>/model``; returns the run summary (also ``summary.json``).
     ``progress_factory(description, total) -> update(done, total, tokens)`` shows progress (optional).
+    ``resume`` continues from the newest intact checkpoint, as the trainer does: newer damaged ones are
+    set aside as ``step_N.damaged`` (and ``say`` says so); none intact is an error.
     The run folder (:class:`~sarl.run_folder.RunFolder`): ``config.yaml`` (the settings), ``run.yaml``
     (``engine: sft`` and the resolved precision), ``metrics.jsonl``, checkpoints."""
     import torch
@@ -311,14 +328,14 @@ def run_sft(cfg: SFTConfig, *, resume: bool = False, on_step: Callable[[dict], N
     from sarl.models import set_threads
     from sarl.precision import hidden_size, resolve_precision
     from sarl.run_folder import RunFolder
-    from sarl.train.checkpoint import export_model, latest_checkpoint, load_state, save_checkpoint
+    from sarl.train.checkpoint import export_model, load_state, save_checkpoint
     from sarl.train.update import lr_lambda
 
     out = Path(cfg.out_dir)
     ckpt_root = out / "checkpoints"
     settings = asdict(cfg)
     run = RunFolder(out, option="-o", settings_check=check_sft_settings)
-    ckpt = latest_checkpoint(ckpt_root) if resume else None
+    ckpt = _resume_checkpoint(ckpt_root, say) if resume else None
     if not resume or ckpt is not None:  # resuming a run that never reached a checkpoint starts it over
         run.check(settings, resume=ckpt is not None, facts={"engine": "sft"})
     from transformers.utils import logging as hf_logging

@@ -128,7 +128,8 @@ def cmd_sft(args) -> int:
             if m["step"] % 50 == 0:
                 prog.console.print(f"step {m['step']}: loss={m['loss']:.4f} lr={m['lr']:.2e} grad_norm={m['grad_norm']:.2f}")
 
-        summary = run_sft(cfg, resume=args.resume, on_step=on_step, progress_factory=task_factory(prog))
+        summary = run_sft(cfg, resume=args.resume, on_step=on_step, progress_factory=task_factory(prog),
+                          say=prog.console.print)
     out_console.print(f"model: {summary['model']}  ({summary['parameters'] / 1e6:.1f}M parameters, "
                       f"{summary['steps']} steps, final loss {summary['final_loss']:.4f}, {summary['seconds']:.0f}s)")
     return 0
