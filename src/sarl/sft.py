@@ -302,15 +302,13 @@ def _sft_step(model, opt, sched, batch: list[tuple[list[int], int]], pad_id: int
 def _resume_checkpoint(root: Path, say: Callable[[str], None]) -> Path | None:
     """The newest intact checkpoint under ``root`` (``None`` when there is none at all); the newer damaged
     ones are set aside; damaged ones only raise :class:`~sarl.train.checkpoint.CheckpointError`."""
-    from sarl.train.checkpoint import CheckpointError, latest_good_checkpoint, set_aside
+    from sarl.train.checkpoint import latest_good_checkpoint, no_intact_checkpoint, set_aside_damaged
 
     ckpt, damaged = latest_good_checkpoint(root)
-    if ckpt is None and damaged:
-        raise CheckpointError(f"--resume: no intact checkpoint under {root}"
-                              + "".join(f"; {d.name}: {why}" for d, why in damaged))
-    for d, why in damaged:
-        moved = set_aside(d)
-        say(f"--resume: {d} is damaged ({why}); moved to {moved.name}, resuming from {ckpt.name}")
+    if damaged:
+        if ckpt is None:
+            raise no_intact_checkpoint(root, damaged)
+        set_aside_damaged(damaged, ckpt.name, say)
     return ckpt
 
 

@@ -227,6 +227,20 @@ def set_aside(ckpt: Path) -> Path:
     return dest
 
 
+def no_intact_checkpoint(root: Path, damaged: list[tuple[Path, str]]) -> CheckpointError:
+    """The ``--resume`` error when no checkpoint under ``root`` is intact, naming each damaged one and why."""
+    return CheckpointError(f"--resume: no intact checkpoint under {root}"
+                           + "".join(f"; {d.name}: {why}" for d, why in damaged))
+
+
+def set_aside_damaged(damaged: list[tuple[Path, str]], resumed_from: str, say) -> None:
+    """:func:`set_aside` each damaged checkpoint that :func:`latest_good_checkpoint` skipped, and ``say``
+    which, why and where it went (``sarl train`` and ``sarl sft`` on ``--resume``)."""
+    for d, why in damaged:
+        moved = set_aside(d)
+        say(f"--resume: {d} is damaged ({why}); moved to {moved.name}, resuming from {resumed_from}")
+
+
 def _read(path: Path, load):
     """``load(path)``, with a file that cannot be parsed (truncated, overwritten) reported as a
     :class:`CheckpointError` that names it."""

@@ -133,7 +133,7 @@ class Trainer:
         """Restore the newest intact checkpoint: rank 0 checks them newest first against their
         ``complete.json`` (:func:`~sarl.train.checkpoint.latest_good_checkpoint`), sets the damaged ones
         aside as ``step_N.damaged`` and says so, and every process loads the one rank 0 chose."""
-        from sarl.train.checkpoint import CheckpointError, latest_good_checkpoint, set_aside
+        from sarl.train.checkpoint import latest_good_checkpoint, no_intact_checkpoint, set_aside_damaged
 
         root = self.out / "checkpoints"
         if latest_checkpoint(root) is None:
@@ -142,12 +142,9 @@ class Trainer:
         chosen = (int(ckpt.name.split("_")[1]) if ckpt else -1) if self.dist.main else 0
         step = int(self.dist.sum_values({"step": chosen})["step"])  # rank 0's choice (-1: none), on every process
         if step < 0:
-            raise CheckpointError(f"--resume: no intact checkpoint under {root}"
-                                  + "".join(f"; {d.name}: {why}" for d, why in damaged))
-        for d, why in damaged:  # rank 0's list: kept for inspection, out of the keep_last count
-            moved = set_aside(d)
-            self._log(f"[yellow]--resume: {d} is damaged ({why}); moved to {moved.name}, resuming from "
-                      f"step_{step}[/yellow]")
+            raise no_intact_checkpoint(root, damaged)
+        # rank 0's list: kept for inspection, out of the keep_last count
+        set_aside_damaged(damaged, f"step_{step}", lambda m: self._log(f"[yellow]{m}[/yellow]"))
         ckpt = root / f"step_{step}"
         self.state.restore(ckpt)
         self.dist.barrier()  # every process has read the checkpoint before rank 0 truncates the logs
