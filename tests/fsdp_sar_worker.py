@@ -30,7 +30,7 @@ def main(out: Path) -> None:
     ans = [torch.randint(3, 500, (ans_len - i % 3,), generator=g).tolist() for i in range(n_rows)]
     batch = RolloutBatch(contexts=ctx, responses=ans, texts=[""] * n_rows, group_ids=torch.arange(n_rows))
     null = [[1, 2, 3]] * n_rows
-    kw = dict(null_contexts=null, pad_token_id=0, max_batch_tokens=64)
+    kw = {"null_contexts": null, "pad_token_id": 0, "max_batch_tokens": 64}
     needs = {"logp_qa", "logp_a"}
     want = reward_inputs(model, batch, needs, **kw)
     mesh = init_device_mesh("cpu", (dist.get_world_size(),))

@@ -219,7 +219,7 @@ def test_score_defaults_to_fp32_so_a_pair_scores_the_same_alone_and_in_a_batch(t
 
 # ------------------------------------------------------------------------------------------- report
 def test_report_html_renders_the_analysis_bold_line(tmp_path):
-    from sarl.report import md_to_html, build_report
+    from sarl.report import build_report, md_to_html
 
     assert "<strong>restated</strong>" in md_to_html("Highest mean SAR: **restated**.")
     an = tmp_path / "analyze"

@@ -114,7 +114,7 @@ def test_comparisons_at_penalty_points_and_the_verdicts(F):
     pts = {"grpo": _pt(0.6, 70.0), "sar@1.0": _pt(0.62, 50.0), "o1@0.1": _pt(0.5, 60.0)}
     runs = {a: {f"{a}-0": [{"id": "p", "correct": True, "length": 1, "style": "concise", "truncated": False}]}
             for a in pts}
-    at_o1 = [r for r in F.frontier_comparisons(pts, runs) if r["at"] == "o1@0.1"][0]
+    at_o1 = next(r for r in F.frontier_comparisons(pts, runs) if r["at"] == "o1@0.1")
     assert at_o1["between"] == ["grpo", "sar@1.0"] and at_o1["comparable"]
 
 

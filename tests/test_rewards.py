@@ -10,13 +10,13 @@ from sarl.rewards import ALIASES, REWARDS, RewardComposer, RewardInputs, Schedul
 
 
 def batch(**kw):
-    base = dict(
-        responses=["The answer is 18.", "so 1,000", "I think 7", "It is 3/4"],
-        golds=["18", "1000", "8", "0.75"],
-        lengths=torch.tensor([10, 20, 30, 40]),
-        group_ids=torch.tensor([0, 0, 0, 1]),
-        max_response_length=40,
-    )
+    base = {
+        "responses": ["The answer is 18.", "so 1,000", "I think 7", "It is 3/4"],
+        "golds": ["18", "1000", "8", "0.75"],
+        "lengths": torch.tensor([10, 20, 30, 40]),
+        "group_ids": torch.tensor([0, 0, 0, 1]),
+        "max_response_length": 40,
+    }
     base.update(kw)
     golds = base.pop("golds")
     if golds is not None and "correct" not in base:  # the caller grades once, as the trainer does

@@ -38,6 +38,20 @@ def test_config_yaml_is_the_config_and_facts_go_to_run_yaml(tmp_path):
     assert RunFolder(tmp_path).saved_facts()["engine"] == "trl"
 
 
+def test_the_report_reads_the_facts_of_a_folder_from_before_run_yaml(tmp_path):
+    from sarl.io import DataError
+    from sarl.train_report import load_run
+
+    _started(tmp_path, {"engine": "trl", "processes": 1}).close()
+    (tmp_path / "run.yaml").unlink()  # an older TRL folder kept its engine in config.yaml
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({**CONFIG, "engine": "trl"}, sort_keys=False))
+    run = load_run(tmp_path)
+    assert run["facts"] == {"engine": "trl"} and run["config"] == CONFIG
+    (tmp_path / "config.yaml").write_text("actor: [unclosed")
+    with pytest.raises(DataError, match=r"config.yaml: not valid YAML"):
+        load_run(tmp_path)
+
+
 def test_a_new_run_into_a_run_folder_is_refused(tmp_path):
     RunFolder(tmp_path / "new").check(CONFIG, resume=False)  # a missing or empty folder is fine
     _started(tmp_path)

@@ -64,7 +64,7 @@ def _read_rows(p: Path) -> list[dict[str, Any]]:
 
         try:
             rows = pq.read_table(p).to_pylist()
-        except Exception as exc:  # pyarrow raises several types for corrupt files
+        except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for corrupt files
             raise DataError(f"{p}: not a readable Parquet file ({exc})") from None
     elif name.endswith(".csv"):
         with open(p, newline="", encoding="utf-8") as fh:
@@ -167,7 +167,7 @@ class JsonlAppender:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.path, "a", encoding="utf-8")
+        self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open until close()
 
     def write(self, rows: Iterable[dict[str, Any]]) -> None:
         for r in rows:

@@ -120,7 +120,7 @@ def builtin_package_dir(spec: BuiltinModel) -> Path | None:
     found = importlib.util.find_spec(spec.package)
     if found is None or not found.submodule_search_locations:
         return None
-    return Path(list(found.submodule_search_locations)[0])
+    return Path(next(iter(found.submodule_search_locations)))
 
 
 def builtin_cache_dir(name: str) -> Path:

@@ -20,8 +20,9 @@ from typing import Any
 from sarl.evaluate import read_samples, tag
 from sarl.io import DataError
 from sarl.report import CSS, img_tag, md_to_html
+from sarl.run_folder import read_yaml
 from sarl.stats import Z95
-from sarl.train_report import config_value, read_yaml, is_training_run, load_run, metric_panels
+from sarl.train_report import config_value, is_training_run, load_run, metric_panels
 
 # the three models of the table: key in before_after.json, the name shown, its colour in every plot
 MODELS = (("before", "warm start", "#8c8c8c"), ("after", "SA-GRPO", "#1f77b4"), ("grpo", "GRPO", "#ff7f0e"))

@@ -42,7 +42,9 @@ LEGACY_FACTS = {"engine": "engine", "resolved_precision": "precision"}
 SettingsCheck = Callable[[Path, dict, Path], None]
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML (or JSON) mapping file; ``{}`` if it holds no mapping; :class:`DataError` naming the file if it
+    does not parse."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too (old SFT folders)
     except yaml.YAMLError as exc:
@@ -101,10 +103,10 @@ class RunFolder:
         """(the saved config file or None, the saved facts, the legacy fact keys of the saved config)."""
         path = next((self.out / n for n in (CONFIG, "config.json") if (self.out / n).is_file()), None)
         if (self.out / FACTS).is_file():
-            return path, _read_yaml(self.out / FACTS), {}
+            return path, read_yaml(self.out / FACTS), {}
         if path is None:
             return None, {}, {}
-        old = _read_yaml(path)
+        old = read_yaml(path)
         legacy = {k: old[k] for k in LEGACY_FACTS if k in old}
         return path, {LEGACY_FACTS[k]: v for k, v in legacy.items()}, legacy
 

@@ -8,9 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from sarl.io import DataError, read_rows
+from sarl.io import read_rows
+from sarl.run_folder import LEGACY_FACTS, RunFolder, read_yaml
 
 # Metric groups plotted, in order: (title, metric-name prefixes or names).
 GROUPS = [
@@ -36,21 +35,13 @@ def is_training_run(d: Path) -> bool:
     return (d / "metrics.jsonl").exists() and (d / "config.yaml").exists()
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML ({exc})") from None
-    return data if isinstance(data, dict) else {}
-
-
 def load_run(d: Path) -> dict[str, Any]:
     """The run's config, its facts (``run.yaml``: engine, processes, precision), its metric rows (one per
     step) and its logged samples."""
     config = read_yaml(d / "config.yaml")
-    facts = read_yaml(d / "run.yaml") if (d / "run.yaml").exists() else {}
-    if "engine" in config and "engine" not in facts:  # a TRL run written before run.yaml existed
-        facts["engine"] = config.pop("engine")
+    facts = RunFolder(d).saved_facts()  # run.yaml, or the keys an older folder kept in its config
+    for key in LEGACY_FACTS:
+        config.pop(key, None)
     rows = [r for r in read_rows(d / "metrics.jsonl") if "step" in r]
     samples = read_rows(d / "samples.jsonl") if (d / "samples.jsonl").exists() else []
     return {"dir": d, "config": config, "facts": facts, "rows": rows, "samples": samples}
