@@ -45,7 +45,7 @@ def test_report_tells_the_story_in_order(quickstart):
     assert [md.index(s) for s in SECTIONS] == sorted(md.index(s) for s in SECTIONS)
     # what ran: the warm start, the RL recipe (both arms) and the evaluation
     assert "layers=1,hidden=32,heads=2" in md and "24 synth_chain_v2 problems" in md
-    assert "1 step of 2 prompts × 2 rollouts" in md and "α = 0.2" in md and "GRPO (correctness only)" in md
+    assert "1 step of 2 prompts × 2 rollouts" in md and "α = 1" in md and "GRPO (correctness only)" in md
     assert "2 held-out problems of synth_chain_v2_test" in md and "4 samples per problem" in md
     assert "not a measured effect of SAR" in md
     for png in ("curves.png", "curves_other.png", "accuracy_by_steps.png", "styles.png"):
