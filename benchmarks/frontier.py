@@ -645,12 +645,69 @@ def _budget_md(b: dict[str, Any]) -> list[str]:
     return lines
 
 
+def headline_md(res: dict[str, Any]) -> list[str]:
+    """The README's table: per warm start, the last evaluated step, every arm sampled and greedy side by
+    side (accuracy with its interval, length, length / GRPO's), then the pre-registered decisions."""
+    last = str(res["design"]["eval_at"][-1])
+    lines: list[str] = []
+    for sft, budgets in res["warm_starts"].items():
+        by_mode = budgets.get(last, {})
+        if "sampled" not in by_mode:
+            continue
+        lines += [f"**Warm start {sft}, step {last}** (accuracy % [95% interval], length in tokens, length / "
+                  "GRPO's):", "", "| arm | runs | sampled accuracy | length | / GRPO | greedy accuracy | length | / GRPO |",
+                  "|---|---|---|---|---|---|---|---|"]
+        pts = by_mode["sampled"]["points"]
+        def order(arm: str) -> tuple[int, float]:  # warm start, GRPO, then each method by weight
+            return (-1, 0.0) if arm == "sft" else (list(METHODS).index(parse_arm(arm)[0]), parse_arm(arm)[1])
+
+        for arm in sorted(pts, key=order):
+            cells = []
+            for mode in ("sampled", "greedy"):
+                p = by_mode.get(mode, {}).get("points", {}).get(arm)
+                g = by_mode.get(mode, {}).get("points", {}).get("grpo")
+                if p is None:
+                    cells += ["–", "–", "–"]
+                    continue
+                ratio = f"{p['length'] / g['length']:.2f}" if g and arm != "sft" else "–"
+                cells += [_acc(p["accuracy"]), f"{p['length']:.1f}", ratio]
+            lines.append(f"| {'SFT warm start' if arm == 'sft' else label(arm)} | {len(pts[arm]['runs'])} | "
+                         + " | ".join(cells) + " |")
+        lines += ["", "| decision | sampled | greedy |", "|---|---|---|"]
+        keys = list(by_mode["sampled"]["verdicts"])
+        for key in keys:
+            sa, pen = key.split(" vs ")
+            cells = []
+            for mode in ("sampled", "greedy"):
+                v = by_mode.get(mode, {}).get("verdicts", {}).get(key)
+                cells.append("–" if v is None else f"{v['verdict']} ({v['above']} above / {v['below']} below of "
+                             f"{v['comparisons']})")
+            lines.append(f"| D1: {METHODS[sa]['label']} vs {METHODS[pen]['label']} | " + " | ".join(cells) + " |")
+        cells = []
+        for mode in ("sampled", "greedy"):
+            h = by_mode.get(mode, {}).get("H1") or []
+            held = [label(x["arm"]) for x in h if x["held"]]
+            best = min(h, key=lambda x: x["length_ratio"]) if h else None
+            cells.append("–" if best is None else ("held by " + ", ".join(held) if held else "not held")
+                         + f" (shortest SA arm: {label(best['arm'])}, {best['length_ratio']:.2f}x, "
+                         f"{_pct(best['accuracy_difference'])} points)")
+        if any(c != "–" for c in cells):
+            lines.append("| H1: length <= 0.8x GRPO's at accuracy >= GRPO's - 1 | " + " | ".join(cells) + " |")
+        cells = []
+        for mode in ("sampled", "greedy"):
+            e = by_mode.get(mode, {}).get("effective")
+            cells.append("–" if e is None else f"{'held' if e['held'] else 'not held'}: "
+                         f"{_pct(e['difference'])} points")
+        lines += ["| effective: GRPO − warm start | " + " | ".join(cells) + " |", ""]
+    return lines
+
+
 def markdown(res: dict[str, Any]) -> str:
     d = res["design"]
     lines = [f"Design `{d['name']}`: split `{SPLITS[d['split']]}` ({d['eval_limit']} problems), {d['steps']} RL steps, "
              f"evaluated at steps {', '.join(map(str, d['eval_at']))}; greedy and sampled (T=1, {d['eval_samples']} "
              "per problem). Accuracy in % with 95% intervals (t over seeds, normal over problems); length in tokens "
-             "(mean of runs); style shares in % of samples.", ""]
+             "(mean of runs); style shares in % of samples.", "", "### headline", ""] + headline_md(res)
     for sft, budgets in res["warm_starts"].items():
         for step, by_mode in budgets.items():
             for mode, b in by_mode.items():

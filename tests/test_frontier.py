@@ -137,6 +137,9 @@ def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path)
     times = res["step_times"]
     assert set(times) == {"grpo", "sar@0.5", "o1@0.1"} and times["grpo"]["ratio_to_grpo"] == pytest.approx(1.0)
     assert all(t["mean_s"] > 0 for t in times.values())
+    head = (root / "results.md").read_text().split("### headline")[1].split("### warm start")[0]
+    assert "| SA-GRPO α=0.5 | 1 |" in head and "| D1: SA-GRPO vs O1-Pruner |" in head
+    assert "| effective: GRPO − warm start |" in head and "| H1: length <= 0.8x" in head
     # a rerun reuses everything; the exported copy (design, samples, metrics) recomputes the same numbers
     assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
     F.main(["export", str(root), str(tmp_path / "copy")])
