@@ -28,6 +28,7 @@ Pipeline (every stage resumes: rerun the same command after an interruption):
     python benchmarks/frontier.py run --design pilot -o runs/frontier_pilot     # validation pilot
     python benchmarks/frontier.py run --design test -o runs/frontier_test       # the pre-registered test
     python benchmarks/frontier.py analyze benchmarks/results/frontier_test      # recompute from committed data
+    python benchmarks/frontier.py status runs/frontier_test                     # finished / in progress
     python benchmarks/frontier.py export runs/frontier_test benchmarks/results/frontier_test
     python benchmarks/frontier.py run --design test -o runs/frontier_test --seed-from benchmarks/results/frontier_test
     python benchmarks/frontier.py run --design losses -o runs/losses --seed-from benchmarks/results/frontier_test
@@ -240,8 +241,7 @@ def train_and_evaluate(root: Path, design: dict[str, Any], run: dict[str, Any], 
     from sarl.quickstart import SYNTH_RECIPE, train_or_resume
 
     name = run["name"]
-    done = [root / "samples" / name / f"step{s}.{m}.jsonl.gz" for s in design["eval_at"] for m in MODES]
-    if all(p.exists() for p in done) and (root / "metrics" / f"{name}.jsonl.gz").exists():
+    if is_finished(root, design, name):
         console.print(f"{name}: done")
         return
     out = root / "runs" / name
@@ -324,6 +324,36 @@ def cmd_worker(args) -> int:
     console = Console(force_terminal=False, width=120)
     for run in runs_of(design)[args.index :: args.count]:
         train_and_evaluate(root, design, run, console)
+    return 0
+
+
+def is_finished(root: Path, design: dict[str, Any], name: str) -> bool:
+    """Every evaluation of the run and its metrics are written (what ``analyze`` and ``export`` read)."""
+    return (all((root / "samples" / name / f"step{s}.{m}.jsonl.gz").exists() for s in design["eval_at"] for m in MODES)
+            and (root / "metrics" / f"{name}.jsonl.gz").exists())
+
+
+def cmd_status(args) -> int:
+    """Which runs of a folder are finished, in progress (last logged step) or not started."""
+    root = args.folder
+    if not (root / "design.json").exists():
+        raise SystemExit(f"{root}: no design.json (not a frontier.py output folder)")
+    design = json.loads((root / "design.json").read_text())
+    runs = runs_of(design)
+    done = [r["name"] for r in runs if is_finished(root, design, r["name"])]
+    going, pending = [], []
+    for r in runs:
+        if r["name"] in done:
+            continue
+        log = root / "runs" / r["name"] / "metrics.jsonl"
+        steps = [json.loads(x).get("step") for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
+        steps = [s for s in steps if s is not None]
+        (going if steps else pending).append(f"{r['name']} (step {max(steps)} of {design['steps']})" if steps
+                                             else r["name"])
+    print(f"design {design['name']!r}: {len(done)} of {len(runs)} runs finished")
+    for title, names in (("in progress", going), ("not started", pending)):
+        if names:
+            print(f"{title}: " + ", ".join(names))
     return 0
 
 
@@ -841,6 +871,8 @@ def main(argv: list[str] | None = None) -> int:
                         "start settings) and, of the same design, its finished runs")
     a = sub.add_parser("analyze", help="recompute results.json/md and figures from design, samples and metrics")
     a.add_argument("folder", type=Path)
+    st = sub.add_parser("status", help="which runs of a folder are finished, in progress or not started")
+    st.add_argument("folder", type=Path)
     e = sub.add_parser("export", help="copy design, samples and metrics of a run folder to a folder to commit")
     e.add_argument("folder", type=Path)
     e.add_argument("to", type=Path)
@@ -849,7 +881,8 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("index", type=int)
     w.add_argument("count", type=int)
     args = p.parse_args(argv)
-    return {"run": cmd_run, "analyze": cmd_analyze, "export": cmd_export, "_worker": cmd_worker}[args.cmd](args)
+    return {"run": cmd_run, "analyze": cmd_analyze, "export": cmd_export, "status": cmd_status,
+            "_worker": cmd_worker}[args.cmd](args)
 
 
 if __name__ == "__main__":

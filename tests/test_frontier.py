@@ -125,7 +125,7 @@ def test_a_folder_keeps_its_design(F, tmp_path):
         F.fixed_design(tmp_path, "smoke")
 
 
-def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path):
+def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path, capsys):
     root = tmp_path / "run"
     assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
     res = json.loads((root / "results.json").read_text())
@@ -140,6 +140,14 @@ def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path)
     head = (root / "results.md").read_text().split("### headline")[1].split("### warm start")[0]
     assert "| SA-GRPO α=0.5 | 1 |" in head and "| D1: SA-GRPO vs O1-Pruner |" in head
     assert "| effective: GRPO − warm start |" in head and "| H1: length <= 0.8x" in head
+    capsys.readouterr()
+    F.main(["status", str(root)])
+    assert capsys.readouterr().out.splitlines() == ["design 'smoke': 3 of 3 runs finished"]
+    (root / "metrics" / "o1@0.1-sft0-s0.jsonl.gz").rename(tmp_path / "held.gz")  # as if still evaluating
+    F.main(["status", str(root)])
+    assert capsys.readouterr().out.splitlines() == ["design 'smoke': 2 of 3 runs finished",
+                                                    "in progress: o1@0.1-sft0-s0 (step 4 of 4)"]
+    (tmp_path / "held.gz").rename(root / "metrics" / "o1@0.1-sft0-s0.jsonl.gz")
     # a rerun reuses everything; the exported copy (design, samples, metrics) recomputes the same numbers
     assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
     F.main(["export", str(root), str(tmp_path / "copy")])
