@@ -49,7 +49,7 @@ bench: $(STAMP)
 # The pre-registered frontier comparison (docs/RESULTS.md): SA-GRPO against O1-Pruner and ER over a grid
 # of weights on synth_chain_v2, several seeds and two warm starts, greedy and sampled evaluation on the
 # test split; resumable (rerun to continue); results in runs/frontier_test (results.md, frontier_*.png,
-# curves.png). About 5.5 hours on 2 cores (measured on the runs finished so far).
+# curves.png). About 4.2 hours on 2 otherwise idle cores (its last 13 runs took 76 minutes).
 reproduce: $(STAMP)
 	$(PY) benchmarks/frontier.py run --design test -o runs/frontier_test
 
