@@ -817,12 +817,17 @@ def plot(res: dict[str, Any], root: Path, out: Path) -> list[Path]:
     fig, axes = plt.subplots(2, 3, figsize=(15, 7))
     design = res["design"]
     by_arm: dict[str, list[list[dict]]] = {}
+    first = sft_seeds(design)[0]  # one warm start: runs from different ones are never pooled
     for run in runs_of(design):
         p = root / "metrics" / f"{run['name']}.jsonl.gz"
-        if p.exists():
+        if p.exists() and run["sft"] == first:
             by_arm.setdefault(run["arm"], []).append(read_gz(p))
+    weights: dict[str, list[float]] = {}  # each method's weights, so its lines shade from light to dark
+    for arm in by_arm:
+        weights.setdefault(parse_arm(arm)[0], []).append(parse_arm(arm)[1])
     for arm, metric_runs in by_arm.items():
-        method = parse_arm(arm)[0]
+        method, w = parse_arm(arm)
+        shade = (sorted(weights[method]).index(w) + 1) / len(weights[method])
         for ax, key in zip(axes.flat, curves):
             per_step: dict[int, list[float]] = {}
             for rows in metric_runs:
@@ -832,12 +837,13 @@ def plot(res: dict[str, Any], root: Path, out: Path) -> list[Path]:
             steps = sorted(per_step)
             ys = [statistics.fmean(per_step[s]) for s in steps]
             smooth = [statistics.fmean(ys[max(0, i - 19): i + 1]) for i in range(len(ys))]
-            ax.plot(steps, smooth, color=COLORS[method], alpha=0.4 + 0.6 * min(1.0, parse_arm(arm)[1] or 1.0),
-                    label=label(arm))
-            ax.set_title(f"training {key} (20-step running mean)", fontsize=9)
+            ax.plot(steps, smooth, color=COLORS[method], alpha=0.3 + 0.7 * shade, label=label(arm))
+            ax.set_title(f"training {key}", fontsize=9)
             ax.set_xlabel("step")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=6, ncol=2)
+    fig.suptitle(f"{design['name']}: training metrics of the runs from warm start {first}, mean over each arm's "
+                 "runs, 20-step running mean", fontsize=10)
     fig.tight_layout()
     path = out / "curves.png"
     fig.savefig(path, dpi=110)
