@@ -7,11 +7,19 @@ shortcut, restated, other); rows written before styles were recorded are labelle
 
     python benchmarks/sar_by_style.py runs/reproduce/sft/model \\
         runs/reproduce/eval/sampled/sft/synth_chain_test.samples.jsonl -o benchmarks/results/sar_by_style.json
+
+The slim per-sample files ``benchmarks/frontier.py`` commits (``*.jsonl.gz``, no dataset column) are read
+too, with ``--dataset``:
+
+    python benchmarks/sar_by_style.py benchmarks/results/frontier_test/sft0/model \\
+        benchmarks/results/frontier_test/samples/sft0/step0.sampled.jsonl.gz --dataset synth_chain_v2_test \\
+        --limit 1200 -o benchmarks/results/sar_by_style_v2_sft0.json
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import statistics
 from pathlib import Path
@@ -28,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("model")
     ap.add_argument("samples", type=Path)
     ap.add_argument("--limit", type=int, default=400)
+    ap.add_argument("--dataset", default=None, help="the rows' dataset, for files without a dataset column")
     ap.add_argument("-o", "--output", type=Path, default=Path("benchmarks/results/sar_by_style.json"))
     args = ap.parse_args(argv)
 
@@ -36,9 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     from sarl.models import load_model
     from sarl.scoring import SARScorer
 
-    rows = read_samples(args.samples)[: args.limit]
+    if args.samples.name.endswith(".gz"):
+        with gzip.open(args.samples, "rt", encoding="utf-8") as fh:
+            rows = [json.loads(x) for x in fh if x.strip()][: args.limit]
+    else:
+        rows = read_samples(args.samples)[: args.limit]
     if not rows:
         raise SystemExit(f"{args.samples}: no samples")
+    if args.dataset is not None:
+        rows = [{**r, "dataset": args.dataset} for r in rows]
+    missing = next((i for i, r in enumerate(rows) if "dataset" not in r), None)
+    if missing is not None:
+        raise SystemExit(f"{args.samples}: row {missing + 1} has no dataset column; pass --dataset NAME")
     datasets = {r["dataset"] for r in rows}
     by_id = {p.id: p for ds in datasets for p in load_dataset(ds)}
     questions = {pid: p.question for pid, p in by_id.items()}
@@ -52,13 +70,17 @@ def main(argv: list[str] | None = None) -> int:
     for r, s in zip(rows, scored):
         key = f"{style(r, by_id[r['id']])}/{'correct' if r['correct'] else 'wrong'}"
         cells.setdefault(key, []).append((s["sar"], r["length"]))
+    # se_sar: the standard error over answers (several answers of one problem are not independent, so
+    # it understates the uncertainty somewhat)
     table = {k: {"n": len(v), "mean_sar": statistics.fmean(x for x, _ in v),
+                 "se_sar": statistics.stdev(x for x, _ in v) / len(v) ** 0.5 if len(v) > 1 else None,
                  "mean_length": statistics.fmean(n for _, n in v)} for k, v in sorted(cells.items())}
     out = {"model": args.model, "samples": str(args.samples), "answers": len(rows), "cells": table}
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(out, indent=2) + "\n")
     for k, v in table.items():
-        print(f"{k:16s} n={v['n']:4d}  mean SAR={v['mean_sar']:.3f}  mean length={v['mean_length']:.1f}")
+        se = f" ± {1.96 * v['se_sar']:.3f}" if v["se_sar"] is not None else ""
+        print(f"{k:16s} n={v['n']:4d}  mean SAR={v['mean_sar']:.3f}{se}  mean length={v['mean_length']:.1f}")
     return 0
 
 

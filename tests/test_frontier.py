@@ -148,6 +148,14 @@ def test_smoke_run_end_to_end_and_recomputed_from_the_exported_copy(F, tmp_path,
     assert capsys.readouterr().out.splitlines() == ["design 'smoke': 2 of 3 runs finished",
                                                     "in progress: o1@0.1-sft0-s0 (step 4 of 4)"]
     (tmp_path / "held.gz").rename(root / "metrics" / "o1@0.1-sft0-s0.jsonl.gz")
+    # SAR by style reads the slim committed samples (no dataset column: --dataset names it)
+    sbs, slim = load_benchmark("sar_by_style"), root / "samples" / "sft0" / "step0.sampled.jsonl.gz"
+    with pytest.raises(SystemExit, match=r"step0.sampled.jsonl.gz: row 1 has no dataset column; pass --dataset"):
+        sbs.main([str(root / "sft0" / "model"), str(slim), "-o", str(tmp_path / "style.json")])
+    assert sbs.main([str(root / "sft0" / "model"), str(slim), "--dataset", "synth_chain_v2_val",
+                     "-o", str(tmp_path / "style.json")]) == 0
+    style = json.loads((tmp_path / "style.json").read_text())
+    assert sum(c["n"] for c in style["cells"].values()) == style["answers"] == 12  # 6 problems x 2 samples
     # a rerun reuses everything; the exported copy (design, samples, metrics) recomputes the same numbers
     assert F.main(["run", "--design", "smoke", "-o", str(root), "--workers", "1"]) == 0
     F.main(["export", str(root), str(tmp_path / "copy")])
