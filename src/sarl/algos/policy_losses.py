@@ -140,7 +140,8 @@ def cispo(logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, 
     so every token keeps its gradient ``-w A grad logp`` (no token is dropped by clipping). TRL's cap is
     its ``epsilon_high`` itself (ScaleRL's eps_max = 5 is ``clip_high = 4``); there is no lower bound
     (verl's cispo also raises weights below ``1 - clip_low``). ``clipfrac``: masked mean of
-    ``[r > 1 + clip_high]``, the tokens whose weight the cap changed."""
+    ``[r > 1 + clip_high]``, the tokens whose weight the cap changed, for either sign of A (TRL's
+    ``cispo_clip_ratio`` counts only tokens with A > 0)."""
     ratio = torch.exp(_log_ratio(logp, old_logp))
     cap = 1.0 + clip_high
     weight = torch.clamp(ratio, max=cap).detach()
