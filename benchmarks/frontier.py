@@ -338,19 +338,22 @@ def cmd_status(args) -> int:
     root = args.folder
     if not (root / "design.json").exists():
         raise SystemExit(f"{root}: no design.json (not a frontier.py output folder)")
+    from sarl.io import read_rows
+
     design = json.loads((root / "design.json").read_text())
     runs = runs_of(design)
-    done = [r["name"] for r in runs if is_finished(root, design, r["name"])]
-    going, pending = [], []
+    finished, going, pending = 0, [], []
     for r in runs:
-        if r["name"] in done:
+        if is_finished(root, design, r["name"]):
+            finished += 1
             continue
         log = root / "runs" / r["name"] / "metrics.jsonl"
-        steps = [json.loads(x).get("step") for x in log.read_text().splitlines() if x.strip()] if log.exists() else []
-        steps = [s for s in steps if s is not None]
-        (going if steps else pending).append(f"{r['name']} (step {max(steps)} of {design['steps']})" if steps
-                                             else r["name"])
-    print(f"design {design['name']!r}: {len(done)} of {len(runs)} runs finished")
+        steps = [row["step"] for row in read_rows(log) if "step" in row] if log.exists() else []
+        if steps:
+            going.append(f"{r['name']} (step {max(steps)} of {design['steps']})")
+        else:
+            pending.append(r["name"])
+    print(f"design {design['name']!r}: {finished} of {len(runs)} runs finished")
     for title, names in (("in progress", going), ("not started", pending)):
         if names:
             print(f"{title}: " + ", ".join(names))
@@ -678,6 +681,9 @@ def _budget_md(b: dict[str, Any]) -> list[str]:
 def headline_md(res: dict[str, Any]) -> list[str]:
     """The README's table: per warm start, the last evaluated step, every arm sampled and greedy side by
     side (accuracy with its interval, length, length / GRPO's), then the pre-registered decisions."""
+    def order(arm: str) -> tuple[int, float]:  # warm start, GRPO, then each method by weight
+        return (-1, 0.0) if arm == "sft" else (list(METHODS).index(parse_arm(arm)[0]), parse_arm(arm)[1])
+
     last = str(res["design"]["eval_at"][-1])
     lines: list[str] = []
     for sft, budgets in res["warm_starts"].items():
@@ -688,9 +694,6 @@ def headline_md(res: dict[str, Any]) -> list[str]:
                   "GRPO's):", "", "| arm | runs | sampled accuracy | length | / GRPO | greedy accuracy | length | / GRPO |",
                   "|---|---|---|---|---|---|---|---|"]
         pts = by_mode["sampled"]["points"]
-        def order(arm: str) -> tuple[int, float]:  # warm start, GRPO, then each method by weight
-            return (-1, 0.0) if arm == "sft" else (list(METHODS).index(parse_arm(arm)[0]), parse_arm(arm)[1])
-
         for arm in sorted(pts, key=order):
             cells = []
             for mode in ("sampled", "greedy"):
@@ -704,8 +707,7 @@ def headline_md(res: dict[str, Any]) -> list[str]:
             lines.append(f"| {'SFT warm start' if arm == 'sft' else label(arm)} | {len(pts[arm]['runs'])} | "
                          + " | ".join(cells) + " |")
         lines += ["", "| decision | sampled | greedy |", "|---|---|---|"]
-        keys = list(by_mode["sampled"]["verdicts"])
-        for key in keys:
+        for key in by_mode["sampled"]["verdicts"]:
             sa, pen = key.split(" vs ")
             cells = []
             for mode in ("sampled", "greedy"):

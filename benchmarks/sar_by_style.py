@@ -19,7 +19,6 @@ too, with ``--dataset``:
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import statistics
 from pathlib import Path
@@ -42,14 +41,12 @@ def main(argv: list[str] | None = None) -> int:
 
     from sarl.data import load_dataset
     from sarl.evaluate import read_samples
+    from sarl.io import read_rows
     from sarl.models import load_model
     from sarl.scoring import SARScorer
 
-    if args.samples.name.endswith(".gz"):
-        with gzip.open(args.samples, "rt", encoding="utf-8") as fh:
-            rows = [json.loads(x) for x in fh if x.strip()][: args.limit]
-    else:
-        rows = read_samples(args.samples)[: args.limit]
+    # an evaluation's samples.jsonl (a torn last line dropped), or a committed .jsonl.gz (errors name the line)
+    rows = (read_rows(args.samples) if args.samples.name.endswith(".gz") else read_samples(args.samples))[: args.limit]
     if not rows:
         raise SystemExit(f"{args.samples}: no samples")
     if args.dataset is not None:
